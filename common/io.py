@@ -1,0 +1,138 @@
+"""File I/O that never leaves half-written outputs: write to a temporary name, then rename."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file (and row or column) and what to do."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``path``; it replaces ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Atomic JSON write; numpy values become plain numbers, NaN becomes null, +-inf "inf"/"-inf"."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def write_csv(path: str | Path, columns: Mapping[str, Sequence]) -> Path:
+    """Atomic CSV write from equal-length columns (floats written with full precision)."""
+    names = list(columns)
+    lengths = {len(columns[n]) for n in names}
+    if len(lengths) > 1:
+        raise ValueError(f"write_csv({path}): columns have different lengths {lengths}")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        for row in zip(*(columns[n] for n in names)):
+            w.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row])
+    return Path(path)
+
+
+def read_csv(path: str | Path, required: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Read a CSV with a header into ``{column: [str, ...]}``; missing columns are a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise InputError(f"{path}: the file is empty; expected a header row with {list(required)}")
+        rows = list(reader)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; the header has {header}")
+    cols: dict[str, list[str]] = {h: [] for h in header}
+    for i, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{path}: row {i} has {len(row)} fields, the header has {len(header)}")
+        for h, v in zip(header, row):
+            cols[h].append(v)
+    return cols
+
+
+def numeric_column(cols: dict[str, list[str]], name: str, path: str | Path, dtype=float) -> np.ndarray:
+    """Column ``name`` as numbers; a non-numeric cell is an error naming the file, row and value."""
+    out = np.empty(len(cols[name]), dtype=dtype)
+    for i, v in enumerate(cols[name]):
+        try:
+            out[i] = dtype(float(v)) if dtype is not float else float(v)
+        except ValueError:
+            raise InputError(f"{path}: row {i + 2}, column '{name}': '{v}' is not a number") from None
+    return out

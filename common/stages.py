@@ -1,0 +1,38 @@
+"""The numbered stages: where each script lives, where it writes, what it depends on.
+
+The runner (run_pipeline.py) uses this table to run a range of stages in order. ``config_keys``
+are the config sections a stage reads; ``inputs`` the earlier stages whose outputs it reads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    name: str                  # also the output folder: <output_dir>/<name>
+    script: str                # relative to the repository root
+    config_keys: tuple         # config sections the stage reads
+    inputs: tuple = ()         # stage numbers whose outputs it reads
+
+
+STAGES = (
+    Stage(1, "01_faces", "preprocessing/01_crop_faces.py", ("seed", "dataset", "preprocessing")),
+    Stage(2, "02_split", "preprocessing/02_make_split.py", ("seed", "dataset", "split"), (1,)),
+    Stage(3, "03_train", "training/03_train.py", ("seed", "dataset", "model", "training"), (2,)),
+    Stage(4, "04_features", "training/04_dump_features.py", ("dataset", "model", "features"), (2, 3)),
+    Stage(5, "05_feature_check", "evaluation/05_feature_check.py", ("evaluation",), (4,)),
+    Stage(6, "06_tsne", "evaluation/06_tsne.py", ("seed", "evaluation"), (4,)),
+    Stage(7, "07_classifier_eval", "evaluation/07_classifier_eval.py", ("evaluation",), (4,)),
+    Stage(8, "08_scores", "slr/08_similarity_scores.py", ("slr",), (4,)),
+    Stage(9, "09_score_distributions", "slr/09_score_distributions.py", ("slr",), (8,)),
+    Stage(10, "10_kde_lr", "slr/10_kde_lr.py", ("seed", "slr"), (8,)),
+    Stage(11, "11_tippett", "slr/11_tippett.py", ("slr",), (10,)),
+    Stage(12, "12_det_eer", "slr/12_det_eer.py", ("slr",), (10,)),
+    Stage(13, "13_ece_cllr", "slr/13_ece_cllr.py", ("slr",), (10,)),
+    Stage(14, "14_elub", "slr/14_elub.py", ("slr",), (10,)),
+)
+
+BY_NUMBER = {s.number: s for s in STAGES}
+BY_NAME = {s.name: s for s in STAGES}

@@ -1,0 +1,27 @@
+"""Detector registry. Each name maps to ``module:Class``; the module is imported only when that
+detector is built, so one detector's heavy dependencies never slow down or break another."""
+from __future__ import annotations
+
+import importlib
+
+from .base import Detector
+
+REGISTRY: dict[str, str] = {
+    # name: "module (relative to this package):Class" -- filled in by each detector's issue
+}
+
+
+def register(name: str, target: str) -> None:
+    REGISTRY[name] = target
+
+
+def detector_class(name: str) -> type[Detector]:
+    if name not in REGISTRY:
+        raise KeyError(f"model.name: unknown detector '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def build_detector(name: str, **kwargs) -> Detector:
+    """Build detector ``name`` with keyword options from the config's ``model`` section."""
+    return detector_class(name)(**kwargs)

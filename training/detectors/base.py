@@ -1,0 +1,85 @@
+"""The one interface every detector implements (DeepfakeBench-style).
+
+``forward(x)`` takes a float image batch (B, 3, H, W), already normalised with the detector's
+``mean``/``std`` (video detectors take (B, T, 3, H, W)), and returns a dict with
+
+- ``logits``: (B, 2), class 1 = fake;
+- ``prob``: (B,), the fake probability (softmax of ``logits`` unless the detector says otherwise);
+- ``feature``: (B, ``feature_dim``), the feature dumped by stage 04 and scored by stage 08;
+- optionally ``feature_map``: (B, C, h, w), when ``return_feature_map`` is set (stage 04's
+  full-map option; the paper flattened the 2048x8x8 fused map).
+
+``training_step(batch)`` returns ``(loss, logs)``; the default is cross-entropy on ``logits``.
+Detectors with their own objectives (AM-Softmax, LIB's information losses and mixup, SBI with
+facial-embedding guidance) override it, so the trainer stays the same for all of them. A batch is a
+dict with at least ``image`` (B, 3, H, W) and ``label`` (B,) long; data modes may add keys.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Detector(nn.Module):
+    name: str = "detector"
+    input_size: int = 256                 # square input side in pixels
+    feature_dim: int = 0                  # size of out["feature"]
+    mean: tuple = IMAGENET_MEAN           # input normalisation the detector expects
+    std: tuple = IMAGENET_STD
+    is_video: bool = False                # True: input (B, T, 3, H, W)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.return_feature_map = False
+
+    @staticmethod
+    def outputs(logits: torch.Tensor, feature: torch.Tensor, **more) -> dict:
+        return {"logits": logits, "prob": F.softmax(logits.float(), dim=1)[:, 1], "feature": feature, **more}
+
+    def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        out = self(batch["image"])
+        loss = F.cross_entropy(out["logits"], batch["label"])
+        return loss, {"loss": float(loss.detach())}
+
+
+def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str) -> None:
+    """Load a local weight file into ``module`` strictly; report missing/unexpected keys clearly.
+
+    ``path`` may hold a bare state dict or a checkpoint dict with a ``state_dict``/``model`` entry.
+    A file for another architecture is an error naming the file, the config key and the mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config "
+                                f"or set it to null to start from random initialisation")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        def show(keys):
+            return f"{len(keys)} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+        raise ValueError(f"{config_key}: '{path}' does not fit {what}: missing keys {show(missing)}, "
+                         f"unexpected keys {show(unexpected)}, wrong shapes {show(wrong_shape)}. "
+                         f"Is it a weight file for another architecture?")
+    module.load_state_dict(state, strict=True)
+    log.info("loaded %s weights from %s (%d tensors, strict)", what, path, len(state))
+
+
+def warn_random_init(what: str, config_key: str) -> None:
+    log.warning("%s starts from random initialisation: no local weight file given (config key '%s'); "
+                "nothing is downloaded", what, config_key)
