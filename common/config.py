@@ -123,17 +123,15 @@ def _resolve_refs(data: dict, source: str) -> dict:
         if not isinstance(value, str) or "${" not in value:
             return value
 
-        def sub(m: re.Match) -> str:
-            key = m.group(1)
+        def lookup(key: str) -> Any:
             if key in chain:
                 raise ConfigError(f"{source}: circular reference through '{key}'")
-            target = root.get(key)
-            return str(resolve(target, chain + (key,)))
+            return resolve(root.get(key), chain + (key,))
 
         whole = _REF.fullmatch(value)
         if whole:  # a bare reference keeps the referenced value's type
-            return resolve(root.get(whole.group(1)), chain + (whole.group(1),))
-        return _REF.sub(sub, value)
+            return lookup(whole.group(1))
+        return _REF.sub(lambda m: str(lookup(m.group(1))), value)
 
     return resolve(data, ())
 
