@@ -8,6 +8,18 @@ from .base import Detector
 
 REGISTRY: dict[str, str] = {
     # name: "module (relative to this package):Class" -- filled in by each detector's issue
+    "meso4": "meso:Meso4",
+    "meso_inception4": "meso:MesoInception4",
+    "xception": "xception:XceptionDetector",
+    "efficientnet_b4": "efficientnet:EfficientNetDetector",
+    "efficientnet": "efficientnet:EfficientNetDetector",
+    "resnet34": "resnet:ResNetDetector",
+    "srm": "srm:SRMDetector",
+    "meso4_lstm": "video_lstm:Meso4LSTM",
+    "efficientnet_lstm": "video_lstm:EfficientNetLSTM",
+    "sbi_fed": "sbi_fed:SBIFEDDetector",
+    "lib": "lib:LIBDetector",
+    "ssaaformer": "ssaaformer:SSAAFormer",
 }
 
 

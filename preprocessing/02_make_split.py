@@ -1,0 +1,48 @@
+"""Stage 02: write the train/val/test split file of a DeepfakeBench-layout dataset.
+
+Reads ``dataset.root`` (``<root>/<real|fake>/frames/<video_id>/*.png``) and the ``split`` section
+(unit person | video | frame, ratios, seed, person_map / person_regex). Writes ``split.file``
+(DeepfakeBench-compatible JSON with a ``meta`` entry), ``<split>_leakage.json`` beside it, and in
+``<output_dir>/02_split/``: ``summary.json`` and ``split_counts.png``. A person split that leaks is
+refused. ``--dataset-root DIR`` and ``--output FILE`` override ``dataset.root`` and ``split.file``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.cli import run_stage
+from common.io import write_json
+from preprocessing.splits import leakage_path, make_split, person_function, read_person_map, write_split
+from preprocessing.plots import plot_split_counts
+
+
+def add_args(p):
+    p.add_argument("--dataset-root", help="dataset root in the DeepfakeBench layout (overrides dataset.root)")
+    p.add_argument("--output", help="split JSON to write (overrides split.file)")
+
+
+def main(cfg, args):
+    root = Path(args.dataset_root) if args.dataset_root else cfg.path("dataset.root")
+    out = Path(args.output) if args.output else cfg.path("split.file")
+    map_path = cfg.path("split.person_map", None)
+    person_map = read_person_map(map_path) if map_path else None
+    regex = cfg.get("split.person_regex", None)
+    split = make_split(root, unit=cfg.get("split.unit", "person"), ratios=cfg.get("split.ratios", (0.7, 0.15, 0.15)),
+                       seed=int(cfg.get("split.seed", cfg.seed)), dataset_name=cfg.get("dataset.name", None),
+                       person_map=person_map, person_regex=regex)
+    write_split(out, split, person_function(person_map, regex))
+    stage = cfg.stage_dir("02_split")
+    meta = split["meta"]
+    write_json(stage / "summary.json", {"split_file": str(out), "leakage_file": str(leakage_path(out)),
+                                        **{k: meta[k] for k in ("dataset", "unit", "seed", "ratios", "leaky",
+                                                                "person_rule", "counts", "leakage")}})
+    plot_split_counts(meta, stage / "split_counts.png")
+    c = meta["counts"]
+    print(f"split ({meta['unit']}, seed {meta['seed']}{', LEAKY' if meta['leaky'] else ''}): "
+          + ", ".join(f"{s} {v['frames_real'] + v['frames_fake']} frames / {v['persons']} persons" for s, v in c.items()))
+    print(f"wrote {out}, {leakage_path(out)}, {stage / 'summary.json'}, {stage / 'split_counts.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__, extra_args=add_args))

@@ -1,0 +1,18 @@
+"""Stage 11: Tippett plots (standard form: both hypotheses as P(LLR >= x)) and rates of misleading evidence, frame and video level, for every split. Reads stage 10's outputs
+(<output_dir>/10_kde_lr/); writes <output_dir>/11_tippett/ (PNG figures, summary.json).
+"""
+import sys
+
+from common.cli import run_stage
+from slr._stage import stage_output
+from slr.pipeline import load_stage10, stage11
+
+
+def main(cfg, args):
+    levels = load_stage10(cfg.stage_dir("10_kde_lr", create=False))
+    with stage_output(cfg, "11_tippett") as out:
+        stage11(levels, out)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__))

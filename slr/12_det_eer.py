@@ -1,0 +1,18 @@
+"""Stage 12: DET curves on probit axes, EER (interpolated correctly; the method is named in the summary) and its threshold, frame and video level, for every split. Reads stage 10's outputs
+(<output_dir>/10_kde_lr/); writes <output_dir>/12_det_eer/ (PNG figures, summary.json).
+"""
+import sys
+
+from common.cli import run_stage
+from slr._stage import stage_output
+from slr.pipeline import load_stage10, stage12
+
+
+def main(cfg, args):
+    levels = load_stage10(cfg.stage_dir("10_kde_lr", create=False))
+    with stage_output(cfg, "12_det_eer") as out:
+        stage12(levels, out)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__))

@@ -1,0 +1,93 @@
+"""Empirical lower and upper bounds (ELUB) on log10 likelihood ratios.
+
+Vergeer, van Es, de Jongh, Alberink, Stoel, "Numerical likelihood ratios outputted by LR systems
+are often based on extrapolation: when to stop extrapolating?", Science & Justice 56 (2016)
+482-491; the algorithm and its grid are those of the NFI ``lir`` package (lr_reference.md), and the
+results agree with ``lir.algorithms.bayeserror.elub`` (tests/test_slr_metrics.py).
+
+Conventions: LLR = log10 LR; ``llr_hp`` = LLRs of Hp-true items (real, project label 0),
+``llr_hd`` = LLRs of Hd-true items (fake, label 1). Fit the bounds on calibration data and clip
+test LLRs with them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from slr.metrics import split_hypotheses
+
+ELUB_STEP = 0.01
+ELUB_EXTREMES = (-9.0, 9.0)
+
+
+def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
+                add_misleading: int = 1) -> tuple[float, float]:
+    """(lower, upper) ELUB bounds in log10.
+
+    1. LLRs are clipped to [-9, 9] (so +-inf is allowed); the threshold grid rho runs in steps of
+       ``step`` from floor(max(min LLR, -log10(n_Hp + 1)) / step) * step (at most 0) to
+       (floor(min(max LLR, log10(n_Hd + 1)) / step) + 1) * step (at least 0), as in lir.
+    2. Decision "accept Hp iff LR > t", t = 10^rho; ``add_misleading`` Hp items that are never
+       accepted and as many Hd items that are always accepted are added; expected utility
+       EU(t) = P(reject | Hp) + t P(accept | Hd); neutral EU0(t) = min(1, t).
+    3. rho is worse than neutral where EU0/EU < 1; lower = (largest such rho <= 0) + step, else
+       the grid minimum; upper = (smallest such rho >= 0) - step, else the grid maximum; finally
+       lower = min(lower, 0), upper = max(upper, 0).
+    Raises ValueError if a hypothesis is empty or an LLR is NaN.
+    """
+    hp = np.asarray(llr_hp, dtype=np.float64).reshape(-1)
+    hd = np.asarray(llr_hd, dtype=np.float64).reshape(-1)
+    for name, a in (("llr_hp (Hp = real)", hp), ("llr_hd (Hd = fake)", hd)):
+        if a.size == 0:
+            raise ValueError(f"ELUB: {name} is empty; the bounds need LLRs of both hypotheses")
+        if np.isnan(a).any():
+            raise ValueError(f"ELUB: {name} contains NaN LLRs; remove them first")
+    lo_x, hi_x = ELUB_EXTREMES
+    hp = np.clip(hp, lo_x, hi_x)
+    hd = np.clip(hd, lo_x, hi_x)
+    n_hp, n_hd = hp.size, hd.size
+    llr_min = max(min(hp.min(), hd.min()), -math.log10(n_hp + 1))
+    llr_max = min(max(hp.max(), hd.max()), math.log10(n_hd + 1))
+    k_min = min(0, int(np.floor_divide(llr_min, step)))
+    k_max = max(0, int(np.floor_divide(llr_max, step)) + 1)
+    rho = np.linspace(k_min * step, k_max * step, k_max - k_min + 1)
+    t = 10.0 ** rho
+    # counts of "LR > t" compared in LR space, like lir, so grid ties resolve identically
+    lr_hp, lr_hd = np.sort(10.0 ** hp), np.sort(10.0 ** hd)
+    acc_hp = (n_hp - np.searchsorted(lr_hp, t, side="right")) / (n_hp + add_misleading)
+    acc_hd = (n_hd - np.searchsorted(lr_hd, t, side="right") + add_misleading) / (n_hd + add_misleading)
+    eu = 1.0 - acc_hp + t * acc_hd
+    eu0 = np.where(1.0 > t, t, 1.0)
+    worse = eu0 / eu < 1.0
+    lower = float(np.max(rho[(rho <= 0) & worse] + step, initial=rho.min()))
+    upper = float(np.min(rho[(rho >= 0) & worse] - step, initial=rho.max()))
+    return min(lower, 0.0), max(upper, 0.0)
+
+
+class ELUBBounder:
+    """Fit ELUB bounds on (llr, labels) and clip LLRs to them.
+
+    Labels follow the project convention: 0 = real = Hp, 1 = fake = Hd. Attributes after fit:
+    ``lower_log10`` and ``upper_log10``. transform clips to [lower, upper]; NaN stays NaN.
+    """
+
+    def __init__(self, step: float = ELUB_STEP, add_misleading: int = 1):
+        self.step = step
+        self.add_misleading = add_misleading
+        self.lower_log10: float | None = None
+        self.upper_log10: float | None = None
+
+    def fit(self, llr: Any, labels: Any) -> "ELUBBounder":
+        hp, hd = split_hypotheses(llr, labels)
+        self.lower_log10, self.upper_log10 = elub_bounds(hp, hd, self.step, self.add_misleading)
+        return self
+
+    def transform(self, llr: Any) -> np.ndarray:
+        if self.lower_log10 is None:
+            raise RuntimeError("ELUBBounder is not fitted: call fit(llr, labels) on calibration data first")
+        return np.clip(np.asarray(llr, dtype=np.float64), self.lower_log10, self.upper_log10)
+
+    def fit_transform(self, llr: Any, labels: Any) -> np.ndarray:
+        return self.fit(llr, labels).transform(llr)

@@ -1,0 +1,187 @@
+"""Similarity scores (stage 08): centroid of the real training features, cosine similarity to it.
+
+Conventions (as in the paper): centroid = arithmetic mean of the flattened features of the real
+(label 0) frames of the training split; score = cosine similarity of a frame's flattened feature
+to that centroid, in [-1, 1], higher = more like the real training frames. Real frames give the
+Hp scores, fake frames the Hd scores.
+
+Features are read ``batch_size`` rows at a time (a feature dump is a memory map), accumulated in
+float64, so memory stays at about ``batch_size x D x 8`` bytes even for flattened 2048x8x8 conv
+maps (D = 131,072).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from common.features import FeatureDump, read_feature_dump
+from common.io import InputError
+from common.splits import read_split
+
+from .io import ScoreSet
+
+log = logging.getLogger(__name__)
+
+
+def iter_batches(features: np.ndarray, batch_size: int, rows: np.ndarray | None = None,
+                 desc: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(row_index, batch)`` with batch = float64 (b, D) copies of ``features[row_index]``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = features.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", disable=desc is None,
+                      leave=False):
+        idx = rows[start:start + batch_size]
+        # contiguous runs are read as slices (fast on memory maps); otherwise fancy indexing
+        if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and np.all(np.diff(idx) == 1):
+            block = features[idx[0]:idx[-1] + 1]
+        else:
+            block = features[idx]
+        yield idx, np.asarray(block, dtype=np.float64).reshape(len(idx), -1)
+
+
+class StreamingCentroid:
+    """Running mean of feature rows, accumulated in float64 one batch at a time."""
+
+    def __init__(self):
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, batch: np.ndarray) -> "StreamingCentroid":
+        batch = np.asarray(batch, dtype=np.float64).reshape(len(batch), -1)
+        if self.total is None:
+            self.total = np.zeros(batch.shape[1])
+        elif batch.shape[1] != self.total.shape[0]:
+            raise ValueError(f"feature size changed from {self.total.shape[0]} to {batch.shape[1]}")
+        self.total += batch.sum(axis=0)
+        self.count += len(batch)
+        return self
+
+    @property
+    def centroid(self) -> np.ndarray:
+        if not self.count:
+            raise ValueError("no rows were added to the centroid")
+        return self.total / self.count
+
+
+def real_centroid(dump: FeatureDump, batch_size: int = 64) -> np.ndarray:
+    """(D,) float64 mean of the real (label 0) rows of ``dump``."""
+    rows = np.flatnonzero(dump.labels == 0)
+    if not len(rows):
+        raise InputError(f"{dump.source}: no real (label 0) rows; the centroid needs real training features")
+    acc = StreamingCentroid()
+    for _, batch in iter_batches(dump.features, batch_size, rows, desc="centroid"):
+        acc.add(batch)
+    c = acc.centroid
+    if not np.all(np.isfinite(c)):
+        raise InputError(f"{dump.source}: the real training features contain NaN or infinite values")
+    if not np.any(c):
+        raise InputError(f"{dump.source}: the centroid of the real training features is the zero vector; "
+                         f"cosine similarity to it is undefined")
+    return c
+
+
+def cosine_scores(dump: FeatureDump, centroid: np.ndarray, batch_size: int = 64,
+                  desc: str | None = "scores") -> np.ndarray:
+    """(N,) float64 cosine similarity of every row of ``dump`` to ``centroid``."""
+    centroid = np.asarray(centroid, dtype=np.float64).ravel()
+    if dump.dim != centroid.shape[0]:
+        raise InputError(f"{dump.source}: features have {dump.dim} values per item, the centroid "
+                         f"(from the training split) has {centroid.shape[0]}; all splits must come "
+                         f"from the same detector and layer")
+    c_unit = centroid / np.linalg.norm(centroid)
+    out = np.empty(len(dump), dtype=np.float64)
+    for idx, batch in iter_batches(dump.features, batch_size, desc=desc):
+        norms = np.linalg.norm(batch, axis=1)
+        bad = ~(np.isfinite(norms) & (norms > 0))
+        if bad.any():
+            i = int(idx[np.argmax(bad)])
+            raise InputError(f"{dump.source}: feature row {i} ({dump.image_paths[i]}) is "
+                             f"{'all zero' if np.isfinite(norms[np.argmax(bad)]) else 'not finite'}; "
+                             f"its cosine similarity is undefined: re-run the feature dump")
+        out[idx] = (batch @ c_unit) / norms
+    return np.clip(out, -1.0, 1.0)
+
+
+def check_dims(dumps: dict[str, FeatureDump]) -> int:
+    """The common feature size of all splits; an error naming the splits if they differ."""
+    dims = {split: d.dim for split, d in dumps.items()}
+    if len(set(dims.values())) > 1:
+        detail = ", ".join(f"{split} ({dumps[split].source}): {dim}" for split, dim in dims.items())
+        raise InputError(f"feature sizes differ across splits ({detail}); all splits must come from the same "
+                         f"detector and layer: re-run stage 04 for every split")
+    return next(iter(dims.values()))
+
+
+def compute_scores(dumps: dict[str, FeatureDump], batch_size: int = 64, centroid_split: str = "train"
+                   ) -> tuple[np.ndarray, dict[str, ScoreSet]]:
+    """Centroid of the real ``centroid_split`` rows and the cosine scores of every split."""
+    if centroid_split not in dumps:
+        raise InputError(f"no '{centroid_split}' features: the centroid is fitted on the training split")
+    check_dims(dumps)
+    centroid = real_centroid(dumps[centroid_split], batch_size)
+    out = {}
+    for split, dump in dumps.items():
+        s = cosine_scores(dump, centroid, batch_size, desc=f"scores {split}")
+        out[split] = ScoreSet(s, dump.labels.astype(np.int64), dump.video_ids.astype(str),
+                              dump.image_paths.astype(str), dump.source)
+    return centroid, out
+
+
+def load_split_dumps(features_dir: str | Path, splits) -> dict[str, FeatureDump]:
+    """Stage 04's dumps ``<features_dir>/<split>/`` (memory-mapped)."""
+    features_dir = Path(features_dir)
+    return {s: read_feature_dump(features_dir / s) for s in splits}
+
+
+def _norm_path(p: str) -> str:
+    p = str(p).replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    return p
+
+
+def divide_feature_file(features_file: str | Path, split_file: str | Path, splits) -> dict[str, FeatureDump]:
+    """Divide one paper-style ``.npz`` (or dump directory) into splits by the frames of a split file.
+
+    Frames are matched on their path relative to the dataset root (``real/frames/0000/000.png``).
+    Frames of the split file missing from the feature file are skipped (the paper's file holds
+    2,438 of UADFV's 3,099 frames) and counted in the log; a label disagreement is an error.
+    """
+    dump = read_feature_dump(features_file)
+    index = {_norm_path(p): i for i, p in enumerate(dump.image_paths)}
+    if len(index) != len(dump):
+        raise InputError(f"{features_file}: image_paths are not unique")
+    out, used = {}, np.zeros(len(dump), bool)
+    for split in splits:
+        samples = read_split(split_file, split)
+        rows, missing = [], 0
+        for smp in samples:
+            i = index.get(_norm_path(smp.path))
+            if i is None:
+                missing += 1
+                continue
+            if int(dump.labels[i]) != smp.label:
+                raise InputError(f"{features_file}: '{smp.path}' has label {int(dump.labels[i])} but "
+                                 f"{split_file} says {smp.label} (1 = fake); the two files disagree")
+            if used[i]:
+                raise InputError(f"{split_file}: frame '{smp.path}' appears in more than one split")
+            used[i] = True
+            rows.append(i)
+        if not rows:
+            raise InputError(f"{split_file}: no frame of split '{split}' is in {features_file}; "
+                             f"do the two files describe the same dataset?")
+        if missing:
+            log.info("split %s: %d of %d frames of %s are not in %s (skipped)", split, missing, len(samples),
+                     split_file, features_file)
+        sub = dump.subset(np.asarray(rows))
+        sub.source = f"{features_file} [{split}]"
+        out[split] = sub
+    if (~used).any():
+        log.info("%d rows of %s are in none of the splits", int((~used).sum()), features_file)
+    return out

@@ -1,0 +1,85 @@
+"""Helpers for the SLR stage tests and benchmark: a person-disjoint split of the paper's feature file
+and a config that runs stages 08-14 on it. (Not a test module; the project's real splitter is
+preprocessing/splits.py -- this small grouping keeps the SLR tests independent of it.)"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from common.features import video_id_from_path
+from common.io import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def person_of(video_id: str) -> str:
+    """UADFV: the fake video ``NNNN_fake`` is made from the real ``NNNN`` (same person)."""
+    return video_id[:-5] if video_id.endswith("_fake") else video_id
+
+
+def person_split_json(npz_path: Path, out_path: Path, seed: int = 0, ratios=(0.7, 0.15, 0.15)) -> dict:
+    """Write a split JSON (common/splits.py format) of the frames in ``npz_path``, persons kept whole.
+    Returns ``{split: set of persons}``."""
+    d = np.load(npz_path)
+    paths = d["image_paths"].astype(str)
+    labels = d["labels"].astype(int)
+    vids = np.array([video_id_from_path(p) for p in paths])
+    persons = sorted({person_of(v) for v in vids})
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(persons)
+    n_tr = int(round(ratios[0] * len(order)))
+    n_va = int(round(ratios[1] * len(order)))
+    groups = {"train": set(order[:n_tr]), "val": set(order[n_tr:n_tr + n_va]), "test": set(order[n_tr + n_va:])}
+    where = {p: s for s, ps in groups.items() for p in ps}
+    tree: dict = {"UADFV_Real": {s: {} for s in groups}, "UADFV_Fake": {s: {} for s in groups}}
+    for p, lab, v in zip(paths, labels, vids):
+        name = "UADFV_Fake" if lab == 1 else "UADFV_Real"
+        entry = tree[name][where[person_of(v)]].setdefault(v, {"label": name, "frames": []})
+        entry["frames"].append(p)
+    write_json(out_path, {"UADFV": tree, "meta": {"unit": "person", "seed": seed, "leaky": False}})
+    return groups
+
+
+def write_config(tmp_path: Path, features_file: Path, split_file: Path, protocol: str = "sound",
+                 name: str = "cfg.yaml", **slr) -> Path:
+    """A config running stages 08-14 on ``features_file`` divided by ``split_file`` into tmp_path/out."""
+    section = {"protocol": protocol, "features_dir": None, "features_file": str(features_file),
+               "split_file": str(split_file), "batch_size": 256, "scores_dir": "${output_dir}/08_scores",
+               "bandwidth": {"scale": "std", "grid_min": 0.01, "grid_max": 3.0, "grid_n": 40, "n_folds": 10,
+                             "seed": "${seed}"},
+               "paper_seed": 42, "calibration": "none", "video_level": True}
+    section.update(slr)
+    cfg = {"seed": 1024, "output_dir": str(tmp_path / f"out_{protocol}"), "slr": section}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def load_script(number: int):
+    """Import a numbered SLR script (``slr/NN_*.py``) as a module, to call its ``main(cfg, args)``."""
+    from common.stages import BY_NUMBER
+
+    path = REPO / BY_NUMBER[number].script
+    spec = importlib.util.spec_from_file_location(f"slr_stage_{number:02d}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def lir_cllr(llr, labels) -> float:
+    """Cllr (bits) from the peer library lir 1.3.1; ``labels`` in the project's convention (1 = fake)."""
+    from lir.data.models import LLRData
+    from lir.metrics import cllr
+
+    return cllr(LLRData(features=np.asarray(llr, float).copy(), labels=1 - np.asarray(labels, int)))
+
+
+def lir_elub(llr, labels) -> tuple[float, float]:
+    """ELUB bounds (log10) from lir 1.3.1; ``labels`` in the project's convention (1 = fake)."""
+    from lir.algorithms.bayeserror import elub
+
+    lo, hi = elub(np.asarray(llr, float).copy(), 1 - np.asarray(labels, int))
+    return float(lo), float(hi)

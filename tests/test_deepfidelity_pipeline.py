@@ -1,0 +1,74 @@
+"""DeepFidelity through the numbered scripts on a small real UADFV subset:
+02 split -> 03a fidelity targets -> 03 train (ssaaformer, data mode fidelity) -> 04 dumps ->
+04b SVR scores -> slr.run_scores judges the fidelity score as evidence."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.io import read_csv, read_json
+
+REPO = Path(__file__).resolve().parents[1]
+PERSONS = [f"{i:04d}" for i in range(12)]
+
+
+def small_uadfv(src: Path, dst: Path, frames: int = 4) -> Path:
+    """Symlinked subset: the first ``frames`` frames (+ landmarks) of 12 persons' real and fake videos."""
+    for label, suffix in (("real", ""), ("fake", "_fake")):
+        for p in PERSONS:
+            vid = p + suffix
+            for kind, ext in (("frames", ".png"), ("landmarks", ".npy")):
+                (dst / label / kind / vid).mkdir(parents=True, exist_ok=True)
+            for f in sorted((src / label / "frames" / vid).glob("*.png"))[:frames]:
+                os.symlink(f, dst / label / "frames" / vid / f.name)
+                lm = src / label / "landmarks" / vid / (f.stem + ".npy")
+                os.symlink(lm, dst / label / "landmarks" / vid / lm.name)
+    return dst
+
+
+def run(script: str, *sets: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, *script.split(), *sum((["--set", s] for s in sets), [])],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{script} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
+    root = small_uadfv(uadfv_root, tmp_path / "data")
+    out = tmp_path / "out"
+    sets = [f"output_dir={out}", f"dataset.root={root}", "model.input_size=32",
+            "model.ssaaformer={patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, symmetric_blocks: 1, local_window: 3}",
+            "training.epochs=1", "training.num_workers=0", "training.tensorboard=false", "training.batch_size=16",
+            "features.num_workers=0", "fidelity.quality_method=sharpness", "fidelity.svr.folds=3"]
+    cfg = "--config configs/uadfv_deepfidelity.yaml"
+    run(f"preprocessing/02_make_split.py {cfg}", *sets)
+    stdout = run(f"training/03a_fidelity_targets.py {cfg}", *sets)
+    assert "fidelity_targets.csv" in stdout
+    cache = read_csv(out / "02_split" / "fidelity_targets.csv")
+    fid, lab = np.array(cache["fidelity"], float), np.array(cache["label"], int)
+    assert set(cache["split"]) == {"train", "val"}
+    assert fid[lab == 1].max() <= 0.4 and fid[lab == 0].min() >= 0.6
+    assert (out / "03a_fidelity_targets" / "quality.png").is_file()
+    assert "(reused)" in run(f"training/03a_fidelity_targets.py {cfg}", *sets)     # cache hit the second time
+    run(f"training/03_train.py {cfg}", *sets)
+    log = read_csv(out / "03_train" / "log.csv")
+    assert len(log[next(iter(log))]) == 1
+    run(f"training/04_dump_features.py {cfg}", *sets)
+    stdout = run(f"training/04b_fit_fidelity_svr.py {cfg}", *sets)
+    summary = read_json(out / "04b_fidelity_svr" / "summary.json")
+    assert summary["train_scores"] == "cross_fit" and summary["svr"]["n_train"] > 0
+    for split in ("train", "val", "test"):
+        s = read_csv(out / "04b_fidelity_svr" / "scores" / f"{split}.csv", required=("image_path", "video_id", "label", "score"))
+        assert len(s["score"]) == summary["splits"][split]["n"] and np.isfinite(np.array(s["score"], float)).all()
+        v = read_csv(out / "04b_fidelity_svr" / "scores_video" / f"{split}.csv")
+        assert len(v["video_id"]) == len(set(s["video_id"]))
+    # the fidelity score judged as evidence by the bring-your-own-scores path
+    run(f"-m slr.run_scores --scores-dir {out / '04b_fidelity_svr' / 'scores'} --output-dir {out / 'fidelity_slr'}")
+    lr = read_json(out / "fidelity_slr" / "summary.json")
+    assert np.isfinite(lr["splits"]["test"]["cllr"])

@@ -1,0 +1,27 @@
+"""Stage 03: train the detector named in the config on the split file's train split.
+
+Reads the split file (``split.file``) and the frames under ``dataset.root``; selects the best
+epoch on the ``val`` split by ``training.select_metric`` (never on test). Writes to
+``<output_dir>/03_train/``: ``last.pt`` (each epoch; resumed automatically unless
+``--set training.resume=false``), ``best.pt``, ``log.csv``, ``training_curves.png`` and
+``summary.json``. Multi-GPU: ``torchrun --nproc_per_node N training/03_train.py --config ...``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from common.cli import run_stage
+from training.trainer import STAGE, train
+
+
+def main(cfg, args):
+    summary = train(cfg)
+    out = cfg.stage_dir(STAGE)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"03_train: best {summary['select_metric']} = {summary['best_value']:.4f} at epoch "
+              f"{summary['best_epoch']}; checkpoints, log.csv, training_curves.png, summary.json in {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__))

@@ -1,0 +1,23 @@
+"""Stage 04: dump features and fake probabilities of the trained detector, one dump per split.
+
+Reads ``features.checkpoint`` (default ``<output_dir>/03_train/best.pt``), the split file and the
+frames; writes ``<output_dir>/04_features/<split>/features.npy`` + ``meta.csv`` (the contract read
+by stages 05-08) and ``04_features/summary.json``.
+"""
+from __future__ import annotations
+
+import sys
+
+from common.cli import run_stage
+from training.dump import STAGE, dump_features
+
+
+def main(cfg, args):
+    summary = dump_features(cfg)
+    for split, s in summary["splits"].items():
+        print(f"04_features: {split}: {s['n']} rows x {s['dim']} ({s['dtype']}) -> {s['path']}")
+    print(f"04_features: summary in {cfg.stage_dir(STAGE) / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__))

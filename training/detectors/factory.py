@@ -1,0 +1,39 @@
+"""``build_from_config(cfg)``: the detector named by the config's ``model`` section.
+
+``model.name`` picks the detector from the registry, ``model.pretrained_path`` (null or a local
+file; relative paths are taken from the repository root) is passed on, and every other key of the
+section is a keyword option of that detector (for example ``model.variant: b0`` for
+``efficientnet``, ``model.input_size: 256``). Unknown options are a ConfigError naming the key.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from common.config import REPO_ROOT, Config, ConfigError
+
+from . import detector_class
+from .base import Detector
+
+
+def build_from_config(cfg: Config, **overrides) -> Detector:
+    """Build the detector of ``cfg``'s ``model`` section; ``overrides`` replace section keys."""
+    section = {**cfg.section("model"), **overrides}
+    name = section.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"{cfg.source}: config key 'model.name' must name a detector, got {name!r}")
+    try:
+        cls = detector_class(name)
+    except KeyError as err:
+        raise ConfigError(f"{cfg.source}: {err.args[0]}") from None
+    if section.get("pretrained_path"):
+        p = Path(str(section["pretrained_path"])).expanduser()
+        section["pretrained_path"] = p if p.is_absolute() else REPO_ROOT / p
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(section) - set(params))
+        if unknown:
+            raise ConfigError(f"{cfg.source}: config key(s) {', '.join('model.' + k for k in unknown)} are not "
+                              f"options of detector '{name}'; its options: "
+                              f"{', '.join(k for k in params if k != 'self')}")
+    return cls(**section)

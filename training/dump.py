@@ -1,0 +1,122 @@
+"""Feature dumps (stage 04): run the trained detector over each split and stream its features to disk.
+
+For every split in ``features.splits`` the dump ``<output_dir>/04_features/<split>/`` follows the
+contract of :mod:`common.features` (``features.npy`` + ``meta.csv``: image_path, video_id, label,
+fake_probability, plus any ``meta_columns`` of the eval dataset, e.g. window bounds). Rows are
+written batch by batch into a memory map, so memory is bounded by one batch whatever the dataset
+size, and an interrupted dump never looks complete.
+
+Config keys (section ``features``): ``checkpoint`` (default ``<output_dir>/03_train/best.pt``),
+``splits``, ``full_map`` (false: the detector's pooled ``feature``; true: its flattened
+``feature_map``, e.g. 2048x8x8 = 131,072 values for the paper's SRM), ``dtype`` (float32 |
+float16), ``batch_size``, ``num_workers``, ``frames_per_video`` (null = all frames),
+``skip_missing`` (count and skip missing images instead of failing).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from common.config import Config, ConfigError
+from common.features import FeatureDumpWriter
+from common.io import InputError, write_json
+
+from . import data as D
+from .trainer import build_detector, resolve_device, to_device
+
+log = logging.getLogger(__name__)
+
+STAGE = "04_features"
+
+
+def checkpoint_path(cfg: Config) -> Path:
+    p = cfg.path("features.checkpoint", None)
+    return p if p is not None else cfg.stage_dir("03_train", create=False) / "best.pt"
+
+
+def load_trained_detector(cfg: Config, path: Path | None = None):
+    """The config's detector with the trained weights of ``path`` (default: ``features.checkpoint``)."""
+    from .detectors.base import load_weights
+    path = Path(path) if path is not None else checkpoint_path(cfg)
+    if not path.is_file():
+        raise InputError(f"{path}: trained checkpoint not found (config key features.checkpoint); run stage 03 "
+                         f"first or point features.checkpoint at a weight file")
+    quiet = logging.getLogger("training.detectors")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # the "random initialisation" warning is moot: weights follow
+    try:
+        detector = build_detector(cfg)
+    finally:
+        quiet.setLevel(level)
+    try:
+        load_weights(detector, path, f"detector '{cfg.get('model.name', '?')}'", "features.checkpoint")
+    except ValueError as exc:   # another architecture: the message names the keys
+        raise InputError(str(exc)) from None
+    return detector
+
+
+@torch.no_grad()
+def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.device,
+               progress: bool = True) -> dict:
+    """Write one split's dump to ``out_path``; returns its counts."""
+    full_map = bool(cfg.get("features.full_map", False))
+    dtype = str(cfg.get("features.dtype", "float32"))
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"{cfg.source}: features.dtype must be float32 or float16, got {dtype!r}")
+    skip = cfg.get("features.skip_missing", None)
+    samples, skipped = D.split_samples(cfg, split, cfg.get("features.frames_per_video", None),
+                                       skip_missing=skip, need_both_classes=False)
+    spec = D.input_spec(cfg, detector)
+    dataset = D.build_eval_dataset(cfg, samples, cfg.path("dataset.root"), spec)
+    extra_cols = tuple(getattr(dataset, "meta_columns", ()))
+    batch_size = int(cfg.get("features.batch_size", cfg.get("training.batch_size", 32)))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        num_workers=int(cfg.get("features.num_workers", cfg.get("training.num_workers", 2))),
+                        pin_memory=device.type == "cuda")
+    detector.eval()
+    detector.return_feature_map = full_map
+    with FeatureDumpWriter(out_path, len(dataset), dtype) as writer:
+        for batch in tqdm(loader, desc=f"04 {split}", disable=not progress):
+            out = detector(to_device(batch, device)["image"])
+            if full_map:
+                if "feature_map" not in out:
+                    raise ConfigError(f"{cfg.source}: features.full_map is true but detector "
+                                      f"'{cfg.get('model.name', '?')}' returns no feature map; set it to false")
+                feat = out["feature_map"].flatten(1)
+            else:
+                feat = out["feature"]
+            extra = {c: [v.item() if isinstance(v, torch.Tensor) else v for v in batch[c]] for c in extra_cols}
+            writer.write(feat.float().cpu().numpy(), list(batch["path"]), list(batch["video_id"]),
+                         batch["label"].tolist(), out["prob"].float().cpu().numpy().tolist(), **extra)
+        dim = int(writer.features.shape[1]) if writer.features is not None else 0
+    labels = np.array([s.label for s in samples])
+    return {"path": str(out_path), "n": len(dataset), "n_real": int((labels == 0).sum()),
+            "n_fake": int((labels == 1).sum()), "n_videos": len({s.video_id for s in samples}), "dim": dim,
+            "dtype": dtype, "full_map": full_map, "skipped_missing": len(skipped)}
+
+
+def dump_features(cfg: Config, progress: bool = True) -> dict:
+    """Dump every split of ``features.splits``; writes and returns ``04_features/summary.json``'s content."""
+    t0 = time.time()
+    splits = cfg.get("features.splits", ["train", "val", "test"])
+    if not isinstance(splits, list) or not splits:
+        raise ConfigError(f"{cfg.source}: features.splits must be a non-empty list such as [train, val, test]")
+    device = resolve_device(cfg)
+    ck = checkpoint_path(cfg)
+    detector = load_trained_detector(cfg, ck).to(device)
+    out_dir = cfg.stage_dir(STAGE)
+    per_split = {}
+    for split in splits:
+        per_split[split] = dump_split(cfg, detector, str(split), out_dir / str(split), device, progress)
+        log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
+                 per_split[split]["path"])
+    summary = {"stage": STAGE, "model": cfg.get("model.name", None), "checkpoint": str(ck),
+               "device": str(device), "splits": per_split, "seconds": time.time() - t0}
+    write_json(out_dir / "summary.json", summary)
+    return summary
