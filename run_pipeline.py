@@ -5,6 +5,8 @@ Each stage runs as its own process with the same config and overrides, exactly a
 started by hand. A stage is skipped (and the runner says so) when its config sections, its external
 input files and the outputs of the stages it reads are unchanged since its last successful run;
 everything downstream of a stage that runs runs too. ``--force`` runs every stage of the range.
+A stage that re-runs after a successful run starts from an empty output folder (its old outputs
+are stale); after a failed or interrupted run its folder is kept (stage 03 resumes from last.pt).
 Stage 00 (the embedded demo's videos) runs only when the config sets ``demo.enabled: true``.
 Exit code: 0 all stages done or up to date, 2 bad config/arguments or a stage script missing,
 otherwise the failing stage's exit code (later stages are not run).
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from common.cli import stage_parser
 from common.config import REPO_ROOT, ConfigError, load_config
-from common.pipeline import current_state, plan, write_stamp
+from common.pipeline import clear_previous, current_state, plan, write_stamp
 from common.stages import STAGES
 
 
@@ -60,7 +62,14 @@ def main(argv=None, table=STAGES) -> int:
               f"== stage {stage.name}: would run ({d.reason})", flush=True)
         if args.dry_run:
             continue
-        state = current_state(cfg, stage, table)        # inputs as this run reads them
+        if clear_previous(cfg, stage):
+            print(f"== stage {stage.name}: previous outputs removed (out of date)", flush=True)
+        try:    # the config as this stage's process will read it (the file may have been edited meanwhile)
+            now_cfg = load_config(config_path, args.overrides)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        state = current_state(now_cfg, stage, table)    # config and inputs as this run reads them
         t0 = time.time()
         rc = subprocess.call([sys.executable, str(REPO_ROOT / stage.script), "--config", config_path, *overrides],
                              cwd=REPO_ROOT)
@@ -68,7 +77,7 @@ def main(argv=None, table=STAGES) -> int:
             print(f"== stage {stage.name} failed (exit {rc}); later stages not run", file=sys.stderr)
             return rc
         seconds = time.time() - t0
-        write_stamp(cfg, stage, state, seconds)
+        write_stamp(now_cfg, stage, state, seconds)
         summary.append((stage.name, "ran", seconds))
         print(f"== stage {stage.name} done in {seconds:.1f} s; outputs in {cfg.stage_dir(stage.name, create=False)}",
               flush=True)

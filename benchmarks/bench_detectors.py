@@ -4,7 +4,8 @@ normalised images, after warm-up steps.
 
 On CPU it times fp32 (the only sensible mode there). With a CUDA GPU it times fp32 and bf16
 autocast with channels-last tensors (the recommended GPU setting), and reports peak GPU memory.
-The device that ran is printed with every row; ``--json`` writes the rows too.
+The device that ran is printed; ``--json`` writes the rows too. On CPU it also reports images per
+CPU-second of the process (all its threads), which is less sensitive to other load than wall time.
 
     python benchmarks/bench_detectors.py [--detectors meso4,xception,...] [--batch-size 8]
         [--steps 5] [--warmup 2] [--device auto|cpu|cuda] [--json out.json]
@@ -64,14 +65,16 @@ def time_training(name: str, device: torch.device, mode: str, batch: int, steps:
     for _ in range(warmup):
         step()
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     sync()
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     row = {"detector": det.name, "input_size": s, "batch": batch, "mode": mode, "device": str(device),
            "steps": steps, "seconds": round(seconds, 3), "images_per_s": round(batch * steps / seconds, 2),
            "params_M": round(sum(p.numel() for p in det.parameters()) / 1e6, 2)}
+    if device.type == "cpu":     # per CPU-second of this process (all its threads): robust to other load
+        row["images_per_cpu_s"] = round(batch * steps / cpu_seconds, 2)
     if device.type == "cuda":
         row["peak_gpu_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return row
@@ -100,15 +103,17 @@ def main() -> int:
         where = f"CPU, {torch.get_num_threads()} threads (no GPU: fp32 only)"
         modes = ["fp32"]
     print(f"device: {where}; torch {torch.__version__}; batch {args.batch_size}, "
-          f"{args.warmup} warm-up + {args.steps} timed steps")
+          f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
     rows = []
-    print(f"{'detector':<18}{'px':>5}{'mode':>20}{'img/s':>10}{'params M':>10}{'peak GiB':>10}")
+    print(f"{'detector':<18}{'px':>5}{'mode':>20}{'img/s':>10}{'img/CPU-s':>11}{'params M':>10}{'peak GiB':>10}")
     for name in [n.strip() for n in args.detectors.split(",") if n.strip()]:
         for mode in modes:
             row = time_training(name, device, mode, args.batch_size, args.steps, args.warmup)
             rows.append(row)
+            nan = float("nan")
             print(f"{row['detector']:<18}{row['input_size']:>5}{mode:>20}{row['images_per_s']:>10.2f}"
-                  f"{row['params_M']:>10.2f}{row.get('peak_gpu_GiB', float('nan')):>10.2f}", flush=True)
+                  f"{row.get('images_per_cpu_s', nan):>11.2f}{row['params_M']:>10.2f}"
+                  f"{row.get('peak_gpu_GiB', nan):>10.2f}", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     if args.json:

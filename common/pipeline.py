@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,20 @@ def current_state(cfg: Config, stage: Stage, table: Sequence[Stage] = STAGES) ->
         "paths": {k: tree_fingerprint(cfg.path(k, None)) for k in stage.path_keys},
         "inputs": inputs,
     }
+
+
+def clear_previous(cfg: Config, stage: Stage) -> bool:
+    """Remove the output folder of a stage that last *succeeded* (it has a stamp) before it re-runs.
+
+    Its outputs are stale by definition, and stages that reuse what they find (stage 01 skips
+    videos already cropped, stage 03 resumes from ``last.pt``) must not build on them. A folder
+    without a stamp (a failed or interrupted run) is kept, so such stages can resume. Only
+    ``<output_dir>/<stage>`` is touched, never data elsewhere. Returns whether it removed anything.
+    """
+    if read_stamp(cfg, stage) is None:
+        return False
+    shutil.rmtree(stage_dir(cfg, stage))
+    return True
 
 
 def write_stamp(cfg: Config, stage: Stage, state: dict, seconds: float) -> Path:

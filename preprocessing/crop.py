@@ -152,8 +152,8 @@ def process_item(item: InputItem, cropper: FaceCropper, opts: dict, out_root: Pa
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
             face = cropper.align_face(frame, det, mask)
             name = f"{idx:03d}"
-            for d in dirs.values():
-                d.mkdir(parents=True, exist_ok=True)
+            for kind in ("frames", "landmarks") + (("masks",) if face.mask is not None else ()):
+                dirs[kind].mkdir(parents=True, exist_ok=True)
             _write_png(dirs["frames"] / f"{name}.png", face.crop)
             np.save(dirs["landmarks"] / f"{name}.npy", np.rint(face.landmarks).astype(np.int32))
             if face.mask is not None:

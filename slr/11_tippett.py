@@ -1,5 +1,8 @@
-"""Stage 11: Tippett plots (standard form: both hypotheses as P(LLR >= x)) and rates of misleading evidence, frame and video level, for every split. Reads stage 10's outputs
-(<output_dir>/10_kde_lr/); writes <output_dir>/11_tippett/ (PNG figures, summary.json).
+"""Stage 11: Tippett plots and rates of misleading evidence, frame and video level, every split.
+
+Standard form: both hypotheses drawn as P(LLR >= x); under slr.protocol=paper also the paper's
+form (Hp as P(LLR <= x)). Reads stage 10's outputs (<output_dir>/10_kde_lr/); writes
+<output_dir>/11_tippett/ (tippett_*.png, summary.json with P(LLR < 0 | Hp) and P(LLR > 0 | Hd)).
 """
 import sys
 

@@ -1,5 +1,8 @@
-"""Stage 12: DET curves on probit axes, EER (interpolated correctly; the method is named in the summary) and its threshold, frame and video level, for every split. Reads stage 10's outputs
-(<output_dir>/10_kde_lr/); writes <output_dir>/12_det_eer/ (PNG figures, summary.json).
+"""Stage 12: DET curves on probit axes, EER and its threshold, frame and video level, every split.
+
+The EER interpolates linearly between exact operating points (ROCCH-EER reported too; the method
+is named in the summary); under slr.protocol=paper the paper's EER is reported beside it. Reads
+stage 10's outputs (<output_dir>/10_kde_lr/); writes <output_dir>/12_det_eer/ (det_*.png, summary.json).
 """
 import sys
 

@@ -1,5 +1,8 @@
-"""Stage 13: empirical cross-entropy (ECE) plots with PAV-calibrated and neutral references, Cllr, Cllr_min, Cllr_cal and AUC, frame and video level, for every split. Reads stage 10's outputs
-(<output_dir>/10_kde_lr/); writes <output_dir>/13_ece_cllr/ (PNG figures, summary.json).
+"""Stage 13: empirical cross-entropy plots, Cllr, Cllr_min, Cllr_cal and AUC, frame and video level.
+
+ECE over log10 prior odds for the LRs, the PAV-calibrated LRs and the neutral LR = 1 (bits; at
+prior 0.5 the ECE equals Cllr). Reads stage 10's outputs (<output_dir>/10_kde_lr/); writes
+<output_dir>/13_ece_cllr/ (ece_*.png, summary.json).
 """
 import sys
 

@@ -1,5 +1,8 @@
-"""Stage 14: ELUB bounds (standard method), bounded LRs and the NBE plot, frame and video level, for every split. Reads stage 10's outputs
-(<output_dir>/10_kde_lr/); writes <output_dir>/14_elub/ (PNG figures, summary.json).
+"""Stage 14: ELUB bounds (the standard method), bounded LRs and the NBE plot, frame and video level.
+
+Under slr.protocol=sound the bounds are fitted on val and applied to every split; under paper
+each split's own bounds are reported beside the paper's fallback (-12, 6.5). Reads stage 10's
+outputs (<output_dir>/10_kde_lr/); writes <output_dir>/14_elub/ (elub_*.png, summary.json).
 """
 import sys
 

@@ -140,19 +140,11 @@ def _import_core():
     return kde, metrics, calibration, elub
 
 
-def _cv_table(table) -> dict:
-    """A bandwidth-search table as ``{"bandwidth": [...], "score": [...]}``, whatever its container."""
-    if isinstance(table, dict):
-        bw = table.get("bandwidth", table.get("bandwidths", table.get("grid")))
-        sc = table.get("score", table.get("scores", table.get("loglik", table.get("cv_loglik"))))
-        if bw is not None and sc is not None:
-            return {"bandwidth": np.asarray(bw, float).tolist(), "score": np.asarray(sc, float).tolist()}
-        return {k: v for k, v in table.items()}
-    arr = np.asarray(table, dtype=float)
-    if arr.ndim == 2 and 2 in arr.shape:
-        arr = arr if arr.shape[1] == 2 else arr.T
-        return {"bandwidth": arr[:, 0].tolist(), "score": arr[:, 1].tolist()}
-    return {"table": arr.tolist()}
+def _cv_table(table: dict) -> dict:
+    """``kde.cv_bandwidth``'s table as JSON-able lists ``{"bandwidth": [...], "score": [...]}``
+    (score = mean held-out log-likelihood over the folds, nats)."""
+    return {"bandwidth": np.asarray(table["bandwidth"], float).tolist(),
+            "score": np.asarray(table["cv_loglik"], float).tolist()}
 
 
 def _check_sets(sets: dict[str, ScoreSet], what: str) -> None:
@@ -170,9 +162,19 @@ def _check_sets(sets: dict[str, ScoreSet], what: str) -> None:
 
 
 def fit_level(sets: dict[str, ScoreSet], settings: Settings, level: str = "frame") -> LevelLR:
-    """Fit the protocol's LR system on ``sets`` (``{"train"|"val"|"test": ScoreSet}``) and apply it."""
-    kde, metrics, calibration, elub = _import_core()
+    """Fit the protocol's LR system on ``sets`` (``{"train"|"val"|"test": ScoreSet}``) and apply it.
+    Data the LR library cannot fit (e.g. fewer training items than CV folds) is an InputError."""
     _check_sets(sets, level)
+    try:
+        return _fit_level(sets, settings, level)
+    except ValueError as exc:
+        if isinstance(exc, (InputError, ConfigError)):
+            raise
+        raise InputError(f"{sets['train'].source or 'train scores'}: {level} level, {settings.protocol} protocol: "
+                         f"{exc}") from exc
+
+
+def _fit_level(sets: dict[str, ScoreSet], settings: Settings, level: str) -> LevelLR:
     tr = sets["train"]
     out: dict[str, SplitLR] = {}
     bounds: dict[str, dict | None] = {}
@@ -375,6 +377,8 @@ def _lr_columns(sl: SplitLR, level: str) -> dict:
     cols.update(label=[int(v) for v in sl.labels], score=[float(v) for v in sl.scores],
                 llr_kde=[float(v) for v in sl.llr_kde], llr_calibrated=[float(v) for v in sl.llr_cal],
                 llr=[float(v) for v in sl.llr])
+    with np.errstate(over="ignore"):
+        cols["lr"] = [float(v) for v in np.power(10.0, sl.llr)]
     return cols
 
 

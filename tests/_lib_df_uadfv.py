@@ -6,10 +6,13 @@ downscaled with area interpolation; images are ImageNet-normalised float32 (N, 3
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common.splits import SPLITS
@@ -48,3 +51,32 @@ def load_arrays(root: str, size: int = 64, per_video: int = 8, seed: int = 1024)
 
 def persons(video_ids) -> set:
     return {v[:-5] if v.endswith("_fake") else v for v in video_ids}
+
+
+REPO = Path(__file__).resolve().parents[1]
+PERSONS = [f"{i:04d}" for i in range(12)]
+
+
+def small_uadfv(src: Path, dst: Path, frames: int = 4) -> Path:
+    """Symlinked DeepfakeBench-layout subset (nothing copied): the first ``frames`` frames (+ landmarks) of 12 persons' real and fake videos."""
+    for label, suffix in (("real", ""), ("fake", "_fake")):
+        for p in PERSONS:
+            vid = p + suffix
+            for kind in ("frames", "landmarks"):
+                (dst / label / kind / vid).mkdir(parents=True, exist_ok=True)
+            for f in sorted((src / label / "frames" / vid).glob("*.png"))[:frames]:
+                os.symlink(f, dst / label / "frames" / vid / f.name)
+                lm = src / label / "landmarks" / vid / (f.stem + ".npy")
+                os.symlink(lm, dst / label / "landmarks" / vid / lm.name)
+    return dst
+
+
+def run(script: str, *sets: str) -> str:
+    """Run ``python <script> --set k=v ...`` from the repository root; fail the test with its output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    t0 = time.time()
+    r = subprocess.run([sys.executable, *script.split(), *sum((["--set", s] for s in sets), [])],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{script} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    print(f"{script.split()[0]}: {time.time() - t0:.1f} s")
+    return r.stdout

@@ -9,7 +9,6 @@ AUC >= 0.72 (frame), classifier AUC >= 0.65.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score

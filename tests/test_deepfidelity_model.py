@@ -205,3 +205,13 @@ def test_svr_orders_two_separated_classes(tmp_path):
     v = FD.video_level(np.array([0.2, 0.4, 0.9]), ["a", "a", "b"], [1, 1, 0])
     assert v["video_id"].tolist() == ["a", "b"] and v["score"].tolist() == pytest.approx([0.3, 0.9])
     assert v["n_frames"].tolist() == [2, 1]
+
+
+def test_full_size_default_builds_and_runs():
+    m = SSAAFormer().eval()                      # ViT-S sized defaults at 224 px (the GPU configuration)
+    assert m.grid == (14, 14) and m.feature_dim == 384 and len(m.blocks) == 12 and m.n_symmetric == 4
+    assert [type(l).__name__ for l in m.patch_embed][::3] == ["Conv2d"] * 4      # 16 = 2^4: four stride-2 convs
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 224, 224))
+    assert out["feature"].shape == (1, 384) and out["logits"].shape == (1, 2)
+    assert int(m.mask.sum(1).max()) == 49 and int(m.mask.sum(1).min()) == 16      # 7x7 window, 4x4 in a corner

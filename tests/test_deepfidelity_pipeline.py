@@ -3,40 +3,10 @@
 04b SVR scores -> slr.run_scores judges the fidelity score as evidence."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
 
+from _lib_df_uadfv import run, small_uadfv
 from common.io import read_csv, read_json
-
-REPO = Path(__file__).resolve().parents[1]
-PERSONS = [f"{i:04d}" for i in range(12)]
-
-
-def small_uadfv(src: Path, dst: Path, frames: int = 4) -> Path:
-    """Symlinked subset: the first ``frames`` frames (+ landmarks) of 12 persons' real and fake videos."""
-    for label, suffix in (("real", ""), ("fake", "_fake")):
-        for p in PERSONS:
-            vid = p + suffix
-            for kind, ext in (("frames", ".png"), ("landmarks", ".npy")):
-                (dst / label / kind / vid).mkdir(parents=True, exist_ok=True)
-            for f in sorted((src / label / "frames" / vid).glob("*.png"))[:frames]:
-                os.symlink(f, dst / label / "frames" / vid / f.name)
-                lm = src / label / "landmarks" / vid / (f.stem + ".npy")
-                os.symlink(lm, dst / label / "landmarks" / vid / lm.name)
-    return dst
-
-
-def run(script: str, *sets: str) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, *script.split(), *sum((["--set", s] for s in sets), [])],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f"{script} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return r.stdout
 
 
 def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):

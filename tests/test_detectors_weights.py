@@ -72,9 +72,13 @@ def test_file_of_another_architecture_names_file_and_key(tmp_path):
         build_detector("resnet34", pretrained_path=r18)
 
 
-def test_missing_weight_file_names_key(tmp_path):
+def test_missing_or_unreadable_weight_file_names_key(tmp_path):
     with pytest.raises(FileNotFoundError, match=KEY):
         build_detector("meso4", pretrained_path=tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a weight file")
+    with pytest.raises(ValueError, match=f"{KEY}: '.*junk.pt' could not be read as a PyTorch weight file"):
+        build_detector("meso4", pretrained_path=junk)
 
 
 def test_random_init_is_logged(caplog):

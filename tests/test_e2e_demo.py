@@ -90,7 +90,7 @@ def test_second_run_skips_every_stage(demo):
     out, overrides, _, _ = demo
     p, seconds = run_cmd(["run_pipeline.py", "--config", CONFIG, *overrides], timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert ran_stages(p.stdout) == []
+    assert ran_stages(p.stdout) == [], p.stdout
     assert p.stdout.count("skipped, up to date") == len(STAGES)
     assert f"0 stage(s) ran, {len(STAGES)} skipped" in p.stdout
 
@@ -103,7 +103,7 @@ def test_one_changed_value_reruns_exactly_downstream(demo):
     p, _ = run_cmd(["run_pipeline.py", "--config", CONFIG, *overrides, *change], timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     # stages reading the `evaluation` section (05-07) and the report that reads them; nothing else
-    assert ran_stages(p.stdout) == ["05_feature_check", "06_tsne", "07_classifier_eval", "15_report"]
+    assert ran_stages(p.stdout) == ["05_feature_check", "06_tsne", "07_classifier_eval", "15_report"], p.stdout
     p, _ = run_cmd(["run_pipeline.py", "--config", CONFIG, *overrides, *change, "--dry-run"], timeout=120)
     assert ran_stages(p.stdout) == [] and "would run" not in p.stdout
 

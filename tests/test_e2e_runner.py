@@ -25,6 +25,7 @@ def main(cfg, args):
         raise SystemExit(3)
     d = cfg.stage_dir("{name}")
     write_json(d / "out.json", {{"value": cfg.get("{key}", None)}})
+    (d / "value_{{}}.txt".format(cfg.get("{key}", None))).write_text("x")
     with open(cfg.path("log"), "a") as fh:
         fh.write("{name}\\n")
 
@@ -171,3 +172,17 @@ def test_real_stage_table_is_consistent():
     cfg = load_config("configs/uadfv.yaml")
     decisions, _ = plan(cfg, 0, 15)
     assert decisions[0].stage.name == "00_demo_videos" and not decisions[0].run
+
+
+def test_rerun_starts_clean_but_a_failed_run_keeps_its_folder(toy, capfd):
+    toy.run()
+    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_2.txt"]
+    assert toy.run("--set", "b.x=7") == (0, ["02_b", "04_d"])
+    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_7.txt"]   # stale file gone
+    assert "02_b: previous outputs removed (out of date)" in capfd.readouterr().out
+    # a failed run leaves no stamp; its partial outputs are kept for a stage that resumes
+    (toy.out / "03_c" / "partial.txt").write_text("resume state")
+    (toy.out / "03_c" / STAMP).unlink()
+    assert toy.run("--set", "fail=03_c")[0] == 3
+    assert (toy.out / "03_c" / "partial.txt").is_file()
+    assert toy.run() == (0, ["03_c", "04_d"]) and (toy.out / "03_c" / "partial.txt").is_file()

@@ -65,13 +65,13 @@ def test_distillation_loss_golden_values():
     delta = torch.randn(3, 4)
     with torch.no_grad():
         head.proj.weight.zero_()
-    assert float(fed_distillation_loss(head, f_real, f_fake, delta)) == pytest.approx(1.0, abs=1e-5)
+        assert float(fed_distillation_loss(head, f_real, f_fake, delta)) == pytest.approx(1.0, abs=1e-5)
     # a head that reproduces delta exactly: P = pinv-solution on a difference basis
     d = f_fake - f_real
     w = torch.linalg.lstsq(d, delta).solution.T                     # (4, 6) with d @ w.T == delta
     with torch.no_grad():
         head.proj.weight.copy_(w)
-    assert float(fed_distillation_loss(head, f_real, f_fake, delta)) == pytest.approx(0.0, abs=1e-5)
+        assert float(fed_distillation_loss(head, f_real, f_fake, delta)) == pytest.approx(0.0, abs=1e-5)
 
 
 def pair_batch(faces, embedder, size=64):
@@ -86,10 +86,15 @@ def pair_batch(faces, embedder, size=64):
             "fed_delta": torch.from_numpy(np.stack(deltas)), "fed_weight": torch.tensor([0.4] * len(deltas))}
 
 
-def test_fed_gradient_only_where_it_should(embedder, faces):
+@pytest.fixture(scope="module")
+def pairs(embedder, faces):
+    return pair_batch(faces, embedder)
+
+
+def test_fed_gradient_only_where_it_should(pairs):
     torch.manual_seed(0)
     det = build_detector("sbi_fed", base="meso4", input_size=64)
-    batch = pair_batch(faces, embedder)
+    batch = pairs
     assert not batch["fed_delta"].requires_grad
     out = det.base(batch["image"])
     fed = fed_distillation_loss(det.fed_head, out["feature"][0::2], out["feature"][1::2], batch["fed_delta"])
@@ -137,7 +142,7 @@ def test_arcface_option_loads_local_file_strictly_and_stays_frozen(tmp_path, fac
         ArcFaceEmbedder(None)
 
 
-def test_fed_head_size_mismatch_is_explained(embedder, faces):
+def test_fed_head_size_mismatch_is_explained(pairs):
     det = build_detector("sbi_fed", base="meso4", input_size=64, fed_dim=512)
     with pytest.raises(ValueError, match="model.fed_dim: 128"):
-        det.training_step(pair_batch(faces, embedder))
+        det.training_step(pairs)

@@ -184,6 +184,15 @@ def test_without_information_losses_it_is_plain_cross_entropy():
     m.training_step({"image": x, "label": y})[0].backward()
     assert m.head_all.weight.grad is None and m.heads_without[0].weight.grad is None
     assert m.head_G.weight.grad.abs().sum() > 0 and m.loss_sigma.grad is None
+    # parameters an objective never uses are frozen (DDP-safe without find_unused_parameters)
+    assert not m.head_all.weight.requires_grad and not m.loss_sigma.requires_grad
+    g = tiny(mixup=False, lil_loss=False, balance_loss_method="hyper")
+    assert g.head_all.weight.requires_grad and not g.heads_without[0].weight.requires_grad
+    assert not g.loss_sigma.requires_grad and g.active_terms == ("ce", "gil")
+    a = tiny(mixup=False, gil_loss=False).train()
+    assert a.loss_sigma.shape == (2,) and a.active_terms == ("ce", "lil")
+    a.training_step({"image": x, "label": y})[0].backward()
+    assert all(p.grad is not None for p in a.parameters() if p.requires_grad)
 
 
 def test_mixup_is_reproducible_with_a_seed():

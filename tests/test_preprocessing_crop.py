@@ -146,6 +146,7 @@ def test_bad_inputs_are_recorded_and_nothing_half_written(uadfv_root, tmp_path):
     pngs = {p.relative_to(out).as_posix() for p in out.glob("*/frames/*/*.png")}
     assert pngs == {r["crop"] for r in res.rows if r["crop"]}
     assert not list(out.rglob("*.tmp")) and not (out / ".staging").exists()
+    assert not (out / "real" / "masks").exists() and not (out / "fake" / "masks").exists()   # no masks given
     assert len(read_rows(out / "manifest.csv")) == len(res.rows)
 
 

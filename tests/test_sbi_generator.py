@@ -117,3 +117,27 @@ def test_bad_inputs_are_clear_errors(faces):
         SBIOptions.from_kwargs(hull_variants=["ears"])
     with pytest.raises(TypeError, match="Generator"):
         self_blend(img, lm, 42)
+
+
+def test_examples_script_writes_ten_examples(uadfv_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "training" / "sbi_examples.py"), "--config",
+                           str(repo / "configs" / "uadfv.yaml"), "--set", f"dataset.root={uadfv_root}",
+                           "--set", f"output_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    png = tmp_path / "sbi_examples" / "sbi_examples.png"
+    assert str(png) in proc.stdout
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[1] > 1500 and img.shape[0] > 600
+    summary = json.loads((tmp_path / "sbi_examples" / "sbi_examples.json").read_text())
+    assert summary["n"] == 10 and len({e["frame"].split("/")[2] for e in summary["examples"]}) == 10
+    assert all(e["changed_pixels"] > 1000 and 0 < e["mask_area_fraction"] < 0.8 for e in summary["examples"])
+    bad = subprocess.run([sys.executable, str(repo / "training" / "sbi_examples.py"), "--config",
+                          str(repo / "configs" / "uadfv.yaml"), "--set", f"dataset.root={tmp_path / 'nope'}",
+                          "--set", f"output_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "dataset.root" in bad.stderr

@@ -2,6 +2,8 @@
 command exits with code 2, and no partial output is left behind (an earlier output stays intact)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -75,7 +77,6 @@ def test_run_scores_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, caps
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    import re
     assert re.search(message, err), err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary output left behind"
@@ -132,3 +133,12 @@ def test_bad_protocol_names_the_config_key(tmp_path):
     cfg_path.write_text("seed: 1\noutput_dir: out\nslr:\n  protocol: fancy\n")
     with pytest.raises(ConfigError, match=r"slr\.protocol must be one of \('sound', 'paper'\), got 'fancy'"):
         Settings.from_config(load_config(cfg_path))
+
+
+def test_too_few_training_scores_for_the_paper_cv_is_a_clear_error(tmp_path, capsys):
+    _good(tmp_path / "in", n=6)       # the paper's 10-fold CV needs 10 scores per hypothesis
+    rc = run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"),
+                          "--protocol", "paper", "--no-video-level"])
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(r"train\.csv: frame level, paper protocol: 10-fold .*at least 10", err), err
+    assert not (tmp_path / "out").exists()

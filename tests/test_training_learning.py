@@ -1,10 +1,11 @@
 """A real learning check: MesoNet4 trained on CPU on the person-disjoint UADFV split (frames
 subsampled per video) separates the held-out persons' real and fake videos far above chance.
 
-Measured here (2-core machine shared by 8 jobs, 2026-11-21; seed 1024, 3 epochs, 6 train frames
-per video, 256 px): test frame-level AUC 0.95-0.97, video-level AUC 1.00 (14 test videos, 7 real,
-7 fake). With 7 + 7 videos one misordered real/fake pair costs 0.02 of video AUC, so the bar of
-0.80 leaves room for ~10 misordered pairs of the 49 while staying far from chance (0.5).
+Measured here (2-core machine shared by 8 jobs, 2026-11-21; 4 epochs, 8 train frames per video,
+256 px, ~55 s of CPU time; best epoch 3 on val): seed 1024 -> test frame-level AUC 0.998,
+video-level AUC 1.00; seed 7 -> 0.982 and 1.00 (14 test videos: 7 real, 7 fake). With 7 + 7 videos
+one misordered real/fake pair costs 0.02 of video AUC; the bar of 0.85 for both levels leaves a
+wide margin below the measured values and stays far above chance (0.5).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_meso4_learns_to_separate_held_out_persons(uadfv_root, tmp_path):
         "seed": 1024, "output_dir": str(tmp_path / "out"), "device": "cpu",
         "dataset": {"name": "UADFV", "root": str(uadfv_root)}, "split": {"file": str(split)},
         "model": {"name": "meso4", "pretrained_path": None, "input_size": 256},
-        "training": {"epochs": 3, "batch_size": 32, "num_workers": 0, "frames_per_video": 6,
+        "training": {"epochs": 4, "batch_size": 32, "num_workers": 0, "frames_per_video": 8,
                      "val_frames_per_video": 4, "optimizer": {"name": "adam", "lr": 1e-3},
                      "select_metric": "val_auc", "cache_images": True, "channels_last": True,
                      "tensorboard": False},
@@ -33,12 +34,12 @@ def test_meso4_learns_to_separate_held_out_persons(uadfv_root, tmp_path):
     }, "learning-check")
     t0 = time.time()
     summary = T.train(cfg, progress=False)
-    assert summary["n_train"] == 68 * 6                    # 34 persons x (real + fake) x 6 frames
+    assert summary["n_train"] == 68 * 8                    # 34 persons x (real + fake) x 8 frames
     DUMP.dump_features(cfg, progress=False)
     report = evaluate(read_feature_dump(tmp_path / "out" / "04_features" / "test"), "test")
     print(f"learning check: {time.time() - t0:.0f} s, best epoch {summary['best_epoch']}, "
           f"val AUC {summary['best_value']:.3f}, test frame AUC {report['frame']['auc']:.3f}, "
           f"test video AUC {report['video']['auc']:.3f}")
     assert report["video"]["n"] == 14 and report["video"]["n_real"] == 7
-    assert report["video"]["auc"] >= 0.80, report
-    assert report["frame"]["auc"] >= 0.75, report
+    assert report["video"]["auc"] >= 0.85, report
+    assert report["frame"]["auc"] >= 0.85, report

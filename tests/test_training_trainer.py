@@ -1,7 +1,6 @@
 """Stage 03 trainer and stage 04 dumps on a small person-disjoint UADFV subset (MesoNet4 at 64 px, CPU)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -13,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from common.config import REPO_ROOT, Config, ConfigError, load_config
+from common.config import REPO_ROOT, Config, ConfigError
 from common.features import read_feature_dump
 from common.io import InputError
 from common.splits import read_split
@@ -50,12 +49,12 @@ def small_split(uadfv_root: Path, out: Path, n_train: int = 6, n_val: int = 4, f
     return path
 
 
-def make_cfg(root: Path, split: Path, out: Path, **training) -> Config:
+def make_cfg(root: Path, split: Path, out: Path, model: dict | None = None, **training) -> Config:
     t = {"epochs": 2, "batch_size": 8, "num_workers": 0, "optimizer": {"name": "adam", "lr": 1e-3},
          "select_metric": "val_auc", "cache_images": True, "tensorboard": False, **training}
     return Config({"seed": 1024, "output_dir": str(out), "device": "cpu",
                    "dataset": {"name": "UADFV", "root": str(root)}, "split": {"file": str(split)},
-                   "model": {"name": "meso4", "pretrained_path": None, "input_size": 64}, "training": t,
+                   "model": {"name": "meso4", "pretrained_path": None, "input_size": 64, **(model or {})}, "training": t,
                    "features": {"splits": ["train", "val"], "dtype": "float32", "batch_size": 16, "num_workers": 0}},
                   "test-config")
 
@@ -70,11 +69,14 @@ def state(path: Path) -> dict:
 
 
 def test_training_lowers_loss_logs_and_never_reads_test(uadfv_root, split_file, tmp_path):
-    cfg = make_cfg(uadfv_root, split_file, tmp_path, epochs=5, scheduler={"name": "step", "step_size": 2, "gamma": 0.5})
+    # dropout off (MesoNet's two 0.5 dropouts make a 3-batch epoch's loss too noisy to compare)
+    cfg = make_cfg(uadfv_root, split_file, tmp_path, model={"dropout": 0.0}, epochs=5,
+                   scheduler={"name": "step", "step_size": 2, "gamma": 0.5})
     summary = T.train(cfg, progress=False)
     hist = summary["history"]
-    # 24 training frames, 3 batches an epoch: the mean training loss falls from the first epoch to the last
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.05, [h["train_loss"] for h in hist]
+    # 24 training frames, 3 batches an epoch: the mean training loss falls from the first epoch to the
+    # last (measured: 0.81 -> 0.49 with seed 1024, 0.79 -> 0.38 with seed 5)
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.1, [h["train_loss"] for h in hist]
     # the schedule steps once per epoch: lr 1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4
     np.testing.assert_allclose([h["lr"] for h in hist], [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
     out = tmp_path / "03_train"

@@ -324,6 +324,9 @@ def plot_curves(path: Path, history: list[dict], metric_key: str, best_epoch: in
         a2.axvline(best_epoch, color="k", ls=":", label=f"best.pt (epoch {best_epoch})")
     a2.set(title=f"Validation {metric_key[4:]} per epoch", xlabel="epoch", ylabel=f"{metric_key[4:]} (fraction)")
     a2.legend()
+    from matplotlib.ticker import MaxNLocator
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

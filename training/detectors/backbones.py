@@ -73,7 +73,11 @@ def build_backbone(name: str, **options) -> tuple[Backbone, int]:
 
 def read_state(path: Path, config_key: str) -> dict:
     """State dict stored in ``path`` (bare, or under ``state_dict``/``model``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:     # not a torch file, truncated, or pickled objects beyond tensors
+        raise ValueError(f"{config_key}: '{path}' could not be read as a PyTorch weight file "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
@@ -102,21 +106,14 @@ def load_state_strict(module: nn.Module, state: dict, path: Path, what: str, con
     log.info("loaded %s weights from %s (%d tensors, strict)", what, path, len(state))
 
 
-def _state_keys(path: Path) -> set[str]:
-    try:
-        return set(read_state(path, PRETRAINED_KEY))
-    except ValueError:
-        return set()
-
-
 def load_pretrained(detector: Detector, path, config_key: str = PRETRAINED_KEY) -> None:
     """Load ``path`` into ``detector`` strictly, or warn that it starts from random weights.
 
     ``path`` None -> random initialisation, logged. A file whose keys are the detector's own
     (a stage-03 checkpoint, bare or under ``state_dict``/``model``) loads into the whole detector.
     Otherwise, if the detector (``load_external``) or its ``backbone`` accepts a published
-    backbone-only layout (``external_format``), the file loads there (the head stays random). Any mismatch is an error naming the
-    file, the config key and the missing/unexpected keys.
+    backbone-only layout (``external_format``), the file loads there (the head stays random).
+    Any mismatch is an error naming the file, the config key and the missing/unexpected keys.
     """
     what = f"detector '{detector.name}'"
     if path is None or str(path) == "":
@@ -125,10 +122,10 @@ def load_pretrained(detector: Detector, path, config_key: str = PRETRAINED_KEY) 
     path = Path(path)
     # who takes a backbone-only file: the detector itself (several backbones) or its backbone
     target = detector if hasattr(detector, "load_external") else getattr(detector, "backbone", None)
-    if path.is_file() and getattr(target, "external_format", None):
-        keys = _state_keys(path)
-        if keys and not keys & set(detector.state_dict()):   # no key in common: not our checkpoint
-            target.load_external(path, config_key)
+    if path.is_file():
+        keys = set(read_state(path, config_key))              # a clear error if unreadable
+        if getattr(target, "external_format", None) and keys and not keys & set(detector.state_dict()):
+            target.load_external(path, config_key)            # no key in common: not our checkpoint
             return
     load_weights(detector, path, what, config_key)
 

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from common.config import ConfigError
 
@@ -186,8 +185,15 @@ class LIBDetector(Detector):
         self.bottleneck = nn.Sequential(*layers)
         self.feature_dim = widths[-1]
         self.head_G = nn.Linear(self.feature_dim, 2)
-        # learnable uncertainty weights s_i of the CE, GIL and LIL terms (init 1)
-        self.loss_sigma = nn.Parameter(torch.ones(3))
+        # learnable uncertainty weights s_k of the active terms (CE[, GIL][, LIL]), init 1. Parameters the
+        # chosen objective never uses are frozen, so DistributedDataParallel needs no find_unused_parameters.
+        self.active_terms = ("ce",) + (("gil",) if o["gil_loss"] else ()) + (("lil",) if o["lil_loss"] else ())
+        self.loss_sigma = nn.Parameter(torch.ones(len(self.active_terms)),
+                                       requires_grad=o["balance_loss_method"] == "auto" and len(self.active_terms) > 1)
+        if not (o["gil_loss"] or o["lil_loss"]):
+            self.head_all.requires_grad_(False)
+        if not o["lil_loss"]:
+            self.heads_without.requires_grad_(False)
         self.reseed(int(o["seed"]))
         if o["backbone_weights"]:
             for block in self.blocks:
@@ -240,11 +246,10 @@ class LIBDetector(Detector):
         """Balance the active terms; a single (CE-only) term is returned as is."""
         if len(terms) == 1:
             return terms["ce"]
-        index = [("ce", "gil", "lil").index(k) for k in terms]
-        losses = list(terms.values())
+        losses = [terms[k] for k in self.active_terms]
         if self.opts["balance_loss_method"] == "auto":
-            return L.uncertainty_weighted(losses, self.loss_sigma[index])
-        return L.scaled_sum(losses, [self.opts["scales"][i] for i in index])
+            return L.uncertainty_weighted(losses, self.loss_sigma)
+        return L.scaled_sum(losses, [self.opts["scales"][("ce", "gil", "lil").index(k)] for k in self.active_terms])
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         x, y = batch["image"], batch["label"]

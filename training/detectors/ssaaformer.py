@@ -30,8 +30,6 @@ The fidelity score used as evidence comes from the SVR fitted on the dumped feat
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -210,7 +208,7 @@ class SSAAFormer(Detector):
         out = self(batch["image"])
         ce = F.cross_entropy(out["logits"], batch["label"])
         logs = {"ce": float(ce.detach())}
-        loss = ce
+        loss = ce + 0.0 * out["fidelity"].sum()     # keeps the fidelity head in the graph (DDP) when no target
         w = float(self.opts["fidelity_weight"])
         if w > 0 and "fidelity" in batch:
             target = batch["fidelity"].to(out["fidelity"].dtype)

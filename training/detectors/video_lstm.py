@@ -55,7 +55,8 @@ class VideoLSTMDetector(Detector):
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> per-frame backbone features (B, T, D)."""
         if x.dim() != 5:
-            raise ValueError(f"{self.name}: input must be a window batch (B, T, 3, H, W), got shape {tuple(x.shape)}")
+            raise ValueError(f"{self.name}: input must be a window batch (B, T, 3, H, W), got shape {tuple(x.shape)}; "
+                             f"video detectors need training.data_mode: windows")
         b, t = x.shape[:2]
         return self.backbone(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
 
