@@ -109,6 +109,7 @@ class FeatureDumpWriter:
         self.dtype = np.dtype(dtype)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        os.chmod(self.tmp, 0o755)
         self.features: np.memmap | None = None
         self.meta: dict[str, list] = {c: [] for c in META_COLUMNS}
         self.row = 0

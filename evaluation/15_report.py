@@ -6,7 +6,6 @@ Writes: ``<output_dir>/15_report/report.html`` (figures embedded) and ``summary.
 validation matrix's decisions, the metrics shown, each stage's status). Missing stages are
 reported as "not run", they do not stop the report.
 """
-import os
 import sys
 
 from common.cli import run_stage
@@ -22,7 +21,6 @@ def main(cfg, args):
     out = cfg.stage_dir(STAGE)
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(html_text, encoding="utf-8")
-        os.chmod(tmp, 0o644)                      # mkstemp makes it private; a report is for reading
     write_json(out / "summary.json", summary)
     decisions = [f"{r['metric']}/{r['level']}: {r['decision']}" for r in summary["validation_matrix"]]
     print(f"report written to {out / 'report.html'} ({summary['n_figures']} figures); "

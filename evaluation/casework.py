@@ -22,7 +22,6 @@ track has no headline number (the frame system is not valid for mean scores).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -360,7 +359,6 @@ def write_outputs(cfg: Config, result: dict, out_dir: Path) -> Path:
     esc = html.escape
     systems = result.get("_systems", {})
     with atomic_dir(out_dir) as tmp:
-        os.chmod(tmp, 0o755)                      # mkdtemp makes it private
         faces_json, blocks = [], []
         for f in result["faces"]:
             n = f["face"]

@@ -6,7 +6,6 @@ Writes: ``<output_dir>/00_demo_videos/{real/NNNN.mp4, fake/NNNN_fake.mp4, demo_v
 demo_persons.png}``; stage 01 reads the videos (config ``preprocessing.input``).
 Does nothing unless ``demo.enabled`` is true. A demonstration, not evidence of detector quality.
 """
-import os
 import sys
 
 from common.cli import run_stage
@@ -27,7 +26,6 @@ def main(cfg, args):
         raise ConfigError(f"{cfg.source}: {exc}") from None
     out = cfg.stage_dir(STAGE, create=False)
     with atomic_dir(out) as tmp:
-        os.chmod(tmp, 0o755)                      # mkdtemp makes it private
         summary = build_demo(tmp, cfg.seed, options, cfg.section("demo").get("sbi") or {})
         previews = summary.pop("_previews")
         plot_previews(previews, tmp / "demo_persons.png")

@@ -112,7 +112,8 @@ def test_srm_training_step_uses_am_softmax_small_input(srm_detector):
     loss, logs = det.training_step({"image": x, "label": y})
     with torch.no_grad():
         expected = am_softmax_loss(det(x)["cosine"], y, 0.45, 30.0)
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5) and logs["loss"] == pytest.approx(float(loss))
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert logs["loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_srm_checkpoint_round_trip(srm_detector, tmp_path):
@@ -126,3 +127,22 @@ def test_srm_checkpoint_round_trip(srm_detector, tmp_path):
     with torch.no_grad():
         a, b = det(x), loaded(x)
     assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["feature"], b["feature"])
+
+
+def test_imagenet_xception_file_initialises_both_streams(srm_detector, tmp_path):
+    """A backbone-only ImageNet Xception file (port layout, 1000-class fc) goes into both streams
+    through the same entry point as a checkpoint (load_pretrained picks the layout by its keys)."""
+    from training.detectors.backbones import load_pretrained
+    from training.detectors.xception import Xception
+    torch.manual_seed(11)
+    source = Xception().state_dict()
+    port = {k: (v[:, :, 0, 0] if k.endswith("pointwise.weight") else v) for k, v in source.items()}
+    port["fc.weight"], port["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
+    path = tmp_path / "xception-imagenet.pth"
+    torch.save(port, path)
+    head_before = srm_detector.head.weight.detach().clone()
+    load_pretrained(srm_detector, path)
+    for stream in (srm_detector.rgb, srm_detector.srm):
+        for k, v in stream.state_dict().items():
+            assert torch.equal(v, source[k]), k
+    assert torch.equal(srm_detector.head.weight, head_before)       # the head is not touched

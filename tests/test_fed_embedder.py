@@ -107,7 +107,7 @@ def test_fed_gradient_only_where_it_should(pairs):
     # the full step: CE + 0.4 * FED, and the test-time forward ignores the FED head
     det.zero_grad(set_to_none=True)
     loss, logs = det.training_step(batch)
-    assert float(loss) == pytest.approx(logs["ce"] + 0.4 * logs["fed"], rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(logs["ce"] + 0.4 * logs["fed"], rel=1e-5)
     det.eval()
     with torch.no_grad():
         a, b = det(batch["image"]), det.base(batch["image"])

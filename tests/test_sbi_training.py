@@ -87,7 +87,7 @@ def test_sbi_trained_detector_beats_chance_on_unseen_uadfv_fakes(uadfv_root):
     of 37 persons, then scored on real and face-swapped frames of 12 persons it never saw.
 
     SBI options for the CPU budget: full-strength blends (ratio 1) and downscaling as the frequency change
-    (150 steps of 8 pairs). Measured (docs/sbi_fed.md): frame AUC 0.82-0.83 after 100-200 steps.
+    (250 steps of 8 pairs). Measured (docs/sbi_fed.md): frame AUC 0.82-0.83 after 100-200 steps.
     """
     from common.splits import Sample
 
@@ -130,7 +130,7 @@ def _train_and_score(uadfv_root, train, test):
     ds = SBIPairDataset(train, uadfv_root, spec, SBIOptions.from_kwargs(blend_ratios=[1.0], sharpen_prob=0.0),
                         augment=Augment(hflip=0.5))
     loader = DataLoader(ds, batch_size=8, collate_fn=sbi_collate, num_workers=0, drop_last=True,
-                        sampler=RandomSampler(ds, replacement=True, num_samples=8 * 150,
+                        sampler=RandomSampler(ds, replacement=True, num_samples=8 * 250,
                                               generator=torch.Generator().manual_seed(0)))
     det = build_detector("sbi_fed", base="meso4", input_size=128)
     opt = torch.optim.Adam(det.parameters(), lr=1e-3)

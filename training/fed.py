@@ -225,6 +225,9 @@ class FEDHead(nn.Module):
     def __init__(self, feature_dim: int, embed_dim: int = 128) -> None:
         super().__init__()
         self.proj = nn.Linear(feature_dim, embed_dim, bias=False)
+        # near-zero start: the loss begins at ~1.0 (no prediction) instead of a random head's error of
+        # hundreds (embedding differences are ~0.1-0.3 long), which would swamp the cross-entropy
+        nn.init.normal_(self.proj.weight, std=1e-3 / max(1, feature_dim) ** 0.5)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.proj(torch.flatten(f, 1))

@@ -10,7 +10,8 @@ them through :func:`build_backbone`, which imports only the module of the backbo
 
 Local pretrained weights: :func:`load_pretrained` takes either a checkpoint of the whole detector
 (as written by stage 03) or, where a backbone declares it, a backbone-only file in a published
-layout (torchvision's ImageNet state dicts for EfficientNet/ResNet); both are loaded strictly.
+layout (torchvision's ImageNet state dicts for EfficientNet/ResNet, the PyTorch port's ImageNet
+Xception); both are loaded strictly. See docs/detectors.md.
 """
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torchvision
 
 from .backbones import Backbone, BackboneDetector, load_state_strict, read_state

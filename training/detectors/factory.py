@@ -3,7 +3,9 @@
 ``model.name`` picks the detector from the registry, ``model.pretrained_path`` (null or a local
 file; relative paths are taken from the repository root) is passed on, and every other key of the
 section is a keyword option of that detector (for example ``model.variant: b0`` for
-``efficientnet``, ``model.input_size: 256``). Unknown options are a ConfigError naming the key.
+``efficientnet``, ``model.input_size: 256``). A mapping-valued key is a detector's own sub-section
+(``model.lib``, ``model.window``, ``model.ssaaformer``): passed to the detector that takes it,
+skipped by the others. Unknown options are a ConfigError naming the key.
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def build_from_config(cfg: Config, **overrides) -> Detector:
         p = Path(str(section["pretrained_path"])).expanduser()
         section["pretrained_path"] = p if p.is_absolute() else REPO_ROOT / p
     params = inspect.signature(cls.__init__).parameters
+    # A mapping under `model` is one detector's own options (model.lib, model.window, ...): it goes
+    # to the detector whose constructor takes that name, and is ignored by every other detector.
+    section = {k: v for k, v in section.items() if not isinstance(v, dict) or k in params}
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(section) - set(params))
         if unknown:

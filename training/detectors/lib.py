@@ -165,8 +165,6 @@ class LIBDetector(Detector):
     def __init__(self, pretrained_path=None, input_size: int | None = None, lib: dict | None = None,
                  **options) -> None:
         super().__init__()
-        # a config's model section may hold other detectors' sub-sections (model.ssaaformer, ...): not ours
-        options = {k: v for k, v in options.items() if not isinstance(v, dict)}
         self.opts = lib_options(lib, **options)
         o = self.opts
         if input_size is not None:

@@ -126,7 +126,6 @@ class SSAAFormer(Detector):
     def __init__(self, pretrained_path=None, input_size: int | None = None, ssaaformer: dict | None = None,
                  **options) -> None:
         super().__init__()
-        options = {k: v for k, v in options.items() if not isinstance(v, dict)}   # other detectors' sections
         o = dict(SSAA_DEFAULTS)
         for source in (ssaaformer or {}), options:
             unknown = sorted(set(source) - set(SSAA_DEFAULTS))
