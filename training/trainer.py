@@ -26,6 +26,7 @@ loss is cross-entropy in nats on the detector's logits, whatever its training ob
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import math
 import os
@@ -432,7 +433,9 @@ def _train(cfg: Config, detector, progress: bool, dd: Dist) -> dict:
     scheduler = build_scheduler(cfg, optimizer, epochs)
     grad_clip = cfg.get("training.grad_clip", None)
 
-    fingerprint = cfg.fingerprint(RESUME_KEYS)
+    # the split's content, not only its path: a re-made split must not resume an old run
+    split_digest = hashlib.sha256(cfg.path("split.file").read_bytes()).hexdigest()[:16]
+    fingerprint = f"{cfg.fingerprint(RESUME_KEYS)}-{split_digest}"
     history: list[dict] = []
     best = {"metric": metric_key, "value": None, "epoch": None}
     start_epoch = 1

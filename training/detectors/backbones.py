@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .base import Detector, load_weights, warn_random_init
+from .base import Detector, load_weights, read_state, warn_random_init
 
 log = logging.getLogger(__name__)
 
@@ -70,41 +70,6 @@ def build_backbone(name: str, **options) -> tuple[Backbone, int]:
     module, fn = BACKBONES[name].split(":")
     backbone = getattr(importlib.import_module(f"{__package__}.{module}"), fn)(**options)
     return backbone, backbone.feature_dim
-
-
-def read_state(path: Path, config_key: str) -> dict:
-    """State dict stored in ``path`` (bare, or under ``state_dict``/``model``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:     # not a torch file, truncated, or pickled objects beyond tensors
-        raise ValueError(f"{config_key}: '{path}' could not be read as a PyTorch weight file "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{config_key}: '{path}' holds a {type(state).__name__}, not a state dict")
-    # checkpoints saved from nn.DataParallel prefix every key with 'module.'
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def load_state_strict(module: nn.Module, state: dict, path: Path, what: str, config_key: str) -> None:
-    """Strict load of an already read (and possibly renamed) ``state``; the same report as base."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong_shape:
-        def show(keys):
-            return f"{len(keys)} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
-        raise ValueError(f"{config_key}: '{path}' does not fit {what}: missing keys {show(missing)}, "
-                         f"unexpected keys {show(unexpected)}, wrong shapes {show(wrong_shape)}. "
-                         f"Is it a weight file for another architecture?")
-    module.load_state_dict(state, strict=True)
-    log.info("loaded %s weights from %s (%d tensors, strict)", what, path, len(state))
 
 
 def load_pretrained(detector: Detector, path, config_key: str = PRETRAINED_KEY) -> None:

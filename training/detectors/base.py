@@ -51,21 +51,27 @@ class Detector(nn.Module):
         return loss, {"loss": float(loss.detach())}
 
 
-def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str) -> None:
-    """Load a local weight file into ``module`` strictly; report missing/unexpected keys clearly.
-
-    ``path`` may hold a bare state dict or a checkpoint dict with a ``state_dict``/``model`` entry.
-    A file for another architecture is an error naming the file, the config key and the mismatch.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config "
-                                f"or set it to null to start from random initialisation")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def read_state(path: Path, config_key: str) -> dict:
+    """State dict stored in ``path`` (bare, or under ``state_dict``/``model``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:     # not a torch file, truncated, or pickled objects beyond tensors
+        raise ValueError(f"{config_key}: '{path}' could not be read as a PyTorch weight file "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
                 state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{config_key}: '{path}' holds a {type(state).__name__}, not a state dict")
+    # checkpoints saved from nn.DataParallel prefix every key with 'module.'
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_state_strict(module: nn.Module, state: dict, path: Path, what: str, config_key: str) -> None:
+    """Strict load of an already read (and possibly renamed) ``state``; mismatches are a clear error."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -78,6 +84,19 @@ def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str
                          f"Is it a weight file for another architecture?")
     module.load_state_dict(state, strict=True)
     log.info("loaded %s weights from %s (%d tensors, strict)", what, path, len(state))
+
+
+def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str) -> None:
+    """Load a local weight file into ``module`` strictly; report missing/unexpected keys clearly.
+
+    ``path`` may hold a bare state dict or a checkpoint dict with a ``state_dict``/``model`` entry.
+    A file for another architecture is an error naming the file, the config key and the mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config "
+                                f"or set it to null to start from random initialisation")
+    load_state_strict(module, read_state(path, config_key), path, what, config_key)
 
 
 def warn_random_init(what: str, config_key: str) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .backbones import Backbone, BackboneDetector, load_state_strict, read_state
+from .backbones import Backbone, BackboneDetector
+from .base import load_state_strict, read_state
 
 VARIANTS = {"b0": (1280, 0.2), "b1": (1280, 0.2), "b2": (1408, 0.3), "b3": (1536, 0.3), "b4": (1792, 0.4)}
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .backbones import Backbone, BackboneDetector, load_state_strict, read_state
+from .backbones import Backbone, BackboneDetector
+from .base import load_state_strict, read_state
 
 DEPTHS = {18: 512, 34: 512, 50: 2048}
 

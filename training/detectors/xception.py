@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .backbones import Backbone, BackboneDetector, load_state_strict, read_state
+from .backbones import Backbone, BackboneDetector
+from .base import load_state_strict, read_state
 
 
 class SeparableConv2d(nn.Module):
