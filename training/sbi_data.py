@@ -12,9 +12,9 @@ frame ``i``:
 
 ``collate_fn`` (the dataset attribute) flattens a batch of B pairs into 2B images, pair ``j`` at
 rows ``2j`` (real) and ``2j + 1`` (fake), so every batch is exactly half real, half self-blended
-and any image detector's default cross-entropy ``training_step`` trains on it. Without that
-collate (a plain default collate) ``image`` arrives as (B, 2, 3, H, W); the ``sbi_fed`` detector
-(training/detectors/sbi_fed.py) accepts both forms.
+and any image detector's default cross-entropy ``training_step`` trains on it (stage 03's loader
+uses a dataset's ``collate_fn``). With a plain default collate ``image`` arrives as
+(B, 2, 3, H, W); the ``sbi_fed`` detector (training/detectors/sbi_fed.py) accepts both forms.
 
 The blend is made on the stored crop at its own resolution (the landmarks are in its pixels) and
 resized to the detector's input afterwards; ``training.augment`` (if any) is applied after
@@ -165,22 +165,8 @@ def fed_section(cfg: Config) -> dict:
     return section
 
 
-def _trainer_uses_dataset_collate() -> bool:
-    """True when stage 03's DataLoader takes the dataset's own ``collate_fn`` (flat 2B-image batches)."""
-    import inspect
-
-    from . import trainer
-    try:
-        return "collate_fn" in inspect.getsource(trainer._loader)
-    except (AttributeError, OSError, TypeError):
-        return False
-
-
 def build_sbi_train(cfg: Config, samples: Sequence[Sample], dataset_root: Path, spec) -> Dataset:
     from .data import augment_from_config
-    if str(cfg.get("model.name", "")) != "sbi_fed" and not _trainer_uses_dataset_collate():
-        raise ConfigError(f"{cfg.source}: training.data_mode: sbi needs model.name: sbi_fed with model.base: "
-                          f"{cfg.get('model.name', '?')} (the wrapper that takes (real, self-blended) pairs)")
     try:
         options = make_sbi_options(cfg.section("training.sbi"))
     except (TypeError, ValueError) as exc:

@@ -360,7 +360,9 @@ def build_detector(cfg: Config):
 
 def _loader(dataset, batch_size: int, sampler, workers: int, device: torch.device, drop_last: bool,
             seed: int) -> DataLoader:
+    # a data mode may bring its own collate (sbi: B pairs -> 2B images, half real, half blended)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=getattr(dataset, "collate_fn", None),
                       pin_memory=device.type == "cuda", drop_last=drop_last, worker_init_fn=D.worker_init,
                       persistent_workers=False, generator=torch.Generator().manual_seed(seed))
 
