@@ -338,7 +338,7 @@ def matrix_html(rows: list[dict], split: str) -> str:
     body = [[esc(r["characteristic"]), esc(r["metric"]), esc(r["level"]), esc(r["graphical"]),
              esc(r["criterion"]), r["value"], esc(r["decision"])] for r in rows]
     classes = [["", "", "", "", "", "num", {"pass": "pass", "fail": "fail"}.get(r["decision"], "na")] for r in rows]
-    return (f'<div id="validation-matrix">' +
+    return ('<div id="validation-matrix">' +
             table(["performance characteristic", "performance metric", "level", "graphical representation",
                    "validation criterion", f"analytical result ({split})", "validation decision"], body,
                   classes=classes) + "</div>")

