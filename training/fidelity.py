@@ -30,7 +30,6 @@ the mapping and the split file's hash; a cache made for another split or method 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import math
 import pickle
@@ -42,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.io import InputError, atomic_path, numeric_column, read_csv, read_json, write_csv, write_json
+from preprocessing.faces import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,7 @@ def load_face(dataset_root: str | Path, image_path: str) -> tuple[np.ndarray, np
 # ------------------------------------------------------------------------------------- quality
 def default_face_model() -> Path:
     """dlib's face-recognition ResNet shipped in the ``face_recognition_models`` package (not imported)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise InputError("fidelity.face_model_path is null and the face_recognition_models package is not "
-                         "installed; install it or give the path of dlib_face_recognition_resnet_model_v1.dat")
-    return Path(spec.origin).parent / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    return models_dir("fidelity.face_model_path") / "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def sharpness_quality(image: np.ndarray, landmarks: np.ndarray) -> float:
