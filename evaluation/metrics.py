@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.io import InputError
+from common.videos import video_means
 
 
 def _check(labels, scores, what: str = "predictions") -> tuple[np.ndarray, np.ndarray]:
@@ -112,17 +113,13 @@ def video_level(labels, scores, video_ids) -> tuple[np.ndarray, np.ndarray, np.n
     A video whose frames carry different labels is an error (it would mean a broken split file).
     """
     y, s = _check(labels, scores)
-    vids = np.asarray(video_ids).astype(str)
-    if len(vids) != len(y):
-        raise InputError(f"{len(vids)} video ids for {len(y)} predictions")
-    uniq, inv = np.unique(vids, return_inverse=True)
-    counts = np.bincount(inv, minlength=len(uniq))
-    mean = np.bincount(inv, weights=s, minlength=len(uniq)) / counts
-    lab_sum = np.bincount(inv, weights=y, minlength=len(uniq))
-    mixed = (lab_sum != 0) & (lab_sum != counts)
-    if mixed.any():
-        raise InputError(f"video '{uniq[np.argmax(mixed)]}' has frames labelled both real and fake")
-    return uniq, (lab_sum > 0).astype(np.int64), mean, counts
+    if len(video_ids) != len(y):
+        raise InputError(f"{len(video_ids)} video ids for {len(y)} predictions")
+    v = video_means(video_ids, s, y)
+    if v.mixed.any():
+        raise InputError(f"video '{v.video_ids[np.argmax(v.mixed)]}' has frames labelled both real and fake")
+    o = np.argsort(v.video_ids)
+    return v.video_ids[o], v.labels[o], v.scores[o], v.counts[o]
 
 
 @dataclass

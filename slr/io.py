@@ -16,6 +16,7 @@ import numpy as np
 
 from common.io import InputError, numeric_column, read_csv, write_csv
 from common.splits import SPLITS
+from common.videos import video_means
 
 REQUIRED_COLUMNS = ("score", "label")
 SCORE_COLUMNS = ("image_path", "video_id", "label", "score")
@@ -125,16 +126,8 @@ def video_level(s: ScoreSet) -> ScoreSet:
     """
     if s.video_ids is None:
         raise InputError(f"{s.source}: no 'video_id' column; video-level results need one")
-    vids, first, inverse = np.unique(s.video_ids, return_index=True, return_inverse=True)
-    order = np.argsort(first)                      # keep file order
-    counts = np.bincount(inverse, minlength=len(vids)).astype(np.int64)
-    sums = np.bincount(inverse, weights=s.scores, minlength=len(vids))
-    lab_sum = np.bincount(inverse, weights=s.labels, minlength=len(vids))
-    mixed = (lab_sum != 0) & (lab_sum != counts)
-    if mixed.any():
-        v = vids[int(np.argmax(mixed))]
-        raise InputError(f"{s.source}: video '{v}' has frames labelled both real and fake; "
-                         f"fix the labels or the video_id column")
-    labels = (lab_sum > 0).astype(np.int64)
-    return ScoreSet((sums / counts)[order], labels[order], vids[order], None, f"{s.source} (video level)",
-                    counts[order])
+    v = video_means(s.video_ids, s.scores, s.labels)
+    if v.mixed.any():
+        raise InputError(f"{s.source}: video '{v.video_ids[np.argmax(v.mixed)]}' has frames labelled both real and "
+                         f"fake; fix the labels or the video_id column")
+    return ScoreSet(v.scores, v.labels, v.video_ids, None, f"{s.source} (video level)", v.counts)

@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.io import InputError, atomic_path, numeric_column, read_csv, read_json, write_csv, write_json
+from common.videos import video_means
 from preprocessing.faces import models_dir
 
 log = logging.getLogger(__name__)
@@ -315,14 +316,8 @@ class FidelitySVR:
 
 def video_level(scores: np.ndarray, video_ids: Sequence[str], labels: Sequence[int]) -> dict:
     """Per-video mean score: {video_id, label, score, n_frames} arrays, videos in first-seen order."""
-    order: dict[str, list[int]] = {}
-    for i, v in enumerate(video_ids):
-        order.setdefault(str(v), []).append(i)
-    labels = np.asarray(labels)
-    vids = list(order)
-    return {"video_id": np.array(vids), "label": np.array([int(labels[order[v][0]]) for v in vids]),
-            "score": np.array([float(np.mean(np.asarray(scores)[order[v]])) for v in vids]),
-            "n_frames": np.array([len(order[v]) for v in vids])}
+    v = video_means(video_ids, scores, labels)
+    return {"video_id": v.video_ids, "label": v.labels, "score": v.scores, "n_frames": v.counts}
 
 
 # ------------------------------------------------------------------------ training data mode

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from common.config import Config, ConfigError
 from common.splits import Sample
+from common.videos import video_means
 
 log = logging.getLogger(__name__)
 
@@ -110,28 +111,14 @@ def video_scores(video_ids: Sequence[str], scores: Sequence[float], labels: Sequ
     Returns ``{"video_ids": array, "scores": array, "labels": array or None, "counts": array}`` in
     first-seen video order. Labels must agree within a video.
     """
-    video_ids = np.asarray(video_ids).astype(str)
-    scores = np.asarray(scores, dtype=np.float64)
     if len(video_ids) != len(scores):
         raise ValueError(f"video_ids ({len(video_ids)}) and scores ({len(scores)}) differ in length")
-    order, inverse = np.unique(video_ids, return_index=True, return_inverse=True)[1:]
-    first = np.argsort(order)                  # unique ids sorted by first appearance
-    rank = np.empty_like(first)
-    rank[first] = np.arange(len(first))
-    group = rank[inverse]
-    counts = np.bincount(group)
-    means = np.bincount(group, weights=scores) / counts
-    uniq = video_ids[np.sort(order)]
-    labs = None
-    if labels is not None:
-        labels = np.asarray(labels, dtype=np.int64)
-        labs = np.zeros(len(uniq), np.int64)
-        for g in range(len(uniq)):
-            vals = np.unique(labels[group == g])
-            if len(vals) != 1:
-                raise ValueError(f"video '{uniq[g]}' has windows with different labels {vals.tolist()}")
-            labs[g] = vals[0]
-    return {"video_ids": uniq, "scores": means, "labels": labs, "counts": counts}
+    v = video_means(video_ids, scores, labels)
+    if v.mixed is not None and v.mixed.any():
+        bad = v.video_ids[np.argmax(v.mixed)]
+        found = sorted({int(l) for vid, l in zip(np.asarray(video_ids).astype(str), labels) if vid == bad})
+        raise ValueError(f"video '{bad}' has windows with different labels {found}")
+    return {"video_ids": v.video_ids, "scores": v.scores, "labels": v.labels, "counts": v.counts}
 
 
 class WindowDataset(Dataset):
