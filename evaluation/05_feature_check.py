@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.cli import run_stage
+from common.figures import save_figure
 from common.io import InputError, atomic_path, write_csv, write_json
 from evaluation.feature_check import TABLE_COLUMNS, check_dump, plot_counts, table
 from evaluation.inputs import load_dumps
@@ -32,10 +33,7 @@ def main(cfg, args):
                                        for name, r in results.items()] for c in TABLE_COLUMNS})
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_counts(ax, results)
-    fig.tight_layout()
-    with atomic_path(out / "counts.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "counts.png")
     write_json(out / "summary.json", {"stage": STAGE, "splits": results,
                                       "ok": all(r["ok"] for r in results.values())})
     print(f"05_feature_check: table.txt, checks.csv, counts.png, summary.json in {out}")

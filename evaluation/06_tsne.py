@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from common.cli import run_stage
-from common.io import atomic_path, write_csv, write_json
+from common.figures import save_figure
+from common.io import write_csv, write_json
 from evaluation.inputs import load_dumps
 from evaluation.tsne import plot_tsne, tsne_of_dump
 
@@ -35,10 +36,7 @@ def main(cfg, args):
         r = tsne_of_dump(dump, cfg.seed, max_points, perplexity, pca_dims, threads)
         fig, ax = plt.subplots(figsize=(6, 5.5))
         plot_tsne(ax, r["xy"], r["labels"], f"t-SNE of {name} features ({len(r['index'])} of {len(dump)} frames)")
-        fig.tight_layout()
-        with atomic_path(out / f"tsne_{name}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, out / f"tsne_{name}.png")
         write_csv(out / f"tsne_{name}.csv", {"image_path": r["image_paths"].tolist(), "video_id": r["video_ids"].tolist(),
                                              "label": r["labels"].tolist(), "x": r["xy"][:, 0].tolist(),
                                              "y": r["xy"][:, 1].tolist()})

@@ -15,18 +15,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.cli import run_stage
-from common.io import atomic_path, write_csv, write_json
+from common.figures import save_figure
+from common.io import write_csv, write_json
 from evaluation.classifier_eval import curves_of, evaluate, plot_pr, plot_roc, write_predictions
 from evaluation.inputs import load_dumps
 
 STAGE = "07_classifier_eval"
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
 
 
 def main(cfg, args):
@@ -42,7 +36,7 @@ def main(cfg, args):
         word = "ROC" if kind == "roc" else "Precision-recall"
         plot(axes[0], frame, f"{word}, frame level")
         plot(axes[1], video, f"{word}, video level (mean probability per video)")
-        _save(fig, out / f"{kind}.png")
+        save_figure(fig, out / f"{kind}.png")
     rows = [(name, level, r[level]) for name, r in reports.items() for level in ("frame", "video")]
     cols = ("n", "n_real", "n_fake", "auc", "ap", "acc", "eer", "eer_threshold")
     write_csv(out / "metrics.csv", {"split": [r[0] for r in rows], "level": [r[1] for r in rows],

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from common.config import Config, ConfigError
+from common.figures import save_figure
 from common.io import InputError, numeric_column, read_csv, read_json
 
 log = logging.getLogger(__name__)
@@ -334,10 +335,7 @@ def plot_densities(system: LRSystem, score: float, llr: float, path: Path, title
     ax.set_ylabel("density (per score unit)")
     ax.set_title(f"{title}\nbounded log10 LR = {llr:+.2f}", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def _img_tag(path: Path, alt: str, width: int | None = None) -> str:

@@ -34,6 +34,8 @@ import numpy as np
 
 from preprocessing.faces import models_dir
 
+from common.figures import save_figure
+
 log = logging.getLogger(__name__)
 
 PORTRAIT = "grace_hopper.jpg"
@@ -247,7 +249,4 @@ def plot_previews(previews: list, path: Path, max_persons: int = 6) -> Path:
             ax.set_title(f"person {j:04d}\n{title}" if i == 0 else title, fontsize=8)
     fig.suptitle("Embedded demo: persons made from one public-domain portrait (a demonstration, not evidence)",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

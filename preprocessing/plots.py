@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.io import atomic_path  # noqa: E402
+from common.figures import save_figure  # noqa: E402
 
 
 def plot_split_counts(meta: dict, path: str | Path) -> Path:
@@ -33,12 +33,7 @@ def plot_split_counts(meta: dict, path: str | Path) -> Path:
                  + (f" - LEAKY: {leak.get('n_persons_shared', 0)} persons shared" if meta.get("leaky") else ""))
     ax.legend()
     ax.margins(y=0.2)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_crop_status(summary: dict, rows: list[dict], path: str | Path) -> Path:
@@ -65,9 +60,4 @@ def plot_crop_status(summary: dict, rows: list[dict], path: str | Path) -> Path:
     ax2.set_title("Face detection scores")
     if ax2.has_data():
         ax2.legend()
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

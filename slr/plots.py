@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+from common.figures import save_figure as common_save_figure  # noqa: E402
+
 HP_COLOR, HD_COLOR = "tab:blue", "tab:red"
 HP_NAME, HD_NAME = "Hp (real)", "Hd (fake)"
 
@@ -27,10 +29,7 @@ def new_figure(n_panels: int = 1, width: float = 5.0, height: float = 4.0):
 def save_figure(fig, path: str | Path, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return common_save_figure(fig, path, dpi=110)
 
 
 def _stats_label(name: str, x: np.ndarray) -> str:

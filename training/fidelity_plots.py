@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.figures import save_figure  # noqa: E402
+
 
 def _hist(ax, values, labels, bins=40) -> None:
     values, labels = np.asarray(values, float), np.asarray(labels)
@@ -36,10 +38,7 @@ def quality_figure(cache: dict, path: Path) -> Path:
     b.set_ylabel("fidelity target (0-1, high = real)")
     b.set_title("Per-class min-max mapping (fitted on train)")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def score_figure(dumps: dict, scores: dict, path: Path) -> Path:
@@ -49,7 +48,4 @@ def score_figure(dumps: dict, scores: dict, path: Path) -> Path:
         _hist(ax, s, dumps[split].labels)
         ax.set_xlabel("fidelity score (SVR output; high = real)")
         ax.set_title(f"{split}: fidelity score by class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -21,7 +21,8 @@ if __package__ in (None, ""):
 
 from common.cli import run_stage  # noqa: E402
 from common.config import Config, ConfigError  # noqa: E402
-from common.io import InputError, atomic_path, write_json  # noqa: E402
+from common.figures import save_figure  # noqa: E402
+from common.io import InputError, write_json  # noqa: E402
 
 log = logging.getLogger(__name__)
 OUT_NAME = "sbi_examples"
@@ -89,9 +90,7 @@ def plot_examples(examples: list[dict], path: Path) -> None:
     fig.colorbar(im, ax=axes[2, :].tolist(), fraction=0.01, pad=0.01, label="mask weight (0-1)")
     fig.suptitle("Self-blended images (SBI) from real frames: colour/frequency-changed, warped source "
                  "blended into the untouched frame", fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, tight=False)
 
 
 def main(cfg: Config, args) -> dict:

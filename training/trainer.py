@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from common.config import Config, ConfigError
+from common.figures import save_figure
 from common.io import InputError, atomic_path, write_csv, write_json
 from evaluation import metrics as M
 
@@ -328,10 +329,7 @@ def plot_curves(path: Path, history: list[dict], metric_key: str, best_epoch: in
     from matplotlib.ticker import MaxNLocator
     for ax in (a1, a2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _tensorboard(out_dir: Path, enabled: bool):
