@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,6 +99,19 @@ def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str
         raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config "
                                 f"or set it to null to start from random initialisation")
     load_state_strict(module, read_state(path, config_key), path, what, config_key)
+
+
+def merge_options(defaults: dict, config_prefix: str, *sources: dict | None) -> dict:
+    """``defaults`` updated by each mapping in ``sources`` in turn (a detector's ``model.<name>``
+    sub-section, then keyword overrides); a key not in ``defaults`` is a ConfigError naming it."""
+    opts = dict(defaults)
+    for source in sources:
+        unknown = sorted(set(source or {}) - set(defaults))
+        if unknown:
+            raise ConfigError(f"config key(s) {', '.join(config_prefix + k for k in unknown)} unknown; "
+                              f"options: {', '.join(defaults)}")
+        opts.update(source or {})
+    return opts
 
 
 def warn_random_init(what: str, config_key: str) -> None:

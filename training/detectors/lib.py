@@ -37,7 +37,7 @@ from common.config import ConfigError
 
 from .. import lib_losses as L
 from .backbones import BACKBONES, Backbone, build_backbone, load_pretrained
-from .base import Detector, warn_random_init
+from .base import Detector, merge_options, warn_random_init
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +135,7 @@ def make_block(name: str) -> Backbone:
 
 def lib_options(section: dict | None = None, **flat) -> dict:
     """The LIB options: defaults, then the ``model.lib`` mapping, then keyword overrides; validated."""
-    opts = dict(LIB_DEFAULTS)
-    for source in (section or {}), flat:
-        unknown = sorted(set(source) - set(LIB_DEFAULTS))
-        if unknown:
-            raise ConfigError(f"config key(s) {', '.join('model.lib.' + k for k in unknown)} unknown; "
-                              f"options: {', '.join(LIB_DEFAULTS)}")
-        opts.update({k: v for k, v in source.items()})
+    opts = merge_options(LIB_DEFAULTS, "model.lib.", section, flat)
     if int(opts["num_LIBs"]) < 2:
         raise ConfigError(f"model.lib.num_LIBs must be >= 2 (leave-one-out heads), got {opts['num_LIBs']}")
     if opts["mi_calculator"] not in L.MI_CALCULATORS:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from common.config import ConfigError
 
-from .base import Detector, load_weights, warn_random_init
+from .base import Detector, load_weights, merge_options, warn_random_init
 
 SSAA_DEFAULTS = {            # a ViT-S-sized model for GPU training; tests pass smaller values
     "patch_size": 16,
@@ -126,14 +126,7 @@ class SSAAFormer(Detector):
     def __init__(self, pretrained_path=None, input_size: int | None = None, ssaaformer: dict | None = None,
                  **options) -> None:
         super().__init__()
-        o = dict(SSAA_DEFAULTS)
-        for source in (ssaaformer or {}), options:
-            unknown = sorted(set(source) - set(SSAA_DEFAULTS))
-            if unknown:
-                raise ConfigError(f"config key(s) {', '.join('model.ssaaformer.' + k for k in unknown)} unknown; "
-                                  f"options: {', '.join(SSAA_DEFAULTS)}")
-            o.update(source)
-        self.opts = o
+        self.opts = o = merge_options(SSAA_DEFAULTS, "model.ssaaformer.", ssaaformer, options)
         if input_size is not None:
             self.input_size = int(input_size)
         p = int(o["patch_size"])
