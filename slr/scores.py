@@ -1,9 +1,16 @@
-"""Similarity scores (stage 08): centroid of the real training features, cosine similarity to it.
+"""Scores (stage 08): one score function, :func:`score_values`, used by stage 08 and by casework.
 
-Conventions (as in the paper): centroid = arithmetic mean of the flattened features of the real
-(label 0) frames of the training split; score = cosine similarity of a frame's flattened feature
-to that centroid, in [-1, 1], higher = more like the real training frames. Real frames give the
-Hp scores, fake frames the Hd scores.
+Score choices (``slr.score``), each in its natural direction (the LR models find the direction):
+
+- ``cosine_centroid`` (the paper): cosine similarity of a frame's flattened feature to the
+  centroid (arithmetic mean) of the flattened features of the real (label 0) frames of the
+  ``train`` pool, in [-1, 1], higher = more like the real training frames;
+- ``logit``: the detector's log-odds of fake (stage 04's ``logit`` column), higher = more fake;
+- ``fake_probability``: the detector's probability of fake, in [0, 1], higher = more fake.
+
+Real frames give the Hp scores, fake frames the Hd scores. The cosine is computed in float64 by
+elementwise products and numpy's per-row (pairwise) sums, never BLAS, so a frame's score does not
+depend on the batch it is computed in: stage 08 and casework give bit-identical scores.
 
 Features are read ``batch_size`` rows at a time (a feature dump is a memory map), accumulated in
 float64, so memory stays at about ``batch_size x D x 8`` bytes even for flattened 2048x8x8 conv
@@ -86,26 +93,98 @@ def real_centroid(dump: FeatureDump, batch_size: int = 64) -> np.ndarray:
     return c
 
 
+SCORE_NAMES = ("cosine_centroid", "logit", "fake_probability")
+SCORE_DESCRIPTIONS = {
+    "cosine_centroid": "cosine similarity to the centroid of the real train features (higher = more real)",
+    "logit": "the detector's log-odds of fake, z_fake - z_real (higher = more fake)",
+    "fake_probability": "the detector's probability of fake (higher = more fake)",
+}
+
+
+class BadScoreRow(InputError):
+    """A row whose score is undefined (zero or non-finite feature, non-finite logit); ``row`` is its index."""
+
+    def __init__(self, message: str, row: int):
+        super().__init__(message)
+        self.row = int(row)
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Per-row sums by numpy's pairwise summation: the same bits whatever the number of rows."""
+    return np.add.reduce(x, axis=1)
+
+
+def _unit_centroid(centroid) -> np.ndarray:
+    c = np.asarray(centroid, dtype=np.float64).ravel()
+    norm = float(np.sqrt(np.add.reduce(c * c)))
+    if not np.isfinite(norm) or norm == 0:
+        raise InputError("the centroid is the zero vector or not finite; cosine similarity to it is undefined "
+                         "(re-run stage 08 on finite real train features)")
+    return c / norm
+
+
+def score_values(name: str, features=None, centroid=None, logit=None, fake_probability=None) -> np.ndarray:
+    """The scores of ``slr.score`` = ``name`` for n items, float64 (n,). The one score function.
+
+    - ``cosine_centroid``: needs ``features`` (n, D) or (n, ...) of any float dtype and ``centroid``
+      (D,); cosine of each row to the centroid, computed in float64 with per-row pairwise sums
+      (no BLAS), clipped to [-1, 1]. A row's value does not depend on the other rows.
+    - ``logit``: needs ``logit`` (n,): the detector's log-odds of fake, as float64.
+    - ``fake_probability``: needs ``fake_probability`` (n,) in [0, 1], as float64.
+
+    Raises :class:`BadScoreRow` (an InputError with ``.row``) for an undefined score, InputError for
+    a missing input or an unknown name.
+    """
+    if name == "cosine_centroid":
+        if features is None or centroid is None:
+            raise InputError("score 'cosine_centroid' needs the features and the centroid of the real train "
+                             "features (stage 08's centroid.npy)")
+        f = np.asarray(features)
+        f = f.reshape(len(f), -1).astype(np.float64, copy=False)
+        c_unit = _unit_centroid(centroid)
+        if f.shape[1] != c_unit.shape[0]:
+            raise InputError(f"features have {f.shape[1]} values per item, the centroid has {c_unit.shape[0]}; "
+                             f"features and centroid must come from the same detector and layer")
+        norms = np.sqrt(_row_sums(f * f))
+        bad = ~(np.isfinite(norms) & (norms > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise BadScoreRow(f"feature row {i} is {'all zero' if np.isfinite(norms[i]) else 'not finite'}; "
+                              f"its cosine similarity is undefined", i)
+        return np.clip(_row_sums(f * c_unit) / norms, -1.0, 1.0)
+    if name in ("logit", "fake_probability"):
+        raw = logit if name == "logit" else fake_probability
+        if raw is None:
+            raise InputError(f"score '{name}' needs the detector's {name.replace('_', ' ')} (stage 04's "
+                             f"'{name}' column)")
+        v = np.array(raw, dtype=np.float64).ravel()
+        bad = ~np.isfinite(v) if name == "logit" else ~(np.isfinite(v) & (v >= 0) & (v <= 1))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise BadScoreRow(f"row {i}: {name} is {v[i]}, expected a finite number"
+                              f"{'' if name == 'logit' else ' in [0, 1]'}", i)
+        return v
+    raise InputError(f"slr.score must be one of {SCORE_NAMES}, got {name!r}")
+
+
 def cosine_scores(dump: FeatureDump, centroid: np.ndarray, batch_size: int = 64,
                   desc: str | None = "scores") -> np.ndarray:
-    """(N,) float64 cosine similarity of every row of ``dump`` to ``centroid``."""
+    """(N,) float64 cosine similarity of every row of ``dump`` to ``centroid`` (:func:`score_values`, batched)."""
     centroid = np.asarray(centroid, dtype=np.float64).ravel()
     if dump.dim != centroid.shape[0]:
         raise InputError(f"{dump.source}: features have {dump.dim} values per item, the centroid "
                          f"(from the training split) has {centroid.shape[0]}; all splits must come "
                          f"from the same detector and layer")
-    c_unit = centroid / np.linalg.norm(centroid)
     out = np.empty(len(dump), dtype=np.float64)
     for idx, batch in iter_batches(dump.features, batch_size, desc=desc):
-        norms = np.linalg.norm(batch, axis=1)
-        bad = ~(np.isfinite(norms) & (norms > 0))
-        if bad.any():
-            i = int(idx[np.argmax(bad)])
-            raise InputError(f"{dump.source}: feature row {i} ({dump.image_paths[i]}) is "
-                             f"{'all zero' if np.isfinite(norms[np.argmax(bad)]) else 'not finite'}; "
-                             f"its cosine similarity is undefined: re-run the feature dump")
-        out[idx] = (batch @ c_unit) / norms
-    return np.clip(out, -1.0, 1.0)
+        try:
+            out[idx] = score_values("cosine_centroid", features=batch, centroid=centroid)
+        except BadScoreRow as err:
+            i = int(idx[err.row])
+            what = "all zero" if np.all(np.isfinite(batch[err.row])) else "not finite"
+            raise InputError(f"{dump.source}: feature row {i} ({dump.image_paths[i]}) is {what}; its cosine "
+                             f"similarity is undefined: re-run the feature dump") from None
+    return out
 
 
 def check_dims(dumps: dict[str, FeatureDump]) -> int:
