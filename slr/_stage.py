@@ -9,7 +9,7 @@ import numpy as np
 
 from common.config import Config, ConfigError
 from common.io import InputError, atomic_dir
-from common.splits import SPLITS
+from common.splits import POOLS, SPLITS, pools_in
 
 CONTAMINATED = "contaminated: features of a detector trained on all persons (slr.features_file)"
 
@@ -23,17 +23,9 @@ def stage_output(cfg: Config, name: str) -> Iterator[Path]:
     print(f"stage {name}: outputs written to {final}")
 
 
-def _split_pools(split_file) -> tuple:
-    try:
-        from common.splits import pools_in
-    except ImportError:          # before the four-pool common/splits.py
-        return SPLITS
-    return tuple(pools_in(split_file)) or SPLITS
-
-
 def feature_dumps(cfg: Config) -> dict:
-    """Stage 08's input: ``slr.features_file`` divided by ``slr.split_file``, or the per-split dumps
-    under ``slr.features_dir``."""
+    """Stage 08's input: ``slr.features_file`` divided into every pool of ``slr.split_file``, or the
+    per-pool dumps under ``slr.features_dir`` (train, val, test and, when dumped, calib)."""
     from .scores import divide_feature_file, load_split_dumps
 
     features_file = cfg.get("slr.features_file", None)
@@ -41,12 +33,10 @@ def feature_dumps(cfg: Config) -> dict:
         split_file = cfg.path("slr.split_file", None)
         if split_file is None:
             raise ConfigError(f"{cfg.source}: slr.features_file is set, so slr.split_file must name the split "
-                              f"JSON that divides it into {', '.join(SPLITS)}")
-        return divide_feature_file(cfg.path("slr.features_file"), split_file, _split_pools(split_file))
-    from .io import POOLS
-
+                              f"JSON that divides it into {', '.join(POOLS)} (or {', '.join(SPLITS)})")
+        return divide_feature_file(cfg.path("slr.features_file"), split_file, pools_in(split_file))
     features_dir = cfg.path("slr.features_dir")
-    pools = tuple(p for p in POOLS if (features_dir / p).is_dir()) or SPLITS
+    pools = tuple(p for p in POOLS if p in SPLITS or (features_dir / p).is_dir())
     return load_split_dumps(features_dir, pools)
 
 
