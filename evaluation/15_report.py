@@ -22,7 +22,7 @@ def main(cfg, args):
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(html_text, encoding="utf-8")
     write_json(out / "summary.json", summary)
-    decisions = [f"{r['metric']}/{r['level']}: {r['decision']}" for r in summary["validation_matrix"]]
+    decisions = [f"{r['metric']}/{r['level']}/{r.get('pool', 'test')}: {r['decision']}" for r in summary["validation_matrix"]]
     print(f"report written to {out / 'report.html'} ({summary['n_figures']} figures); "
           f"validation: {', '.join(decisions) or 'no criteria'}")
 
