@@ -304,6 +304,18 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False,
                              "interval": [lo, hi] if lo is not None else None, "judged_value": end,
                              "basis": ("pessimistic end of the 95 % interval" if lo is not None else
                                        "point value (no interval)"), "decision": decision})
+    judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
+    if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
+        for level in LEVELS:
+            blk = lr_block(run, "calib", level)
+            if "direction_changes" not in blk:
+                continue
+            for metric in ("direction_changes", "largest_drop_log10"):
+                rows.append({"characteristic": "monotonicity", "metric": metric, "level": level,
+                             "pool": "calib score range", "graphical": METRICS[metric][1],
+                             "criterion": "none (add one to report.criteria)", "value": _num(blk.get(metric)),
+                             "interval": None, "judged_value": None, "basis": "reported",
+                             "decision": "reported"})
     return rows
 
 
@@ -340,6 +352,8 @@ def matrix_html(rows: list[dict], split: str = "test") -> str:
 def system_html(run: Run) -> tuple[str, dict]:
     """The saved LR system, loaded and verified (slr.system.LRSystem.load)."""
     d = run.output_dir / "10_kde_lr" / "system"
+    if not d.is_dir() and (run.output_dir / "system").is_dir():     # a run_scores output folder
+        d = run.output_dir / "system"
     s10 = run.summary("10_kde_lr")
     if not d.is_dir():
         why = ("the paper protocol fits no single system (its KDEs are re-fitted on each split)"
