@@ -163,3 +163,27 @@ def test_too_few_training_scores_for_the_paper_cv_is_a_clear_error(tmp_path, cap
     err = capsys.readouterr().err
     assert rc == 2 and re.search(r"train\.csv: frame level, paper protocol: 10-fold .*at least 10", err), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["inside", "contains", "same"])
+def test_output_folder_inside_or_holding_the_input_is_refused(tmp_path, capsys, where):
+    _good(tmp_path / "in")
+    out = {"inside": tmp_path / "in" / "out", "contains": tmp_path, "same": tmp_path / "in"}[where]
+    before = sorted(p.name for p in (tmp_path / "in").iterdir())
+    rc = run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert re.search(r"--output-dir .* (is inside|contains) --scores-dir", err), err
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == before
+
+
+def test_stage_10_under_sound_without_a_calib_pool_says_how_to_make_one(tmp_path):
+    _good(tmp_path / "scores")
+    (tmp_path / "scores" / "calib.csv").unlink()
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"seed: 1\noutput_dir: {tmp_path / 'out'}\nslr:\n  protocol: sound\n"
+                        f"  scores_dir: {tmp_path / 'scores'}\n")
+    with pytest.raises(InputError, match=r"calib\.csv: score file not found \(slr\.protocol = sound, .*c\.yaml\); "
+                                         r".*split\.ratios of 4 values"):
+        load_script(10).main(load_config(cfg_path), None)
+    assert not (tmp_path / "out" / "10_kde_lr").exists()
