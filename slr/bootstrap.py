@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+from tqdm import tqdm
 
 from . import metrics as M
 
@@ -215,6 +216,7 @@ def bootstrap_samples(llr: Any, labels: Any, clusters: Any, metrics: Sequence[st
     wanted = set(metrics)
     parts: dict[str, list] = {m: [] for m in metrics}
     done = 0
+    bar = tqdm(total=n, desc="bootstrap", unit="resample", leave=False, disable=None if n >= 2000 else True)
     while done < n:
         b = min(chunk, n - done)
         draws = rng.integers(0, p.n_clusters, size=(b, p.n_clusters))
@@ -224,6 +226,8 @@ def bootstrap_samples(llr: Any, labels: Any, clusters: Any, metrics: Sequence[st
         for m in metrics:
             parts[m].append(res[m])
         done += b
+        bar.update(b)
+    bar.close()
     return {m: np.concatenate(v) for m, v in parts.items()}
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from common.io import InputError, atomic_dir
 
@@ -110,7 +111,8 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     timings = {}
     t0 = time.perf_counter()
     try:
-        for i in range(k):
+        for i in tqdm(range(k), desc=f"cross-fitting ({level}, {settings.model})", unit="fold", leave=False,
+                      disable=None):
             tr, te = fold != i, fold == i
             for lab, name in ((0, "real"), (1, "fake")):
                 if len(np.unique(videos[tr & (y == lab)])) < 2:
