@@ -85,6 +85,8 @@ def stage_output(cfg: Config, stage_id: str) -> Iterator[Path]:
     except _Discard:
         if main_rank and not stage.resumable:
             shutil.rmtree(work, ignore_errors=True)
+        elif main_rank and not any(work.iterdir()):
+            work.rmdir()
         raise
     except BaseException:
         if main_rank and not stage.resumable:
@@ -148,3 +150,27 @@ def in_work(path: Path, final: Path, work: Path) -> Path:
     except ValueError:
         return path
     return Path(work) / rel
+
+
+def call_main(script, cfg: Config, args: argparse.Namespace | None = None, stage: str | None = None):
+    """Run a stage script's ``main`` in-process through the same work-folder mechanism as ``run_stage``
+    (tests, notebooks). ``script``: the loaded script module (its stage is found by its path in the
+    stage table) or a ``main`` function together with ``stage``."""
+    from .stages import stage_of_script
+
+    main = getattr(script, "main", script)
+    if stage is None:
+        found = stage_of_script(getattr(script, "__file__", ""))
+        if found is None:
+            raise ValueError(f"{script!r} is not a script of the stage table; pass stage=")
+        stage = found.id
+    if len(inspect.signature(main).parameters) < 3:
+        return main(cfg, args)
+    try:
+        with stage_output(cfg, stage) as out:
+            result = main(cfg, args, out)
+            if result is KEEP_PREVIOUS:
+                raise _Discard()
+    except _Discard:
+        return KEEP_PREVIOUS
+    return result

@@ -343,8 +343,27 @@ def describe_config(cfg: Config) -> str:
     return "\n".join(lines)
 
 
+def config_record(cfg: Config) -> dict:
+    """Which config made an output: ``{file, base: [...], set: {key: value}}`` (for summaries)."""
+    return {"file": _show(Path(cfg.source)), "base": [_show(f) for f in cfg.files[1:]],
+            "set": {k: cfg.get(k, None) for k, o in sorted(cfg.origins.items()) if o == "--set"}}
+
+
 def config_banner(cfg: Config) -> str:
     """One line saying which config file (and base files) a stage uses."""
     chain = " (base " + ", ".join(_show(f) for f in cfg.files[1:]) + ")" if len(cfg.files) > 1 else ""
     sets = sorted(k for k, o in cfg.origins.items() if o == "--set")
     return (f"config: {_show(Path(cfg.source))}{chain}" + (f"; --set {', '.join(sets)}" if sets else ""))
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> Config:
+    """A strict Config from a mapping, exactly as ``load_config`` makes one from a file: keys checked,
+    schema defaults filled, references resolved, values checked (tests and tools)."""
+    data = copy.deepcopy(data)
+    data.pop("base", None)
+    origins: dict = {}
+    _walk_declared(data, "", source, origins, f"file {source}")
+    _fill_defaults(data, origins)
+    resolved = _resolve_refs(data, source)
+    _validate(resolved, origins, Path(source))
+    return Config(resolved, source, origins, (), strict=True)

@@ -321,7 +321,8 @@ KEYS: tuple[K, ...] = (
     K("fidelity.splits", "list", ["train", "val"], "frames that get a fidelity target (train is required)",
       items="str", check=lambda v: None if "train" in v and set(v) <= set(_SPLIT_NAMES)
       else f"must include 'train' and name pools of {list(_SPLIT_NAMES)}, got {v}"),
-    K("fidelity.cache_file", "path", "${stage:02}/fidelity_targets.csv", "fidelity targets cache (+ .json sidecar)"),
+    K("fidelity.cache_file", "path", "${stage:03a}/fidelity_targets.csv",
+      "fidelity targets cache (+ .json sidecar), written by stage 03a"),
     K("fidelity.recompute", "bool", False, "ignore an up-to-date cache"),
     K("fidelity.features_dir", ("path", "null"), "${stage:04}", "the stage-04 dumps the SVR reads"),
     K("fidelity.svr.C", "float", 1.0, "SVR C", lo=0),

@@ -7,17 +7,16 @@ features in batches of slr.batch_size rows. Writes <output_dir>/08_scores/.
 import sys
 
 from common.cli import run_stage
-from slr._stage import feature_dumps, stage_output
+from slr._stage import feature_dumps
 from slr.pipeline import stage08
 
 
-def main(cfg, args):
+def main(cfg, args, out):
     dumps = feature_dumps(cfg)
-    with stage_output(cfg, "08_scores") as out:
-        summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size", 64)))
+    summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size", 64)))
     for split, s in summary["splits"].items():
         print(f"  {split}: {s['n_hp']} real, {s['n_hd']} fake, score AUC {s['auc']:.4f}")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="08"))

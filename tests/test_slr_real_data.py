@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from common.cli import call_main
 from sklearn.metrics import roc_auc_score
 
 from common.config import REPO_ROOT, load_config
@@ -36,11 +38,11 @@ def real(tmp_path_factory, paper_features):
             assert p.returncode == 0, f"stage {n}: {p.stderr[-2000:]}"
             assert "outputs written to" in p.stdout
         else:
-            load_script(n).main(load_config(cfg_sound), None)
+            call_main(load_script(n), load_config(cfg_sound))
     outs["sound"] = load_config(cfg_sound).output_dir
     cfg_paper = load_config(write_config(tmp, paper_features, tmp / "split.json", "paper", name="paper.yaml"))
     for n in STAGES:
-        load_script(n).main(cfg_paper, None)
+        call_main(load_script(n), cfg_paper)
     outs["paper"] = cfg_paper.output_dir
     outs["tmp"] = tmp
     return outs
@@ -143,7 +145,7 @@ def test_second_run_gives_identical_numbers(real, paper_features):
     cfg = load_config(write_config(real["tmp"], paper_features, real["tmp"] / "split.json", "sound",
                                    name="again.yaml"), [f"output_dir={real['tmp'] / 'again'}"])
     for n in STAGES:
-        load_script(n).main(cfg, None)
+        call_main(load_script(n), cfg)
     for n in STAGES:
         a = _summary(real["sound"], n)
         b = _summary(cfg.output_dir, n)

@@ -26,18 +26,19 @@ from tqdm.auto import tqdm
 from common.config import Config, ConfigError
 from common.features import FeatureDumpWriter
 from common.io import InputError, write_json
+from common.stages import folder, stage_dir
 
 from . import data as D
 from .trainer import build_detector, resolve_device, to_device
 
 log = logging.getLogger(__name__)
 
-STAGE = "04_features"
+STAGE = folder("04")
 
 
 def checkpoint_path(cfg: Config) -> Path:
     p = cfg.path("features.checkpoint", None)
-    return p if p is not None else cfg.stage_dir("03_train", create=False) / "best.pt"
+    return p if p is not None else stage_dir(cfg, "03") / "best.pt"
 
 
 def load_trained_detector(cfg: Config, path: Path | None = None):
@@ -101,8 +102,9 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
             "dtype": dtype, "full_map": full_map, "skipped_missing": len(skipped)}
 
 
-def dump_features(cfg: Config, progress: bool = True) -> dict:
-    """Dump every split of ``features.splits``; writes and returns ``04_features/summary.json``'s content."""
+def dump_features(cfg: Config, progress: bool = True, out: Path | None = None) -> dict:
+    """Dump every split of ``features.splits`` into ``out`` (the stage's work folder; default its folder);
+    writes and returns ``summary.json``'s content."""
     t0 = time.time()
     splits = cfg.get("features.splits", ["train", "val", "test"])
     if not isinstance(splits, list) or not splits:
@@ -110,10 +112,11 @@ def dump_features(cfg: Config, progress: bool = True) -> dict:
     device = resolve_device(cfg)
     ck = checkpoint_path(cfg)
     detector = load_trained_detector(cfg, ck).to(device)
-    out_dir = cfg.stage_dir(STAGE)
+    out_dir = Path(out) if out is not None else stage_dir(cfg, "04", create=True)
     per_split = {}
     for split in splits:
         per_split[split] = dump_split(cfg, detector, str(split), out_dir / str(split), device, progress)
+        per_split[split]["path"] = str(stage_dir(cfg, "04") / str(split))   # where it is published
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
     summary = {"stage": STAGE, "model": cfg.get("model.name", None), "checkpoint": str(ck),
