@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from common.config import Config, config_from_dict
+from common.config import config_from_dict
 from evaluation.classifier_eval import evaluate
 from common.features import read_feature_dump
 from preprocessing.splits import make_split, write_split
