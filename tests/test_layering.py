@@ -87,3 +87,22 @@ def test_sibling_import_is_refused():
     finally:
         probe.unlink()
     assert found == ["slr/_layering_probe_tmp.py:1: slr imports preprocessing (sibling import)"]
+
+
+def test_no_stage_folder_names_outside_the_stage_table():
+    """A stage's folder name is spelled in common/stages.py only; code asks the table (docstrings may name it)."""
+    from common.stages import STAGES
+    folders = {s.folder for s in STAGES} | {"15_robustness"}
+    found = []
+    for path in project_files():
+        if path.relative_to(REPO).as_posix() == "common/stages.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if any(f in folders for f in node.value.replace("/", " ").replace('"', " ").split()):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value[:60]!r}")
+    assert found == []

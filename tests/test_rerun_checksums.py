@@ -42,6 +42,7 @@ def done(tmp_path_factory, paper_features):
     return cfg, load_config(cfg).output_dir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", ["09", "10"])
 def test_a_failed_run_leaves_every_earlier_output_byte_identical(done, failing, capfd):
     cfg, out = done
