@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from common.config import REPO_ROOT, Config, ConfigError
-from common.stages import STAGES, Stage
+from common.pipeline import is_enabled
+from common.stages import BY_ID, STAGES, Stage, folder
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ class Run:
     stages: dict                                 # stage name -> StageResult
     config: Config | None = None
 
-    def summary(self, stage_name: str, file: str = "summary.json") -> dict:
-        r = self.stages.get(stage_name)
+    def summary(self, stage: str, file: str = "summary.json") -> dict:
+        """A stage's JSON summary, by stage id (``"10"``) or folder name."""
+        r = self.stages.get(folder(stage) if stage in BY_ID else stage)
         return (r.summaries.get(file) or {}) if r else {}
 
 
@@ -85,10 +87,10 @@ def load_run(output_dir: str | Path, config: Config | None = None) -> Run:
     output_dir = Path(output_dir)
     stages = {}
     for st in STAGES:
-        if st.name == "15_report":
+        if st.id == "16":
             continue
         d = output_dir / st.name
-        enabled = st.enabled_key is None or config is None or bool(config.get(st.enabled_key, False))
+        enabled = config is None or is_enabled(st, config)
         if not d.is_dir():
             stages[st.name] = StageResult(st, "not run" if enabled else "not enabled")
             continue
@@ -153,7 +155,7 @@ def pick(data: Any, key: str, split: str = "test", level: str = "frame") -> Any:
 
 def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
     """AUC, EER, Cllr, Cllr_min, Cllr_cal, ELUB bounds and rates of misleading evidence of one run."""
-    s11, s12, s13, s14 = (run.summary(n) for n in ("11_tippett", "12_det_eer", "13_ece_cllr", "14_elub"))
+    s11, s12, s13, s14 = (run.summary(n) for n in ("11", "12", "13", "14"))
     out = {}
     for key in ("cllr", "cllr_min", "cllr_cal", "auc"):
         out[key] = _num(pick(s13, key, split, level))
@@ -170,7 +172,7 @@ def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
 
 def classifier_metrics(run: Run, split: str = "test") -> dict:
     """Frame- and video-level classifier metrics from stage 07 (whatever numeric keys it wrote)."""
-    s07 = run.summary("07_classifier_eval")
+    s07 = run.summary("07")
     out = {}
     for level in LEVELS:
         row = {}
@@ -302,7 +304,10 @@ def figures_of(res: StageResult | None) -> str:
     return "\n".join(figure(p, f"{res.stage.name}/{p.name}") for p in res.figures) if base else ""
 
 
-def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
+def stage_block(run: Run, stage: str, title: str | None = None, intro: str = "") -> str:
+    """A stage's section: its figures and summaries; ``stage`` an id of the stage table (its title from there)."""
+    name = folder(stage) if stage in BY_ID else stage
+    title = title or (BY_ID[stage].title if stage in BY_ID else name)
     res = run.stages.get(name)
     if res is None or res.status in ("not run", "not enabled"):
         status = res.status if res else "not run"
@@ -311,7 +316,7 @@ def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
 
 
 def leakage_html(run: Run) -> str:
-    s02 = run.stages.get("02_split")
+    s02 = run.stages.get(folder("02"))
     if not s02 or not s02.summaries:
         return '<p class="status-missing">No split summary (stage 02 not run): leakage unknown.</p>'
     found = []
@@ -349,7 +354,7 @@ def comparison_rows(runs: list[Run], split: str) -> list[list]:
     for r in runs:
         m = lr_metrics(r, split, "frame")
         c = classifier_metrics(r, split)["frame"]
-        model = pick(r.summary("03_train"), "model", split, "frame") or pick(r.summary("03_train"), "name")
+        model = pick(r.summary("03"), "model", split, "frame") or pick(r.summary("03"), "name")
         model = model if isinstance(model, str) else (model.get("name") if isinstance(model, dict) else None)
         elub = (f"[{fmt(m['elub_lower_log10'], 2)}, {fmt(m['elub_upper_log10'], 2)}]"
                 if m["elub_lower_log10"] is not None else "n/a")
@@ -381,14 +386,15 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
 
     h.append("<h2>Data and split</h2>")
     if demo:
-        h.append(stage_block(run, "00_demo_videos", "Demo videos (stage 00)"))
-    h.append(stage_block(run, "01_faces", "Face crops (stage 01)"))
-    h.append(stage_block(run, "02_split", "Split (stage 02)"))
+        h.append(stage_block(run, "00"))
+    h.append(stage_block(run, "01"))
+    h.append(stage_block(run, "02"))
     h.append("<h3>Leakage report</h3>" + leakage_html(run))
 
     h.append("<h2>Detector and training</h2>")
-    h.append(stage_block(run, "03_train", "Training curve (stage 03)"))
-    h.append(stage_block(run, "04_features", "Feature dumps (stage 04)"))
+    for sid in ("03a", "03", "04", "04b"):
+        if run.stages.get(folder(sid)) is not None and run.stages[folder(sid)].status != "not enabled":
+            h.append(stage_block(run, sid))
 
     h.append("<h2>Classifier metrics</h2>")
     keys = sorted({k for lv in LEVELS for k in clf[lv]})
@@ -397,12 +403,11 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  table(["level"] + keys, [[lv] + [clf[lv].get(k) for k in keys] for lv in LEVELS]))
     else:
         h.append('<p class="status-missing">No classifier metrics (stage 07 not run or no numbers found).</p>')
-    for name, title in (("05_feature_check", "Feature check (stage 05)"), ("06_tsne", "t-SNE (stage 06)"),
-                        ("07_classifier_eval", "Classifier evaluation (stage 07)")):
-        h.append(stage_block(run, name, title))
+    for sid in ("05", "06", "07"):
+        h.append(stage_block(run, sid))
 
     h.append("<h2>The likelihood-ratio system</h2>")
-    s10 = run.summary("10_kde_lr")
+    s10 = run.summary("10")
     h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol', 'n/a')))}</b>; "
              f"calibration {esc(pick(s10, 'calibration') or 'n/a')}; bandwidths (score units) "
              f"{esc(json.dumps(s10.get('bandwidth')) if s10 else 'n/a')}.</p>")
@@ -412,11 +417,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     h.append(f"<p>Split <b>{esc(split)}</b>, final (bounded) LLRs.</p>" +
              table(["level", "AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal", "P(LLR<0|Hp)", "P(LLR>0|Hd)",
                     "ELUB lower (log10)", "ELUB upper (log10)"], lr_rows))
-    for name, title in (("08_scores", "Scores (stage 08)"), ("09_score_distributions", "Score distributions (09)"),
-                        ("10_kde_lr", "KDE likelihood ratios (stage 10)"), ("11_tippett", "Tippett (stage 11)"),
-                        ("12_det_eer", "DET and EER (stage 12)"), ("13_ece_cllr", "ECE and Cllr (stage 13)"),
-                        ("14_elub", "ELUB bounds (stage 14)")):
-        h.append(stage_block(run, name, title))
+    for sid in ("08", "09", "10", "11", "12", "13", "14"):
+        h.append(stage_block(run, sid))
 
     h.append("<h2>Validation matrix</h2><p>In the form of Meuwly, Ramos and Haraksim (2017). Criteria come from "
              "the config (<code>report.criteria</code>); they are this run's choice, not a standard. A missing "
@@ -429,7 +431,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  "stage 07; the rest from the LR system's final LLRs (stages 12-14).</p><div id='comparison'>" +
                  table(["run", "detector", "classifier AUC", "LR AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal",
                         "ELUB range (log10)"], comparison_rows(runs, split)) + "</div>")
-    h.append("<p class='small'>Generated by evaluation/15_report.py from the stages' own summaries; "
+    h.append("<p class='small'>Generated by evaluation/16_report.py from the stages' own summaries; "
              "no number here is recomputed.</p></body></html>")
     summary = {"experiment": experiment, "split": split, "demo": demo,
                "stages": {n: r.status for n, r in run.stages.items()},

@@ -4,17 +4,16 @@ level) with n, mean and std. Reads the score CSVs in slr.scores_dir; writes <out
 import sys
 
 from common.cli import run_stage
-from slr._stage import score_dir, stage_output
+from slr._stage import score_dir
 from slr.io import read_score_dir
 from slr.pipeline import Settings, stage09
 
 
-def main(cfg, args):
+def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_score_dir(score_dir(cfg))
-    with stage_output(cfg, "09_score_distributions") as out:
-        stage09(sets, out, settings)
+    stage09(sets, out, settings)
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="09"))

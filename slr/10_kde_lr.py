@@ -6,19 +6,18 @@ bandwidths from the training scores, log10 LR per score; under sound also the op
 import sys
 
 from common.cli import run_stage
-from slr._stage import score_dir, stage_output
+from slr._stage import score_dir
 from slr.io import read_score_dir
 from slr.pipeline import Settings, stage10
 
 
-def main(cfg, args):
+def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_score_dir(score_dir(cfg))
-    with stage_output(cfg, "10_kde_lr") as out:
-        _, summary = stage10(sets, out, settings)
+    _, summary = stage10(sets, out, settings)
     bw = summary["bandwidth"]
     print(f"  {settings.protocol} protocol, frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="10"))

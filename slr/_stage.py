@@ -1,22 +1,11 @@
-"""Helpers shared by the numbered SLR scripts (08-14): settings, inputs and atomic stage folders."""
+"""Helpers shared by the numbered SLR scripts (08-14): their inputs (outputs go through common.cli.run_stage)."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
 
 from common.config import Config, ConfigError
-from common.io import atomic_dir
 from common.splits import POOLS, SPLITS, pools_in
-
-
-@contextlib.contextmanager
-def stage_output(cfg: Config, name: str) -> Iterator[Path]:
-    """A temporary folder that replaces ``<output_dir>/<name>`` only if the stage succeeds."""
-    final = cfg.stage_dir(name, create=False)
-    with atomic_dir(final) as tmp:
-        yield tmp
-    print(f"stage {name}: outputs written to {final}")
+from common.stages import stage_dir
 
 
 def feature_dumps(cfg: Config) -> dict:
@@ -40,4 +29,4 @@ def feature_dumps(cfg: Config) -> dict:
 
 
 def score_dir(cfg: Config) -> Path:
-    return cfg.path("slr.scores_dir", None) or cfg.stage_dir("08_scores", create=False)
+    return cfg.path("slr.scores_dir", None) or stage_dir(cfg, "08")

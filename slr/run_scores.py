@@ -46,6 +46,14 @@ def _check_output_dir(out: Path) -> None:
                          f"(an earlier run_scores output is replaced)")
 
 
+def _check_apart(scores: Path, out: Path) -> None:
+    """The output folder is replaced whole, so it must neither contain nor lie inside the input folder."""
+    if out == scores or out in scores.parents or scores in out.parents:
+        raise InputError(f"--output-dir {out} {'contains' if out in scores.parents else 'is inside' if scores in out.parents else 'is'} "
+                         f"the --scores-dir {scores}; replacing it would delete the input scores. Give an output "
+                         f"folder outside the scores folder")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m slr.run_scores", description=__doc__.strip().splitlines()[0])
     p.add_argument("--scores-dir", required=True, help="folder with train.csv, val.csv, test.csv (score,label)")
@@ -65,8 +73,9 @@ def main(argv=None) -> int:
     try:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
                             video_level=not args.no_video_level)
-        sets = read_score_dir(args.scores_dir)
         out = Path(args.output_dir).resolve()
+        _check_apart(Path(args.scores_dir).resolve(), out)
+        sets = read_score_dir(args.scores_dir)
         _check_output_dir(out)
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pytest
 
+from common.cli import call_main
+
 from common.config import load_config
 from common.features import FeatureDumpWriter
 from common.io import InputError, write_csv
@@ -113,7 +115,7 @@ def test_feature_sizes_differing_across_splits_stop_stage_08(tmp_path):
                         f"  features_file: null\n  batch_size: 8\n")
     cfg = load_config(cfg_path)
     with pytest.raises(InputError, match=r"feature sizes differ across splits \(train .*: 16, val .*: 12"):
-        load_script(8).main(cfg, None)
+        call_main(load_script(8), cfg)
     assert not (tmp_path / "out" / "08_scores").exists()
 
 
@@ -121,7 +123,7 @@ def test_stage_11_without_stage_10_says_run_stage_10(tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"seed: 1\noutput_dir: {tmp_path / 'out'}\nslr:\n  protocol: sound\n")
     with pytest.raises(InputError, match="run stage 10 first"):
-        load_script(11).main(load_config(cfg_path), None)
+        call_main(load_script(11), load_config(cfg_path))
     assert not (tmp_path / "out" / "11_tippett").exists()
 
 
