@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from common.config import load_config  # noqa: E402
-from common.stages import BY_NUMBER  # noqa: E402
+from common.stages import get  # noqa: E402
 from slr_helpers import load_script, person_split_json, write_config  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     print(f"\nstages 08-14 on {npz.name} (2,438 frames x 512, person split), protocol {args.protocol}")
     print(f"  {'stage':24s} {'wall':>8s} {'CPU':>8s}")
     for n, (w, c) in times.items():
-        print(f"  {BY_NUMBER[n].name:24s} {w:7.2f}s {c:7.2f}s")
+        print(f"  {get(n).folder:24s} {w:7.2f}s {c:7.2f}s")
     print(f"  {'total':24s} {total[0]:7.2f}s {total[1]:7.2f}s")
     print(f"  peak memory: {rss:.0f} MiB resident (whole process, imports included)"
           + (f", {py_peak / 2**20:.1f} MiB peak of traced Python/numpy allocations" if py_peak is not None else ""))

@@ -310,7 +310,7 @@ class LRSystem:
         man = directory / MANIFEST
         if not man.is_file():
             raise InputError(f"{man}: LR system manifest not found; {directory} is not a saved LR system "
-                             f"(stage 10 writes one to <output_dir>/10_kde_lr/system/)")
+                             f"(stage 10 writes one into its output folder, system/)")
         text = man.read_text()
         listed = {}
         for i, line in enumerate(text.splitlines(), start=1):
