@@ -1,4 +1,4 @@
-"""The validation report: one self-contained HTML page per run (stage 15).
+"""The validation report: one self-contained HTML page per run (stage 16).
 
 It reads what stages 00-14 left in ``<output_dir>/<NN_stage>/`` -- their ``*.json`` summaries, their
 PNG figures and the runner's stamps -- and never recomputes a number. Missing stages or keys are
