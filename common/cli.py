@@ -56,6 +56,11 @@ def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+class FailedAfterOutputs(InputError):
+    """Raised by a stage whose outputs are complete and worth reading although the stage fails (stage 05
+    found NaN values): the work folder is published first, then the stage exits 2 without a stamp."""
+
+
 class _Discard(Exception):
     """Internal: main returned KEEP_PREVIOUS; the work folder is dropped, the stage folder kept."""
 
@@ -82,6 +87,10 @@ def stage_output(cfg: Config, stage_id: str) -> Iterator[Path]:
     work.mkdir(parents=True, exist_ok=True)
     try:
         yield work
+    except FailedAfterOutputs:
+        if main_rank:
+            replace_dir(work, final)
+        raise
     except _Discard:
         if main_rank and not stage.resumable:
             shutil.rmtree(work, ignore_errors=True)
