@@ -42,8 +42,7 @@ def config_path(args: argparse.Namespace) -> str:
     """``args.config``, or the default config with a log line saying it is used."""
     if args.config:
         return args.config
-    log.warning("no --config given: using %s", DEFAULT_CONFIG)
-    print(f"note: no --config given: using {DEFAULT_CONFIG}", file=sys.stderr)
+    print(f"note: no --config given: using {DEFAULT_CONFIG}", file=sys.stderr, flush=True)
     return DEFAULT_CONFIG
 
 
