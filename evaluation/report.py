@@ -1,4 +1,4 @@
-"""The validation report: one self-contained HTML page per run (stage 15).
+"""The validation report: one self-contained HTML page per run (stage 16).
 
 It reads what stages 00-14 left in ``<output_dir>/<NN_stage>/`` -- their ``*.json`` summaries, their
 PNG figures and the runner's stamps -- and never recomputes a number. Missing stages or keys are
@@ -9,7 +9,7 @@ videos and frames per pool and class; the validation matrix in the form of Meuwl
 Haraksim (2017, Forensic Sci. Int. 276:142-153) -- performance characteristic, performance metric,
 level, pool (test and the cross-fitted calib), analytical result with its 95 % person-cluster
 interval, validation criterion (config ``report.criteria``), validation decision judged on the
-pessimistic end of the interval; the saved LR system (loaded from ``10_kde_lr/system`` and its
+pessimistic end of the interval; the saved LR system (loaded from stage 10's ``system/`` and its
 SHA-256 verified); run status; data and split (with the leakage report); detector and training
 curve; classifier metrics; the LR stages' figures; and, with ``report.compare``, a table of several
 runs side by side. A degenerate system (zero-width bounds, every LR 1, a CV bandwidth on the edge
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from common.config import REPO_ROOT, Config, ConfigError
-from common.stages import STAGES, Stage
+from common.pipeline import is_enabled
+from common.stages import BY_ID, STAGES, Stage, folder
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,9 @@ class Run:
     stages: dict                                 # stage name -> StageResult
     config: Config | None = None
 
-    def summary(self, stage_name: str, file: str = "summary.json") -> dict:
-        r = self.stages.get(stage_name)
+    def summary(self, stage: str, file: str = "summary.json") -> dict:
+        """A stage's JSON summary, by stage id (``"10"``) or folder name."""
+        r = self.stages.get(folder(stage) if stage in BY_ID else stage)
         return (r.summaries.get(file) or {}) if r else {}
 
 
@@ -95,10 +97,10 @@ def load_run(output_dir: str | Path, config: Config | None = None) -> Run:
     output_dir = Path(output_dir)
     stages = {}
     for st in STAGES:
-        if st.name == "15_report":
+        if st.id == "16":
             continue
         d = output_dir / st.name
-        enabled = st.enabled_key is None or config is None or bool(config.get(st.enabled_key, False))
+        enabled = config is None or is_enabled(st, config)
         if not d.is_dir():
             stages[st.name] = StageResult(st, "not run" if enabled else "not enabled")
             continue
@@ -163,7 +165,7 @@ def pick(data: Any, key: str, split: str = "test", level: str = "frame") -> Any:
 
 def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
     """AUC, EER, Cllr, Cllr_min, Cllr_cal, ELUB bounds and rates of misleading evidence of one run."""
-    s11, s12, s13, s14 = (run.summary(n) for n in ("11_tippett", "12_det_eer", "13_ece_cllr", "14_elub"))
+    s11, s12, s13, s14 = (run.summary(n) for n in ("11", "12", "13", "14"))
     out = {}
     for key in ("cllr", "cllr_min", "cllr_cal", "auc"):
         out[key] = _num(pick(s13, key, split, level))
@@ -180,7 +182,7 @@ def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
 
 def classifier_metrics(run: Run, split: str = "test") -> dict:
     """Frame- and video-level classifier metrics from stage 07 (whatever numeric keys it wrote)."""
-    s07 = run.summary("07_classifier_eval")
+    s07 = run.summary("07")
     out = {}
     for level in LEVELS:
         row = {}
@@ -219,7 +221,7 @@ def judge(criteria: Iterable[dict], metrics_by_level: dict, source: str = "repor
 def lr_block(run: Run, pool: str, level: str) -> dict:
     """The figures of one pool at one level: stage 10's summary block (``levels.<level>.<pool>``,
     with ``ci95``) when present, else the values the stages 11-14 summaries hold (no intervals)."""
-    s10 = run.summary("10_kde_lr")
+    s10 = run.summary("10")
     blk = ((s10.get("levels") or {}).get(level) or {}).get(pool) if isinstance(s10.get("levels"), dict) else None
     if isinstance(blk, dict) and "cllr" in blk:
         out = dict(blk)
@@ -239,7 +241,7 @@ def lr_block(run: Run, pool: str, level: str) -> dict:
 def degenerate_reasons(run: Run) -> list[str]:
     """Why the LR system is degenerate (empty list when it is not): zero-width bounds, every LR 1,
     a CV bandwidth on the edge of its grid, a pool with fewer than 3 persons of a class."""
-    s10 = run.summary("10_kde_lr")
+    s10 = run.summary("10")
     sysb = s10.get("system") or {}
     out = []
     for lv, b in (sysb.get("bounds_log10") or {}).items():
@@ -304,11 +306,23 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False,
                              "interval": [lo, hi] if lo is not None else None, "judged_value": end,
                              "basis": ("pessimistic end of the 95 % interval" if lo is not None else
                                        "point value (no interval)"), "decision": decision})
+    judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
+    if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
+        for level in LEVELS:
+            blk = lr_block(run, "calib", level)
+            if "direction_changes" not in blk:
+                continue
+            for metric in ("direction_changes", "largest_drop_log10"):
+                rows.append({"characteristic": "monotonicity", "metric": metric, "level": level,
+                             "pool": "calib score range", "graphical": METRICS[metric][1],
+                             "criterion": "none (add one to report.criteria)", "value": _num(blk.get(metric)),
+                             "interval": None, "judged_value": None, "basis": "reported",
+                             "decision": "reported"})
     return rows
 
 
 def counts_html(run: Run) -> str:
-    s10 = run.summary("10_kde_lr")
+    s10 = run.summary("10")
     counts = s10.get("counts")
     if not isinstance(counts, dict) or not counts:
         return '<p class="status-missing">No counts (stage 10 not run).</p>'
@@ -339,8 +353,10 @@ def matrix_html(rows: list[dict], split: str = "test") -> str:
 
 def system_html(run: Run) -> tuple[str, dict]:
     """The saved LR system, loaded and verified (slr.system.LRSystem.load)."""
-    d = run.output_dir / "10_kde_lr" / "system"
-    s10 = run.summary("10_kde_lr")
+    d = run.output_dir / folder("10") / "system"
+    if not d.is_dir() and (run.output_dir / "system").is_dir():     # a run_scores output folder
+        d = run.output_dir / "system"
+    s10 = run.summary("10")
     if not d.is_dir():
         why = ("the paper protocol fits no single system (its KDEs are re-fitted on each split)"
                if s10.get("protocol") == "paper" else "stage 10 not run")
@@ -479,7 +495,10 @@ def figures_of(res: StageResult | None) -> str:
     return "\n".join(figure(p, f"{res.stage.name}/{p.name}") for p in res.figures) if base else ""
 
 
-def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
+def stage_block(run: Run, stage: str, title: str | None = None, intro: str = "") -> str:
+    """A stage's section: its figures and summaries; ``stage`` an id of the stage table (its title from there)."""
+    name = folder(stage) if stage in BY_ID else stage
+    title = title or (BY_ID[stage].title if stage in BY_ID else name)
     res = run.stages.get(name)
     if res is None or res.status in ("not run", "not enabled"):
         status = res.status if res else "not run"
@@ -488,7 +507,7 @@ def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
 
 
 def leakage_html(run: Run) -> str:
-    s02 = run.stages.get("02_split")
+    s02 = run.stages.get(folder("02"))
     if not s02 or not s02.summaries:
         return '<p class="status-missing">No split summary (stage 02 not run): leakage unknown.</p>'
     found = []
@@ -517,7 +536,7 @@ def comparison_rows(runs: list[Run], split: str) -> list[list]:
     for r in runs:
         m = lr_metrics(r, split, "frame")
         c = classifier_metrics(r, split)["frame"]
-        model = pick(r.summary("03_train"), "model", split, "frame") or pick(r.summary("03_train"), "name")
+        model = pick(r.summary("03"), "model", split, "frame") or pick(r.summary("03"), "name")
         model = model if isinstance(model, str) else (model.get("name") if isinstance(model, dict) else None)
         elub = (f"[{m['elub_lower_log10']:.2f}, {m['elub_upper_log10']:.2f}]"
                 if m["elub_lower_log10"] is not None else "n/a")
@@ -538,7 +557,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     demo = bool(cfg.get("demo.enabled", False))
     experiment = cfg.get("experiment", run.output_dir.name)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    s10 = run.summary("10_kde_lr")
+    s10 = run.summary("10")
     note = s10.get("note") or ""
 
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Validation report: {esc(experiment)}"
@@ -583,23 +602,21 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     h.append("<p>Final (bounded) LLRs; 95 % person-cluster intervals in brackets.</p><div id='lr-figures'>" +
              table(["pool", "level", "AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal", "P(LLR<0|Hp)", "P(LLR>0|Hd)"],
                    rows) + "</div>")
-    for name, title in (("08_scores", "Scores (stage 08)"), ("09_score_distributions", "Score distributions (09)"),
-                        ("10_kde_lr", "LR system (stage 10)"), ("11_tippett", "Tippett (stage 11)"),
-                        ("12_det_eer", "DET and EER (stage 12)"), ("13_ece_cllr", "ECE and Cllr (stage 13)"),
-                        ("14_elub", "ELUB bounds (stage 14)")):
-        h.append(stage_block(run, name, title))
+    for sid in ("08", "09", "10", "11", "12", "13", "14"):
+        h.append(stage_block(run, sid))
 
     h.append("<h2>Run status</h2>" + status_table(run))
     h.append("<h2>Data and split</h2>")
     if demo:
-        h.append(stage_block(run, "00_demo_videos", "Demo videos (stage 00)"))
-    h.append(stage_block(run, "01_faces", "Face crops (stage 01)"))
-    h.append(stage_block(run, "02_split", "Split (stage 02)"))
+        h.append(stage_block(run, "00"))
+    h.append(stage_block(run, "01"))
+    h.append(stage_block(run, "02"))
     h.append("<h3>Leakage report</h3>" + leakage_html(run))
 
     h.append("<h2>Detector and training</h2>")
-    h.append(stage_block(run, "03_train", "Training curve (stage 03)"))
-    h.append(stage_block(run, "04_features", "Feature dumps (stage 04)"))
+    for sid in ("03a", "03", "04", "04b"):
+        if run.stages.get(folder(sid)) is not None and run.stages[folder(sid)].status != "not enabled":
+            h.append(stage_block(run, sid))
 
     h.append("<h2>Classifier metrics</h2>")
     keys = sorted({k for lv in LEVELS for k in clf[lv]})
@@ -608,9 +625,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  table(["level"] + keys, [[lv] + [clf[lv].get(k) for k in keys] for lv in LEVELS]))
     else:
         h.append('<p class="status-missing">No classifier metrics (stage 07 not run or no numbers found).</p>')
-    for name, title in (("05_feature_check", "Feature check (stage 05)"), ("06_tsne", "t-SNE (stage 06)"),
-                        ("07_classifier_eval", "Classifier evaluation (stage 07)")):
-        h.append(stage_block(run, name, title))
+    for sid in ("05", "06", "07"):
+        h.append(stage_block(run, sid))
 
     if compare:
         runs = [run] + list(compare)
@@ -618,7 +634,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  "stage 07; the rest from the LR system's final LLRs (stages 12-14).</p><div id='comparison'>" +
                  table(["run", "detector", "classifier AUC", "LR AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal",
                         "ELUB range (log10)"], comparison_rows(runs, split)) + "</div>")
-    h.append("<p class='small'>Generated by evaluation/15_report.py from the stages' own summaries and the saved "
+    h.append("<p class='small'>Generated by evaluation/16_report.py from the stages' own summaries and the saved "
              "LR system; no number here is recomputed.</p></body></html>")
     summary = {"experiment": experiment, "split": split, "demo": demo, "note": note,
                "stages": {n: r.status for n, r in run.stages.items()},

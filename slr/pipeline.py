@@ -38,6 +38,7 @@ import numpy as np
 
 from common.io import InputError, numeric_column, read_csv, read_json, write_csv, write_json
 from common.splits import SPLITS
+from common.stages import folder
 
 from . import calibration, elub, kde, metrics, plots
 from .bootstrap import pool_metrics
@@ -686,8 +687,10 @@ def stage14(levels: dict[str, LevelLR], out: Path) -> dict:
             hp, hd = sl.by_hypothesis(sl.llr_cal)
             w = elub.video_weights(sl.videos()) if sound else np.ones(len(sl.labels))
             b = r.elub[s]
-            lo_t = min(-0.5, b["lower_log10"] - 0.5, float(np.percentile(np.r_[hp, hd], 1)))
-            hi_t = max(0.5, b["upper_log10"] + 0.5, float(np.percentile(np.r_[hp, hd], 99)))
+            both = np.r_[hp, hd]
+            both = both[np.isfinite(both)] if np.isfinite(both).any() else np.zeros(1)   # PAV can give +-inf
+            lo_t = min(-0.5, b["lower_log10"] - 0.5, float(np.percentile(both, 1)))
+            hi_t = max(0.5, b["upper_log10"] + 0.5, float(np.percentile(both, 99)))
             grid = np.linspace(max(lo_t, -9.5), min(hi_t, 9.5), 400)
             plots.plot_nbe(axes[k], grid, nbe_curve(hp, hd, grid, w[sl.labels == 0], w[sl.labels == 1]),
                            (b["lower_log10"], b["upper_log10"]),
@@ -718,8 +721,7 @@ def stage14(levels: dict[str, LevelLR], out: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- everything
-STAGE_DIRS = {9: "09_score_distributions", 10: "10_kde_lr", 11: "11_tippett", 12: "12_det_eer",
-              13: "13_ece_cllr", 14: "14_elub"}
+STAGE_DIRS = {int(i): folder(i) for i in ("09", "10", "11", "12", "13", "14")}   # names from the stage table
 
 
 def run_scores(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str = "") -> dict:
