@@ -365,14 +365,14 @@ def comparison_rows(runs: list[Run], split: str) -> list[list]:
 
 def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     """The report's HTML and a JSON-able summary (matrix decisions, stage statuses, metrics)."""
-    split = str(cfg.get("report.split", "test"))
-    criteria = cfg.get("report.criteria", []) or []
+    split = str(cfg.get("report.split"))
+    criteria = cfg.get("report.criteria") or []
     by_level = {lv: lr_metrics(run, split, lv) for lv in LEVELS}
     by_level = {lv: m for lv, m in by_level.items() if lv == "frame" or any(v is not None for v in m.values())}
     decisions = judge(criteria, by_level)
     clf = classifier_metrics(run, split)
-    demo = bool(cfg.get("demo.enabled", False))
-    experiment = cfg.get("experiment", run.output_dir.name)
+    demo = bool(cfg.get("demo.enabled"))
+    experiment = cfg.get("experiment") or run.output_dir.name
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Validation report: {esc(experiment)}"
@@ -408,7 +408,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
 
     h.append("<h2>The likelihood-ratio system</h2>")
     s10 = run.summary("10")
-    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol', 'n/a')))}</b>; "
+    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol')))}</b>; "
              f"calibration {esc(pick(s10, 'calibration') or 'n/a')}; bandwidths (score units) "
              f"{esc(json.dumps(s10.get('bandwidth')) if s10 else 'n/a')}.</p>")
     lr_rows = [[lv] + [by_level[lv].get(k) for k in ("auc", "eer", "cllr", "cllr_min", "cllr_cal", "misleading_hp",
@@ -444,7 +444,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
 def load_compare_runs(cfg: Config) -> list[Run]:
     """The runs named by ``report.compare`` (output folders); a missing folder is a clear error."""
     runs = []
-    for i, d in enumerate(cfg.get("report.compare", []) or []):
+    for i, d in enumerate(cfg.get("report.compare") or []):
         p = Path(str(d)).expanduser()
         p = p if p.is_absolute() else REPO_ROOT / p
         if not p.is_dir():
