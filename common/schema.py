@@ -54,7 +54,7 @@ class K:
 _SBI_KEYS = ("rgb_shift", "hue_shift_deg", "sat_scale", "brightness", "contrast", "downscale_factors",
              "sharpen_alpha", "sharpen_prob", "translate", "scale", "elastic_alpha", "elastic_sigma",
              "hull_variants", "hull_deform", "blur_kernels", "blend_ratios")
-_CRITERION_KEYS = ("characteristic", "metric", "max", "level")
+_CRITERION_KEYS = ("characteristic", "metric", "max", "min", "level")
 _DEFAULT_CRITERIA = [
     {"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
     {"characteristic": "discriminating power", "metric": "cllr_min", "max": 0.3},
@@ -75,8 +75,8 @@ _SPLIT_NAMES = ("train", "val", "calib", "test")
 
 def _criteria_check(value) -> str | None:
     for i, c in enumerate(value or []):
-        if not isinstance(c, dict) or "metric" not in c or "max" not in c:
-            return f"item {i} must be a mapping with at least 'metric' and 'max', got {c!r}"
+        if not isinstance(c, dict) or "metric" not in c or not ({"max", "min"} & set(c)):
+            return f"item {i} must be a mapping with at least 'metric' and 'max' (or 'min'), got {c!r}"
         bad = sorted(set(c) - set(_CRITERION_KEYS))
         if bad:
             return f"item {i} has unknown key(s) {bad}; allowed: {list(_CRITERION_KEYS)}"
@@ -141,7 +141,8 @@ KEYS: tuple[K, ...] = (
     K("report.split", "str", "test", "the pool whose LRs the validation matrix judges", choices=_SPLIT_NAMES),
     K("report.compare", "list", [], "other runs' output_dir to compare with", items="path"),
     K("report.criteria", "list", _DEFAULT_CRITERIA,
-      "validation criteria (Meuwly, Ramos & Haraksim 2017): {characteristic, metric, max[, level]}; pass if value <= max",
+      "validation criteria (Meuwly, Ramos & Haraksim 2017): {characteristic, metric, max or min[, level]}; pass if "
+      "value <= max (>= min)",
       check=_criteria_check),
     # ------------------------------------------------------------------------------------ casework (evidence.py)
     K("evidence.output", "path", "${output_dir}/evidence", "default --output folder of the casework command"),

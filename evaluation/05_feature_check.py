@@ -38,7 +38,7 @@ def main(cfg, args, out):
                                       "ok": all(r["ok"] for r in results.values())})
     print(f"{STAGE}: table.txt, checks.csv, counts.png, summary.json written")
     bad = [n for n, r in results.items() if not r["ok"]]
-    if bad and cfg.get("evaluation.fail_on_nonfinite", True):
+    if bad and cfg.get("evaluation.fail_on_nonfinite"):
         raise FailedAfterOutputs(f"feature dump(s) {bad} failed the checks (NaN/inf values, probabilities outside "
                                  f"[0, 1] or a video with both labels); see {stage_dir(cfg, '05') / 'summary.json'}")
 

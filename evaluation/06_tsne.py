@@ -26,10 +26,10 @@ STAGE = folder("06")
 
 
 def main(cfg, args, out):
-    max_points = cfg.get("evaluation.tsne.max_points", 2000)
-    perplexity = float(cfg.get("evaluation.tsne.perplexity", 30.0))
-    pca_dims = cfg.get("evaluation.tsne.pca_dims", 50)
-    threads = cfg.get("evaluation.tsne.threads", None)
+    max_points = cfg.get("evaluation.tsne.max_points")        # defaults: common/schema.py
+    perplexity = float(cfg.get("evaluation.tsne.perplexity"))
+    pca_dims = cfg.get("evaluation.tsne.pca_dims")
+    threads = cfg.get("evaluation.tsne.threads")
     summary = {"stage": STAGE, "seed": cfg.seed, "max_points": max_points, "perplexity": perplexity,
                "pca_dims": pca_dims, "splits": {}}
     for name, dump in tqdm(load_dumps(cfg).items(), desc="06 t-SNE"):

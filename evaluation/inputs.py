@@ -15,7 +15,7 @@ from common.io import InputError
 
 
 def dump_paths(cfg: Config) -> dict[str, Path]:
-    inputs = cfg.get("evaluation.inputs", None)
+    inputs = cfg.get("evaluation.inputs")
     if inputs:
         if not isinstance(inputs, dict):
             raise ConfigError(f"{cfg.source}: evaluation.inputs must map a name to a dump path, got {inputs!r}")
@@ -24,8 +24,8 @@ def dump_paths(cfg: Config) -> dict[str, Path]:
             p = Path(str(p)).expanduser()
             out[str(name)] = p if p.is_absolute() else REPO_ROOT / p
         return out
-    base = cfg.path("evaluation.features_dir", None) or cfg.stage_dir("04", create=False)
-    splits = cfg.get("evaluation.splits", ["train", "val", "test"])
+    base = cfg.path("evaluation.features_dir") or cfg.stage_dir("04", create=False)
+    splits = cfg.get("evaluation.splits")
     if not isinstance(splits, list) or not splits:
         raise ConfigError(f"{cfg.source}: evaluation.splits must be a non-empty list such as [train, val, test]")
     return {str(s): base / str(s) for s in splits}

@@ -547,15 +547,15 @@ def comparison_rows(runs: list[Run], split: str) -> list[list]:
 
 def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     """The report's HTML and a JSON-able summary (matrix decisions, stage statuses, metrics)."""
-    split = str(cfg.get("report.split", "test"))
-    criteria = cfg.get("report.criteria", []) or []
+    split = str(cfg.get("report.split"))
+    criteria = cfg.get("report.criteria") or []
     by_level = {lv: lr_metrics(run, split, lv) for lv in LEVELS}
     by_level = {lv: m for lv, m in by_level.items() if lv == "frame" or any(v is not None for v in m.values())}
     degenerate = degenerate_reasons(run)
     decisions = judge_matrix(criteria, run, bool(degenerate))
     clf = classifier_metrics(run, split)
-    demo = bool(cfg.get("demo.enabled", False))
-    experiment = cfg.get("experiment", run.output_dir.name)
+    demo = bool(cfg.get("demo.enabled"))
+    experiment = cfg.get("experiment") or run.output_dir.name
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     s10 = run.summary("10")
     note = s10.get("note") or ""
@@ -656,7 +656,7 @@ def _ci_cell(blk: dict, key: str) -> str:
 def load_compare_runs(cfg: Config) -> list[Run]:
     """The runs named by ``report.compare`` (output folders); a missing folder is a clear error."""
     runs = []
-    for i, d in enumerate(cfg.get("report.compare", []) or []):
+    for i, d in enumerate(cfg.get("report.compare") or []):
         p = Path(str(d)).expanduser()
         p = p if p.is_absolute() else REPO_ROOT / p
         if not p.is_dir():

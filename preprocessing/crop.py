@@ -30,10 +30,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common import schema
 from common.config import ConfigError
 from common.io import atomic_path, read_json, write_json
 from common.pipeline import file_fingerprint
-from .faces import PAPER_POINTS, FaceCropper
+from .faces import FaceCropper
 from .video import InputItem, Unreadable, list_inputs, mask_frames, open_item
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ MANIFEST_COLUMNS = ("video_id", "label", "source", "frame_idx", "status", "n_fac
 _IDENTITY_KEYS = ("frames_per_video", "frame_stride", "size", "margin", "detector", "detector_path", "upsample",
                   "detect_max_width", "multiple_faces", "align_points", "landmarks_model")
 
-DEFAULTS = {"frames_per_video": 32, "frame_stride": None, "size": 256, "margin": 1.3, "detector": "hog",
-            "detector_path": None, "upsample": 1, "detect_max_width": 640, "multiple_faces": "largest",
-            "align_points": list(PAPER_POINTS), "workers": 1}
+_CROP_KEYS = ("frames_per_video", "frame_stride", "size", "margin", "detector", "detector_path", "upsample",
+              "detect_max_width", "multiple_faces", "align_points", "workers")
+DEFAULTS = {k: v for k, v in schema.defaults("preprocessing").items() if k in _CROP_KEYS}   # common/schema.py
 
 
 def options_from_config(section: dict) -> dict:

@@ -108,7 +108,7 @@ def test_every_default_is_valid_for_its_own_declaration():
     ("split.ratios=[0.5, 0.5, 0.1, 0.1, 0.1]", "with 3 or 4 items"),
     ("slr.bootstrap.n=-1", "'slr.bootstrap.n' must be an integer, >= 0"),
     ("robustness.degradations={jpg: [50]}", "unknown degradation family 'jpg'; did you mean 'jpeg'?"),
-    ("report.criteria=[{metric: cllr}]", "at least 'metric' and 'max'"),
+    ("report.criteria=[{metric: cllr}]", "at least 'metric' and 'max' (or 'min')"),
     ("training.optimizer={nam: sgd}", "unknown config key 'training.optimizer.nam'; did you mean 'training.optimizer.name'?"),
 ])
 def test_wrong_type_or_range_is_a_config_error(assignment, message):

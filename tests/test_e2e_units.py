@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common.config import Config, ConfigError, load_config
+from common.config import Config, ConfigError, config_from_dict, load_config
 from common.io import InputError
 from evaluation import report as R
 from evaluation.casework import EXIT_NO_FACE, read_questioned, track_faces, verbal
@@ -116,7 +116,7 @@ def test_judge_pass_fail_and_missing():
 def _cfg(tmp_path, **more) -> Config:
     data = {"experiment": "t", "output_dir": str(tmp_path), "demo": {"enabled": False},
             "report": {"split": "test", "criteria": [{"metric": "cllr", "max": 0.5}], "compare": []}, **more}
-    return Config(data, "test-config")
+    return config_from_dict(data, "test-config")
 
 
 def test_report_of_an_empty_run_says_not_run(tmp_path):

@@ -12,7 +12,7 @@ from sklearn import metrics as SK
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.model_selection import cross_val_score
 
-from common.config import REPO_ROOT, Config
+from common.config import Config, REPO_ROOT, config_from_dict
 from common.features import FeatureDumpWriter, read_feature_dump
 from common.io import InputError, read_csv
 from evaluation.feature_check import check_dump
@@ -49,7 +49,7 @@ def dumps(uadfv_root, paper_features, tmp_path_factory):
 
 
 def cfg_for(out_dir, features_dir, **evaluation) -> Config:
-    return Config({"seed": 1024, "output_dir": str(out_dir),
+    return config_from_dict({"seed": 1024, "output_dir": str(out_dir),
                    "evaluation": {"features_dir": str(features_dir), "splits": ["train", "val", "test"],
                                   "tsne": {"max_points": 300, "perplexity": 30, "pca_dims": 50, "threads": 1}, **evaluation}})
 
