@@ -35,3 +35,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+DEMO_CONFIG = "configs/demo.yaml"
+DEMO_BUDGET_S = 600          # the issue: all stages on CPU in under 10 minutes
+
+
+def run_cmd(args, timeout=900):
+    """Run a repository script with this interpreter from the repository root; (process, seconds)."""
+    import subprocess
+    import sys
+    import time
+    t0 = time.time()
+    p = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return p, time.time() - t0
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """One fresh demo run per test session, shared by every module that needs a finished run
+    (test_e2e_demo, test_casework_demo); yields (output_dir, overrides, first run's stdout, seconds)."""
+    out = tmp_path_factory.mktemp("demo_run") / "out"
+    overrides = ["--set", f"output_dir={out}"]
+    p, seconds = run_cmd(["run_pipeline.py", "--config", DEMO_CONFIG, *overrides], timeout=3 * DEMO_BUDGET_S)
+    if p.returncode != 0:
+        pytest.fail(f"demo run failed (exit {p.returncode}) after {seconds:.0f} s:\n{p.stdout[-3000:]}\n"
+                    f"{p.stderr[-5000:]}")
+    print(f"demo run: {seconds:.1f} s")
+    return out, overrides, p.stdout, seconds
