@@ -137,9 +137,8 @@ def measure_frame(frame: np.ndarray, box: Sequence[float] | None) -> dict:
     h, w = frame.shape[:2]
     out = {"image_width_px": int(w), "image_height_px": int(h)}
     if box is not None:
-        out["face_box_px"] = round(face_box_px(box), 3)
-        bl = blockiness(frame, box)
-        out["blockiness"] = None if bl is None else round(bl, 6)
+        out["face_box_px"] = face_box_px(box)
+        out["blockiness"] = blockiness(frame, box)
     return out
 
 
