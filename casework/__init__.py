@@ -12,3 +12,9 @@ command is ``evidence.py`` at the repository root; the logic lives here:
 - :mod:`casework.report`: ``evidence.json``, ``evidence.html``, ``evidence.pdf``, figures;
 - :mod:`casework.command`: the whole command, end to end.
 """
+
+import os as _os
+
+# FFmpeg's own messages ("moov atom not found", "invalid len") would add lines to the command's
+# one-line outcome; the command states what it found instead. Set before OpenCV's FFmpeg backend starts.
+_os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
