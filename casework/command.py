@@ -28,34 +28,24 @@ from .statement import OUTSIDE, annex, fmt_lr, headline, verbal
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HYPOTHESES = {"hp": "the image is real (not manipulated)", "hd": "the image is a deepfake"}
-
-
 def settings(cfg: Config) -> dict:
-    """The ``evidence`` section with its defaults (the schema holds the same defaults)."""
-    hyps = cfg.get("evidence.hypotheses", None) or DEFAULT_HYPOTHESES
-    if not isinstance(hyps, dict) or not hyps.get("hp") or not hyps.get("hd"):
-        raise ConfigError(f"{cfg.source}: evidence.hypotheses must be a mapping with non-empty 'hp' and 'hd' texts")
-    scale = cfg.get("evidence.verbal_scale", None)
-    if not scale:
-        raise ConfigError(f"{cfg.source}: evidence.verbal_scale is missing; give [[lowest |log10 LR|, words], ...]")
-    mf = cfg.get("evidence.max_frames", None)
-    if mf is not None and (not isinstance(mf, int) or isinstance(mf, bool) or mf < 1):
-        raise ConfigError(f"{cfg.source}: evidence.max_frames must be null or a positive integer, got {mf!r}")
-    frac = cfg.get("evidence.min_face_fraction", 0.5)
-    if not isinstance(frac, (int, float)) or not 0 < float(frac) <= 1:
+    """The ``evidence`` section (types, ranges and defaults come from common/schema.py)."""
+    hyps = cfg.get("evidence.hypotheses")
+    if not hyps.get("hp") or not hyps.get("hd"):
+        raise ConfigError(f"{cfg.source}: evidence.hypotheses.hp and .hd must be non-empty texts (the propositions)")
+    frac = float(cfg.get("evidence.min_face_fraction"))
+    if not 0 < frac <= 1:
         raise ConfigError(f"{cfg.source}: evidence.min_face_fraction must be in (0, 1], got {frac!r}")
     return {
-        "output": cfg.path("evidence.output", None) or cfg.output_dir / "evidence",
-        "checkpoint": cfg.path("evidence.checkpoint", None),
-        "lr_system": cfg.path("evidence.lr_system", None) or cfg.output_dir / "10_kde_lr" / "system",
-        "max_frames": mf,
-        "min_face_fraction": float(frac),
+        "output": cfg.path("evidence.output"),
+        "checkpoint": cfg.path("evidence.checkpoint"),
+        "lr_system": cfg.path("evidence.lr_system"),
+        "max_frames": cfg.get("evidence.max_frames"),
+        "min_face_fraction": frac,
         "hypotheses": {"hp": str(hyps["hp"]), "hd": str(hyps["hd"])},
-        "population": str(cfg.get("evidence.population", None) or "not stated in the config (evidence.population)"),
-        "verbal_scale": scale,
-        "verbal_scale_source": str(cfg.get("evidence.verbal_scale_source", None)
-                                   or "not stated in the config (evidence.verbal_scale_source)"),
+        "population": str(cfg.get("evidence.population")),
+        "verbal_scale": cfg.get("evidence.verbal_scale"),
+        "verbal_scale_source": str(cfg.get("evidence.verbal_scale_source")),
     }
 
 

@@ -20,20 +20,6 @@ from common.config import Config, ConfigError
 from common.io import InputError
 
 
-def fake_logit(out: dict):
-    """Log-odds of fake from the detector's output, as stage 04 dumps it (``logit`` column)."""
-    try:
-        from training.dump import fake_logit as _stage04
-    except ImportError:
-        _stage04 = None
-    if _stage04 is not None:
-        return _stage04(out)
-    logits = out["logits"].float()
-    if logits.ndim == 1 or logits.shape[-1] == 1:
-        return logits.reshape(-1)
-    return logits[:, 1] - logits[:, 0]
-
-
 class Scorer:
     """The run's detector, loaded once; ``run(crops)`` -> features/logit/probability; ``score``."""
 
@@ -61,6 +47,7 @@ class Scorer:
     def run(self, crops: Sequence[np.ndarray]) -> dict:
         """``{"features": (n, D) float64, "logit": (n,), "fake_probability": (n,)}`` of RGB crops."""
         from training.data import fit_size, to_tensor
+        from training.dump import fake_logit
 
         torch = self.torch
         batch = torch.stack([to_tensor(fit_size(c, self.spec.size), self.spec.mean, self.spec.std) for c in crops])
