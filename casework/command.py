@@ -212,6 +212,9 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
               f"it was re-created (only the time differs)")
     for t in q.notes:
         print(f"note: {t}")
+    if not results:                                        # one line: the outcome and where it is recorded
+        print(f"{statement} Case folder: {folder}")
+        return code
     print(statement)
     for r in results:
         if r.get("warning"):
