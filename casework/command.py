@@ -103,6 +103,13 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
         llr_b = float(system.llr(np.array([score]), level=level, bounded=True)[0])
         llr_u = float(system.llr(np.array([score]), level=level, bounded=False)[0])
         bounds = [float(v) for v in system.bounds_log10(level)]
+        if bounds[1] - bounds[0] <= 0:
+            notes.append(f"the LR system's {level}-level ELUB bounds are zero-width ([{bounds[0]:+.2f}, "
+                         f"{bounds[1]:+.2f}]): it cannot support either proposition (a degenerate system; see its "
+                         f"validation report)")
+        if not cond["inside"]:
+            notes.append("no condition of the item could be compared with validated conditions (the LR system "
+                         "records none that apply): the item's similarity to the validation data is not established")
         outside = bool(cond["outside"])
         give = not outside or allow_outside
         per_frame = [{"frame": int(f), "box": list(b), "score": float(s),

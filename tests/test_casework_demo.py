@@ -81,6 +81,7 @@ def test_pipeline_agreement_bit_identical_and_bounded(demo, test_rows, tmp_path,
         (r,) = rec["results"]
         assert r["annex"]["score"]["value"] == float(scores["score"][i])              # bit-identical to stage 08
         assert r["log10_lr_bounded"] == float(lrs["llr"][i])                          # bit-identical to stage 10
+        assert r["annex"]["log10_lr_unbounded"]["value"] == float(lrs["llr_calibrated"][i])  # before the bounds too
         assert lo <= r["log10_lr_bounded"] <= hi and r["bounds_log10"] == [lo, hi]
         assert r["log10_lr_bounded"] == float(np.clip(r["annex"]["log10_lr_unbounded"]["value"], lo, hi))
         assert r["lr_bounded"] == 10.0 ** r["log10_lr_bounded"]
@@ -91,6 +92,28 @@ def test_pipeline_agreement_bit_identical_and_bounded(demo, test_rows, tmp_path,
         assert set(rec["system"]) == {"lr_system_sha256", "checkpoint_sha256", "config_sha256", "code_version"}
         assert {"face", "statement", "log10_lr_bounded", "lr_bounded", "bounds_log10", "verbal", "conditions",
                 "annex"} <= set(r)
+
+
+def test_genuine_test_frames_mostly_inside_the_conditions(demo, test_rows):
+    """The conditions' false-alarm rate on genuine test frames (same source as calib): at most 1/4."""
+    from common.conditions import check_conditions, measure_frame
+    from preprocessing.video import read_video_frames
+    from slr.system import LRSystem
+    out = demo[0]
+    system = LRSystem.load(out / "10_kde_lr" / "system")
+    man = read_csv(out / "01_faces" / "manifest.csv")
+    test = set(test_rows[0]["image_path"])
+    n = outside = 0
+    for k, crop in enumerate(man["crop"]):
+        if crop not in test:
+            continue
+        (_, frame), = read_video_frames(out / "00_demo_videos" / man["source"][k], [int(man["frame_idx"][k])])
+        box = [int(man[c][k]) for c in ("box_left", "box_top", "box_right", "box_bottom")]
+        c = check_conditions({name: {"value": v} for name, v in measure_frame(frame, box).items()}, system.conditions)
+        n += 1
+        outside += bool(c["outside"])
+        assert {e["name"] for e in c["inside"]} >= {"image_width_px", "image_height_px"}
+    assert n == len(test) and outside <= n / 4, (outside, n)
 
 
 def _largest_face_row(scores, out: Path) -> str:
