@@ -47,7 +47,11 @@ STAGES = (
     Stage(12, "12_det_eer", "slr/12_det_eer.py", ("slr",), (10,)),
     Stage(13, "13_ece_cllr", "slr/13_ece_cllr.py", ("slr",), (10,)),
     Stage(14, "14_elub", "slr/14_elub.py", ("slr",), (10,)),
-    Stage(15, "15_report", "evaluation/15_report.py", ("experiment", "report"), tuple(range(0, 15))),
+    Stage(15, "15_robustness", "evaluation/15_robustness.py",
+          ("seed", "robustness", "report.criteria", "slr.bootstrap", "model", "features", "training.normalization",
+           "training.data_mode", "training.eval_mode", "split.file", "dataset", "preprocessing"), (1, 2, 3, 4, 8, 10),
+          ("dataset.root",), enabled_key="robustness.enabled"),
+    Stage(16, "15_report", "evaluation/15_report.py", ("experiment", "report"), tuple(range(0, 16))),
 )
 
 BY_NUMBER = {s.number: s for s in STAGES}
