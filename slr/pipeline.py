@@ -37,8 +37,8 @@ from .io import ScoreSet, check_scores, video_level, write_scores
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("sound", "paper")
-CALIBRATIONS = ("none", "pav", "logistic")
+from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings  # noqa: E402,F401
+
 LEVELS = ("frame", "video")
 PAPER_ELUB_FALLBACK = {"lower_log10": -12.0, "upper_log10": 6.5}   # hard-coded in the paper's code
 ECE_LOG10_ODDS = np.linspace(-2.5, 2.5, 101)                        # includes 0 (prior 0.5)
@@ -46,61 +46,7 @@ MIN_VIDEOS_TRAIN = 10   # per hypothesis: 10-fold CV of the bandwidth needs at l
 MIN_VIDEOS_EVAL = 2     # per hypothesis in val and test
 
 
-# ----------------------------------------------------------------------------------------- settings
-@dataclass
-class Settings:
-    """The ``slr`` config section, validated. ``grid``: the bandwidths of the CV search (sound
-    protocol), in score units (``grid_scale="absolute"``) or as multiples of the standard deviation
-    of the hypothesis's training scores (``grid_scale="std"``, the default: any score scale works)."""
-    protocol: str = "sound"
-    calibration: str = "none"
-    grid: np.ndarray = field(default_factory=lambda: np.geomspace(0.01, 3.0, 40))
-    grid_scale: str = "std"
-    n_folds: int = 10
-    seed: int = 1024
-    paper_seed: int = 42
-    video_level: bool = True
-
-    def __post_init__(self):
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"slr.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.calibration not in CALIBRATIONS:
-            raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
-        self.grid = np.asarray(self.grid, dtype=float)
-        if self.grid.ndim != 1 or len(self.grid) < 2 or not np.all(self.grid > 0):
-            raise ConfigError("slr.bandwidth: the grid needs grid_n >= 2 and 0 < grid_min < grid_max")
-        if self.grid_scale not in ("std", "absolute"):
-            raise ConfigError(f"slr.bandwidth.scale must be 'std' or 'absolute', got {self.grid_scale!r}")
-        if int(self.n_folds) < 2:
-            raise ConfigError(f"slr.bandwidth.n_folds must be >= 2, got {self.n_folds}")
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> "Settings":
-        bw = cfg.section("slr.bandwidth")
-        try:
-            lo, hi, n = float(bw.get("grid_min", 0.01)), float(bw.get("grid_max", 3.0)), int(bw.get("grid_n", 40))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{cfg.source}: slr.bandwidth.grid_min/grid_max/grid_n must be numbers") from None
-        if not 0 < lo < hi or n < 2:
-            raise ConfigError(f"{cfg.source}: slr.bandwidth needs 0 < grid_min < grid_max and grid_n >= 2, "
-                              f"got {lo}, {hi}, {n}")
-        return cls(protocol=str(cfg.get("slr.protocol", "sound")),
-                   calibration=str(cfg.get("slr.calibration", "none")),
-                   grid=np.geomspace(lo, hi, n), grid_scale=str(bw.get("scale", "std")),
-                   n_folds=int(bw.get("n_folds", 10)),
-                   seed=int(bw.get("seed", cfg.get("seed", 1024))),
-                   paper_seed=int(cfg.get("slr.paper_seed", 42)),
-                   video_level=bool(cfg.get("slr.video_level", True)))
-
-    def to_dict(self) -> dict:
-        d = {"protocol": self.protocol, "video_level": self.video_level}
-        if self.protocol == "sound":
-            d.update(calibration=self.calibration, bandwidth_grid=[float(self.grid[0]), float(self.grid[-1]),
-                                                                   len(self.grid)], bandwidth_scale=self.grid_scale,
-                     n_folds=self.n_folds, seed=self.seed)
-        else:
-            d.update(paper_seed=self.paper_seed)
-        return d
+# settings: slr/settings.py (re-exported here)
 
 
 # ----------------------------------------------------------------------------------------- LR data
