@@ -41,17 +41,8 @@ def ran_stages(stdout: str) -> list[str]:
     return re.findall(r"^== stage (\S+): runs", stdout, flags=re.M)
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """One fresh demo run; yields (output_dir, overrides, first run's stdout, seconds)."""
-    out = tmp_path_factory.mktemp("demo_run") / "out"
-    overrides = ["--set", f"output_dir={out}"]
-    p, seconds = run_cmd(["run_pipeline.py", "--config", CONFIG, *overrides], timeout=3 * DEMO_BUDGET_S)
-    if p.returncode != 0:
-        pytest.fail(f"demo run failed (exit {p.returncode}) after {seconds:.0f} s:\n{p.stdout[-3000:]}\n"
-                    f"{p.stderr[-5000:]}")
-    print(f"demo run: {seconds:.1f} s")
-    return out, overrides, p.stdout, seconds
+# the `demo` fixture (one fresh demo run per test session, shared with tests/test_robustness_e2e.py)
+# lives in conftest.py
 
 
 def test_demo_completes_with_every_output(demo):
