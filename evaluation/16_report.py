@@ -2,7 +2,7 @@
 
 Reads: every earlier stage's ``*.json`` summaries, PNG figures and runner stamps under
 ``<output_dir>/``; the runs listed in ``report.compare``; the criteria in ``report.criteria``.
-Writes: ``<output_dir>/15_report/report.html`` (figures embedded) and ``summary.json`` (the
+Writes: ``<output_dir>/16_report/report.html`` (figures embedded) and ``summary.json`` (the
 validation matrix's decisions, the metrics shown, each stage's status). Missing stages are
 reported as "not run", they do not stop the report.
 """
@@ -12,7 +12,7 @@ from common.cli import run_stage
 from common.io import atomic_path, write_json
 from evaluation.report import load_compare_runs, load_run, render
 
-STAGE = "15_report"
+STAGE = "16_report"
 
 
 def main(cfg, args):
