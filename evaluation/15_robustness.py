@@ -15,13 +15,13 @@ from common.cli import run_stage
 from evaluation.robustness import run
 
 
-def main(cfg, args):
-    s = run(cfg)
+def main(cfg, args, out):
+    s = run(cfg, out)
     ranges = ", ".join(f"{fam}: {v['strongest'] if v['strongest'] is not None else 'none'}"
                        for fam, v in s["validated_range"].items()) or "no criteria"
     print(f"stage 15_robustness: {len(s['settings'])} settings x {s['n_frames']} test frames; validated "
-          f"strongest settings: {ranges}; system {s['system']['sha256'][:12]} in {s['system']['dir']}")
+          f"strongest settings: {ranges}; system {s['system']['sha256'][:12]} -> {s['system']['dir']}")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="15"))

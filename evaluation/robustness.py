@@ -44,13 +44,13 @@ import numpy as np
 
 from common import degrade as DG
 from common.config import Config, ConfigError
-from common.io import InputError, atomic_dir, read_csv, read_json, write_csv, write_json
+from common.io import InputError, read_csv, read_json, write_csv, write_json
 from common.splits import Sample
 
 log = logging.getLogger(__name__)
 
-STAGE = "15_robustness"
-BASE_STAGE = "10_kde_lr"
+STAGE = "15"              # stage ids of the table (common/stages.py)
+BASE_STAGE = "10"
 SYSTEM_SUBDIR = "system"
 LEVELS = ("frame", "video")
 # metrics measured per setting (all "lower is better" except auc)
@@ -321,10 +321,12 @@ def conditions_from_range(vrange: dict, table: Sequence[dict]) -> dict:
 
 # ------------------------------------------------------------------------------------------ which system
 def base_system_dir(cfg: Config) -> Path:
+    """``<output_dir>/10_kde_lr/system``: the LR system stage 10 fitted."""
     return cfg.stage_dir(BASE_STAGE, create=False) / SYSTEM_SUBDIR
 
 
 def robust_system_dir(cfg: Config) -> Path:
+    """``<output_dir>/15_robustness/system``: the same system with ``validated_degradations``."""
     return cfg.stage_dir(STAGE, create=False) / SYSTEM_SUBDIR
 
 
@@ -703,11 +705,14 @@ def compare_with_stage08(cfg: Config, frames: PoolFrames, clean_scores: np.ndarr
             "identical": bool(np.all(diff == 0))}
 
 
-def run(cfg: Config, progress: bool = True) -> dict:
-    """The whole stage: measure every setting (resuming finished ones), write the table, figures,
-    validated ranges and the system with its conditions. Returns the summary."""
+def run(cfg: Config, out: Path, progress: bool = True) -> dict:
+    """The whole stage, written into the work folder ``out`` (published as ``15_robustness/`` by
+    common.cli.stage_output): measure every setting (reusing finished ones from the resume area),
+    write the table, figures, validated ranges and the system with its conditions. Returns the summary."""
     from slr.system import LRSystem
     t0 = time.time()
+    out = Path(out)
+    final_dir = cfg.stage_dir(STAGE, create=False)
     settings = Settings.from_config(cfg)
     base_dir = base_system_dir(cfg)
     if not (base_dir / "system.json").is_file():
@@ -716,8 +721,9 @@ def run(cfg: Config, progress: bool = True) -> dict:
     frames = load_test_frames(cfg, settings)
     scorer = Scorer(cfg, system)
     identity = run_identity(cfg, settings, frames, system.sha256, _file_sha256(scorer.checkpoint))
-    out_dir = cfg.stage_dir(STAGE)
-    resume = out_dir / ".resume"
+    resume = out / ".resume"
+    if not resume.is_dir() and (final_dir / ".resume").is_dir():   # the last published run's settings
+        shutil.copytree(final_dir / ".resume", resume)
     resume.mkdir(parents=True, exist_ok=True)
     cropper = None
     if frames.sources is not None and "downscale" in settings.degradations:
@@ -750,7 +756,7 @@ def run(cfg: Config, progress: bool = True) -> dict:
     rows = table_rows(results)
     vrange = validated_range(rows, settings.criteria) if settings.criteria else {}
     conditions = conditions_from_range(vrange, rows) if vrange else {}
-    meta = {"stage": STAGE, "criteria": settings.criteria, "criteria_key": settings.criteria_key,
+    meta = {"stage": "15_robustness", "criteria": settings.criteria, "criteria_key": settings.criteria_key,
             "judged_on": "95 % person-cluster interval, pessimistic end (upper for max, lower for min); "
                          "point value when bootstrap_n is 0",
             "levels": sorted({r["level"] for r in rows}), "n_frames": n, "pool": "test",
@@ -759,7 +765,7 @@ def run(cfg: Config, progress: bool = True) -> dict:
     robust = system.with_conditions({"validated_degradations": conditions, "robustness": meta})
     clean = results[0]
     summary = {
-        "stage": STAGE, "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
+        "stage": "15_robustness", "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
         "degradations": settings.degradations, "seed": settings.seed, "bootstrap_n": settings.bootstrap_n,
         "max_frames": settings.max_frames, "criteria": settings.criteria, "criteria_key": settings.criteria_key,
         "downscale_source": frames.source_note, "base_system": str(base_dir), "base_sha256": system.sha256,
@@ -773,23 +779,21 @@ def run(cfg: Config, progress: bool = True) -> dict:
     if cropper is not None:
         summary["recrop_check"] = recrop_check(frames, cropper)
 
-    with atomic_dir(out_dir) as tmp:
-        sha = robust.save(tmp / SYSTEM_SUBDIR)
-        summary["system"] = {"dir": str(out_dir / SYSTEM_SUBDIR), "sha256": sha}
-        write_json(tmp / "casework_system.json", {"system_dir": str(out_dir / SYSTEM_SUBDIR), "sha256": sha,
-                                                  "base_system_dir": str(base_dir), "base_sha256": system.sha256,
-                                                  "note": "casework loads this system (validated degradation "
-                                                          "ranges in conditions.validated_degradations); "
-                                                          "evaluation.robustness.casework_system_dir decides"})
-        write_csv(tmp / "robustness.csv", csv_columns(rows))
-        write_frame_llrs(tmp / "frame_llrs.csv", frames, results)
-        from . import robustness_plots as P
-        figs = [P.cllr_figure(rows, vrange, settings.criteria, tmp / "cllr_vs_strength.png"),
-                P.tippett_figure(results, frames.labels, tmp / "tippett_strongest.png")]
-        summary["figures"] = [f.name for f in figs if f is not None]
-        summary["seconds"] = round(time.time() - t0, 2)
-        write_json(tmp / "summary.json", summary)
-        shutil.copytree(resume, tmp / ".resume")
+    sha = robust.save(out / SYSTEM_SUBDIR)
+    summary["system"] = {"dir": str(final_dir / SYSTEM_SUBDIR), "sha256": sha}
+    write_json(out / "casework_system.json", {"system_dir": str(final_dir / SYSTEM_SUBDIR), "sha256": sha,
+                                              "base_system_dir": str(base_dir), "base_sha256": system.sha256,
+                                              "note": "casework loads this system (validated degradation ranges "
+                                                      "in conditions.validated_degradations); "
+                                                      "evaluation.robustness.casework_system_dir decides"})
+    write_csv(out / "robustness.csv", csv_columns(rows))
+    write_frame_llrs(out / "frame_llrs.csv", frames, results)
+    from . import robustness_plots as P
+    figs = [P.cllr_figure(rows, vrange, settings.criteria, out / "cllr_vs_strength.png"),
+            P.tippett_figure(results, frames.labels, out / "tippett_strongest.png")]
+    summary["figures"] = [f.name for f in figs if f is not None]
+    summary["seconds"] = round(time.time() - t0, 2)
+    write_json(out / "summary.json", summary)
     return summary
 
 
