@@ -608,9 +608,10 @@ def _file_sha256(path: Path) -> str:
 
 
 def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha: str, checkpoint_sha: str) -> dict:
-    """Everything the per-frame scores of a setting depend on (except the setting itself)."""
+    """Everything the per-frame scores of a setting depend on, except the setting itself and the seed
+    (which :func:`_resume_key` adds for noise; the frame subset enters through the frame list)."""
     return {"degrade_version": DG.VERSION, "system_sha256": system_sha, "checkpoint_sha256": checkpoint_sha,
-            "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(), "seed": settings.seed,
+            "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(),
             "upscale": settings.upscale, "sources": frames.sources is not None,
             "model": cfg.get("model", None), "features": {k: cfg.get(f"features.{k}", None)
                                                            for k in ("full_map", "dtype", "batch_size")},
@@ -618,8 +619,10 @@ def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha
             if frames.sources is not None else None}
 
 
-def _resume_key(identity: dict, family: str, strength: Any) -> str:
-    blob = json.dumps({"identity": identity, "family": family, "strength": strength}, sort_keys=True, default=str)
+def _resume_key(identity: dict, family: str, strength: Any, seed: int) -> str:
+    """The key of one setting's scores; the seed counts only where it is drawn from (noise)."""
+    blob = json.dumps({"identity": identity, "family": family, "strength": strength,
+                       "seed": seed if family == "noise" else None}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -735,7 +738,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     for family, strength in settings.settings_list():
         label = setting_label(family, strength)
         applied = ("crop" if family != "downscale" or frames.sources is None else "frame")
-        key = _resume_key(identity, family, strength)
+        key = _resume_key(identity, family, strength, settings.seed)
         ts = time.time()
         scores = load_resumed(resume, label, key, n)
         resumed = scores is not None
