@@ -609,14 +609,18 @@ def _file_sha256(path: Path) -> str:
 
 def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha: str, checkpoint_sha: str) -> dict:
     """Everything the per-frame scores of a setting depend on, except the setting itself and the seed
-    (which :func:`_resume_key` adds for noise; the frame subset enters through the frame list)."""
-    return {"degrade_version": DG.VERSION, "system_sha256": system_sha, "checkpoint_sha256": checkpoint_sha,
-            "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(),
-            "upscale": settings.upscale, "sources": frames.sources is not None,
-            "model": cfg.get("model", None), "features": {k: cfg.get(f"features.{k}", None)
-                                                           for k in ("full_map", "dtype", "batch_size")},
-            "normalization": cfg.get("training.normalization", None), "preprocessing": cfg.get("preprocessing", None)
-            if frames.sources is not None else None}
+    (which :func:`_resume_key` adds for noise; the frame subset enters through the frame list).
+    No path under ``output_dir`` enters, so a moved or copied run folder keeps its resume area."""
+    model = {k: v for k, v in (cfg.get("model", None) or {}).items() if k != "pretrained_path"}
+    ident = {"degrade_version": DG.VERSION, "system_sha256": system_sha, "checkpoint_sha256": checkpoint_sha,
+             "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(), "upscale": settings.upscale,
+             "sources": frames.sources is not None, "model": model,
+             "features": {k: cfg.get(f"features.{k}", None) for k in ("full_map", "dtype", "batch_size")},
+             "normalization": cfg.get("training.normalization", None)}
+    if frames.sources is not None:     # re-cropping: the crop geometry and stage 01's record of the sources
+        ident["crop"] = {k: cfg.get(f"preprocessing.{k}", None) for k in ("size", "margin", "align_points", "landmarks")}
+        ident["manifest_sha256"] = _file_sha256(frames.root / "manifest.csv")
+    return ident
 
 
 def _resume_key(identity: dict, family: str, strength: Any, seed: int) -> str:
