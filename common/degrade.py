@@ -135,14 +135,16 @@ def blur(img: np.ndarray, sigma: float | None) -> np.ndarray:
 
 
 def noise(img: np.ndarray, sigma: float | None, seed: int = 0) -> np.ndarray:
-    """Add Gaussian noise of ``sigma`` grey levels (numpy PCG64 seeded by ``seed``), round, clip to
-    0..255; ``None`` or 0: an unchanged copy."""
+    """Add Gaussian noise of ``sigma`` grey levels (numpy PCG64 seeded by ``seed``, float32 ziggurat
+    draws), round, clip to 0..255; ``None`` or 0: an unchanged copy."""
     img = _check_image(img)
     if is_identity("noise", sigma):
         return img.copy()
     check_strength("noise", sigma)
     rng = np.random.default_rng(int(seed))
-    noisy = img.astype(np.float64) + rng.normal(0.0, float(sigma), size=img.shape)
+    noisy = rng.standard_normal(img.shape, dtype=np.float32)     # float32 draws: 2x faster than float64
+    noisy *= np.float32(sigma)
+    noisy += img
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
