@@ -18,13 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from common.io import InputError, numeric_column, read_csv, write_csv
-from common.splits import SPLITS
+from common.splits import POOLS, SPLITS
 from common.videos import video_means
-
-try:                                   # four pools (issue 10); older common/splits.py has SPLITS only
-    from common.splits import POOLS
-except ImportError:                    # pragma: no cover - until the pools branch is merged
-    POOLS = ("train", "val", "calib", "test")
 
 REQUIRED_COLUMNS = ("score", "label")
 SCORE_COLUMNS = ("image_path", "person_id", "video_id", "label", "score")
