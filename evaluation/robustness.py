@@ -44,7 +44,7 @@ import numpy as np
 
 from common import degrade as DG
 from common.config import Config, ConfigError
-from common.io import InputError, read_csv, read_json, write_csv, write_json
+from common.io import InputError, read_csv, write_csv, write_json
 from common.splits import Sample
 
 log = logging.getLogger(__name__)
@@ -391,12 +391,10 @@ class PoolFrames:
 
 
 def person_ids(split_file: Path, samples: Sequence[Sample]) -> np.ndarray:
-    """Person of each sample from the split file (``meta.persons``); a video without one is its own person."""
-    try:
-        from common.splits import person_of_video
-        mapping = person_of_video(split_file)
-    except ImportError:
-        mapping = (read_json(split_file).get("meta") or {}).get("persons") or {}
+    """Person of each sample from the split file (common.splits.person_of_video: ``meta.persons``, else
+    the UADFV rule); a video without one is its own person."""
+    from common.splits import person_of_video
+    mapping = person_of_video(split_file)
     return np.array([str(mapping.get(s.video_id, s.video_id)) for s in samples])
 
 
