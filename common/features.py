@@ -12,10 +12,14 @@ One dump per split is a directory ``<output_dir>/04_features/<split>/`` holding
 
 The paper's own ``.npz`` (keys ``features, labels, fake_probability, image_paths``, optional
 ``video_ids``, ``logit``, ``person_ids``) is read through the same interface. The paper's file has
-no logit: it is not reconstructed from the probability (the float32 probabilities saturate at 0
-and 1, so ``log(p / (1 - p))`` would be clipped guesswork); ``slr.score: logit`` on it is an error. ``FeatureDumpWriter`` streams batches into a
-pre-allocated memory map inside a temporary directory that is renamed into place on ``close``,
-so an interrupted dump never looks complete and memory stays bounded by one batch.
+no logit, and none is reconstructed as ``log(p / (1 - p))``: that would be a value no detector run
+gives (casework takes ``z_fake - z_real`` from the logits, so its scores would differ from stage 08's
+in the last bits, and a float32 probability saturates at 1 for logits above about 17);
+``slr.score: logit`` on such a dump is an error naming the fix (``fake_probability`` ranks the items
+the same way).
+``FeatureDumpWriter`` streams batches into a pre-allocated memory map inside a temporary directory
+that is renamed into place on ``close``, so an interrupted dump never looks complete and memory
+stays bounded by one batch.
 """
 from __future__ import annotations
 

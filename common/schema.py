@@ -388,6 +388,10 @@ KEYS: tuple[K, ...] = (
     K("robustness.max_frames", ("int", "null"), None, "test frames degraded (null = all)", lo=1),
     K("robustness.criteria", "list", "${report.criteria}", "criteria the degraded LRs are judged by",
       check=_criteria_check),
+    K("robustness.upscale", "str", "linear", "downscale's way back up: linear (INTER_LINEAR) | cubic (INTER_CUBIC)",
+      choices=("linear", "cubic")),
+    K("robustness.bootstrap_n", ("int", "null"), None,
+      "person-cluster resamples per setting and level (null = slr.bootstrap.n; 0 = no intervals)", lo=0),
 )
 
 BY_NAME: dict[str, K] = {k.name: k for k in KEYS}

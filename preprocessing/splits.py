@@ -200,7 +200,8 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
 
     ``unit``: person | video | frame. ``ratios``: (train, val, test) or (train, val, calib, test),
     normalised to sum 1; for ``person`` they apply to persons, for ``video`` to videos of each
-    label, for ``frame`` to frames of each label. ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
+    label, for ``frame`` to frames of each label.
+    ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
     (label 1 = fake). Raises :class:`LeakageError` if a ``person`` split shares a person.
     """
     if unit not in UNITS:

@@ -36,7 +36,10 @@ def feature_dumps(cfg: Config) -> dict:
                               f"JSON that divides it into {', '.join(POOLS)} (or {', '.join(SPLITS)})")
         return divide_feature_file(cfg.path("slr.features_file"), split_file, pools_in(split_file))
     features_dir = cfg.path("slr.features_dir")
-    pools = tuple(p for p in POOLS if p in SPLITS or (features_dir / p).is_dir())
+    split_file = cfg.path("slr.split_file", None)
+    listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
+    # train/val/test always; other pools when dumped and (if the split file is there) listed in it
+    pools = tuple(p for p in POOLS if p in SPLITS or ((features_dir / p).is_dir() and p in listed))
     return load_split_dumps(features_dir, pools)
 
 

@@ -2,7 +2,7 @@
 test session (a session fixture) and reused: every expected output exists and is non-empty, a second
 run skips every stage, one changed config value re-runs exactly the stages downstream of it, and
 the report renders in headless Chromium with every figure decoded (screenshot kept under
-test-artifacts/). The demo fixture lives in conftest.py (shared with test_casework_demo.py).
+test-artifacts/). Casework on the demo run: test_casework_demo.py.
 
 Chromium: Debian packages ``chromium`` and ``chromium-driver`` (CI installs them)."""
 from __future__ import annotations
@@ -17,22 +17,30 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from common.config import load_config
-from common.io import numeric_column, read_csv
 from common.pipeline import STAMP
 from common.stages import STAGES
-from conftest import DEMO_BUDGET_S, run_cmd
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/demo.yaml"
+DEMO_BUDGET_S = 600          # the issue: all stages on CPU in under 10 minutes
 ARTIFACTS = REPO / "test-artifacts"
+
+
+def run_cmd(args, timeout=900):
+    t0 = time.time()
+    p = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return p, time.time() - t0
 
 
 def ran_stages(stdout: str) -> list[str]:
     return re.findall(r"^== stage (\S+): runs", stdout, flags=re.M)
+
+
+# the `demo` fixture (one fresh demo run per test session, shared with tests/test_robustness_e2e.py)
+# lives in conftest.py
 
 
 def test_demo_completes_with_every_output(demo):
@@ -48,7 +56,7 @@ def test_demo_completes_with_every_output(demo):
         for p in d.rglob("*"):
             if p.is_file() and not p.name.startswith("."):
                 assert p.stat().st_size > 0, f"empty output {p}"
-        if s.number not in (4, 8, 15):                                      # pure data stages
+        if s.number not in (4, 8) and s is not STAGES[-1]:                 # pure data stages, the report
             assert list(d.glob("*.png")), f"{s.name}: no figure"
     persons = cfg.get("demo.persons")
     assert len(list((out / "00_demo_videos" / "real").glob("*.*"))) == persons
@@ -111,7 +119,7 @@ def test_report_renders_in_chromium(demo):
     out, _, _, _ = demo
     report = out / "15_report" / "report.html"
     html = report.read_text()
-    n_figures = sum(len(list((out / s.name).glob("*.png"))) for s in STAGES if s.number < 15)
+    n_figures = sum(len(list((out / s.name).glob("*.png"))) for s in STAGES if s is not STAGES[-1])
     assert html.count("data:image/png;base64,") == n_figures and n_figures >= 14
     assert "demonstration, not evidence of detector quality" in html
     dom = _chromium("--virtual-time-budget=10000", "--dump-dom", report.as_uri()).stdout

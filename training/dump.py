@@ -4,13 +4,13 @@ For every pool in ``features.splits`` (null: every pool of the split file, e.g. 
 test) the dump ``<output_dir>/04_features/<pool>/`` follows the contract of :mod:`common.features`
 (``features.npy`` + ``meta.csv``: image_path, video_id, label, fake_probability, logit, person_id,
 plus any ``meta_columns`` of the eval dataset, e.g. window bounds). ``logit`` is the detector's
-log-odds of fake (:func:`fake_logit`); ``person_id`` comes from the split file's ``meta.persons``. Rows are
-written batch by batch into a memory map, so memory is bounded by one batch whatever the dataset
-size, and an interrupted dump never looks complete.
+log-odds of fake (:func:`fake_logit`); ``person_id`` comes from the split file's ``meta.persons``.
+Rows are written batch by batch into a memory map, so memory is bounded by one batch whatever the
+dataset size, and an interrupted dump never looks complete.
 
 Config keys (section ``features``): ``checkpoint`` (default ``<output_dir>/03_train/best.pt``),
-``splits`` (null = all pools of the split file), ``full_map`` (false: the detector's pooled ``feature``; true: its flattened
-``feature_map``, e.g. 2048x8x8 = 131,072 values for the paper's SRM), ``dtype`` (float32 |
+``splits`` (null = all pools of the split file), ``full_map`` (false: the detector's pooled
+``feature``; true: its flattened ``feature_map``, e.g. 2048x8x8 = 131,072 values for the paper's SRM), ``dtype`` (float32 |
 float16), ``batch_size``, ``num_workers``, ``frames_per_video`` (null = all frames),
 ``skip_missing`` (count and skip missing images instead of failing).
 """
