@@ -49,6 +49,14 @@ def settings(cfg: Config) -> dict:
     }
 
 
+def system_dir(cfg: Config, st: dict) -> Path:
+    """``evidence.lr_system``, or (null) the robustness stage's system when current, else stage 10's."""
+    if st["lr_system"] is not None:
+        return Path(st["lr_system"])
+    from evaluation.robustness import casework_system_dir
+    return casework_system_dir(cfg)
+
+
 def load_system(path: Path):
     from slr.system import LRSystem
     if not Path(path).is_dir():
@@ -168,7 +176,8 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     stride = None if st["max_frames"] else opts["frame_stride"]
     q = read_questioned(path, fpv, stride)                 # bad input ends here, before any model loads
 
-    system = load_system(st["lr_system"])
+    sdir = system_dir(cfg, st)
+    system = load_system(sdir)
     ckpt = _checkpoint(cfg, st)
     from .scoring import Scorer
     scorer = Scorer(cfg, ckpt)
@@ -190,6 +199,7 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
                   "frames_read": q.frames_read, "frames_expected": q.frames_expected},
         "system": {"lr_system_sha256": system.sha256, "checkpoint_sha256": custody.file_sha256(ckpt),
                    "config_sha256": custody.config_sha256(cfg), "code_version": custody.code_version()},
+        "lr_system_path": str(sdir),
         "created_utc": custody.utc_now(),
         "command_line": custody.command_line(argv),
         "case_id": folder.name,

@@ -24,8 +24,11 @@ condition              measured as                                              
 
 A pool's conditions are the ranges ``[min, max]`` of those values over its frames (frame-level
 conditions) or videos (``frames_per_video``, ``track_length``), with their counts. A robustness
-stage may add ``validated_degradations`` (e.g. ``{"jpeg": {"min_quality": 50}}``: the system was
-shown to hold down to quality 50); :func:`check_conditions` honours them.
+stage may add ``validated_degradations`` (docs/robustness.md; e.g. ``{"jpeg": {"min_quality": 50},
+"downscale": {"min_factor": 0.5}}``: the system was shown to hold down to quality 50 and to half
+size); :func:`check_conditions` honours ``jpeg`` (quality >= min_quality is inside; a null bound:
+only the calib range is) and ``downscale`` (image and face sizes down to min_factor x the calib
+minimum are inside); blur and noise cannot be measured on an item and are listed as not checked.
 
 Layering: ``common`` imports no other package of this project, so reading frames here uses OpenCV
 directly (sequential ``grab`` as stage 01 does).
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 FRAME_CONDITIONS = ("image_width_px", "image_height_px", "face_box_px", "jpeg_quality", "blockiness")
 VIDEO_CONDITIONS = ("frames_per_video", "track_length")
+SIZE_CONDITIONS = ("image_width_px", "image_height_px", "face_box_px")   # a validated downscale extends these
 CONDITIONS = FRAME_CONDITIONS + VIDEO_CONDITIONS
 UNITS = {"image_width_px": "px", "image_height_px": "px", "face_box_px": "px", "jpeg_quality": "IJG quality",
          "blockiness": "ratio", "frames_per_video": "frames", "track_length": "frames"}
@@ -318,6 +322,8 @@ def check_conditions(measured: Mapping, validated: Mapping | None, names: Sequen
     ranges = validated.get("ranges") or {}
     notes = validated.get("notes") or {}
     degr = validated.get("validated_degradations") or {}
+    jpeg = degr.get("jpeg") if isinstance(degr.get("jpeg"), Mapping) else None
+    down = degr.get("downscale") if isinstance(degr.get("downscale"), Mapping) else None
     for name in (names or list(measured)):
         m = measured.get(name)
         value, mnote = (m.get("value"), m.get("note", "")) if isinstance(m, Mapping) else (m, "")
@@ -328,32 +334,43 @@ def check_conditions(measured: Mapping, validated: Mapping | None, names: Sequen
             entry["reason"] = f"not measured on the item: {mnote}" if mnote else "not measured on the item"
             out["not_checked"].append(entry)
             continue
-        extended = None
-        if name == "jpeg_quality" and isinstance(degr.get("jpeg"), Mapping) and degr["jpeg"].get("min_quality") is not None:
-            extended = float(degr["jpeg"]["min_quality"])
-        if lo is None and extended is None:
+        v = float(value)
+        if name == "jpeg_quality" and jpeg is not None:
+            q = jpeg.get("min_quality")
+            in_calib = lo is not None and float(lo) <= v <= float(hi)
+            calib_txt = f"the calib range [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "no calib JPEG range"
+            entry["range"] = [float(q), 100.0] if q is not None else entry["range"]
+            if in_calib:
+                entry["reason"] = f"quality {_fmt(value)} within {calib_txt}"
+                out["inside"].append(entry)
+            elif q is not None and v >= float(q):
+                entry["reason"] = (f"quality {_fmt(value)} >= {_fmt(float(q))}, the lowest JPEG quality the "
+                                   f"robustness stage validated")
+                out["inside"].append(entry)
+            else:
+                rob = (f"below {_fmt(float(q))}, the lowest the robustness stage validated" if q is not None else
+                       f"the robustness stage validated no JPEG re-compression ({jpeg.get('status', 'none beyond clean')})")
+                entry["reason"] = f"quality {_fmt(value)}: {rob}; {calib_txt}"
+                out["outside"].append(entry)
+            continue
+        if lo is None:
             why = notes.get(name) or ("no conditions recorded for the LR system" if not ranges else "no validated range")
             entry["reason"] = f"no validated range: {why}"
             out["not_checked"].append(entry)
             continue
-        if lo is not None and lo <= float(value) <= hi:
-            entry["reason"] = f"{_fmt(value)} within the calib range [{_fmt(lo)}, {_fmt(hi)}]"
-            out["inside"].append(entry)
-        elif extended is not None and float(value) >= extended:
-            entry["range"] = [extended, 100.0]
-            entry["reason"] = (f"quality {_fmt(value)} >= {_fmt(extended)}, the lowest JPEG quality the robustness "
-                               f"stage validated")
+        low, extra = float(lo), ""
+        if name in SIZE_CONDITIONS and down is not None and down.get("min_factor") is not None:
+            f = float(down["min_factor"])            # downscaling by f was validated: sizes down to f x calib min
+            low, extra = min(low, low * f), f" (calib minimum x {_fmt(f)}, the smallest downscale the robustness stage validated)"
+            entry["range"] = [low, hi]
+        if low <= v <= float(hi):
+            entry["reason"] = f"{_fmt(value)} within the validated range [{_fmt(low)}, {_fmt(hi)}]{extra}"
             out["inside"].append(entry)
         else:
-            parts = []
-            if lo is not None:
-                parts.append(f"outside the calib range [{_fmt(lo)}, {_fmt(hi)}]")
-            if extended is not None:
-                parts.append(f"below quality {_fmt(extended)}, the lowest the robustness stage validated")
-            entry["reason"] = f"{_fmt(value)} " + " and ".join(parts)
+            entry["reason"] = f"{_fmt(value)} outside the validated range [{_fmt(low)}, {_fmt(hi)}]{extra}"
             out["outside"].append(entry)
     for fam in sorted(degr):
-        if fam != "jpeg":
+        if fam not in ("jpeg", "downscale"):
             out["not_checked"].append({"name": f"validated_degradations.{fam}", "value": None, "range": None,
                                        "reason": f"the robustness stage validated '{fam}' degradations, which have no "
                                                  f"direct measurement on a questioned item"})

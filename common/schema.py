@@ -148,7 +148,9 @@ KEYS: tuple[K, ...] = (
       "folder holding the case folders <input name>_<first 12 hex of its SHA-256>/ (--output overrides)"),
     K("evidence.checkpoint", ("path", "null"), None,
       "detector weights; null -> the ones stage 04 used (features.checkpoint)"),
-    K("evidence.lr_system", "path", "${stage:10}/system", "the saved LR system (slr.system.LRSystem) casework loads"),
+    K("evidence.lr_system", ("path", "null"), None,
+      "the saved LR system (slr.system.LRSystem) casework loads; null -> stage 15's system with its validated "
+      "degradations when it is current (evaluation.robustness.casework_system_dir), else stage 10's"),
     K("evidence.max_frames", ("int", "null"), None,
       "frames sampled from a questioned video, evenly spaced; null -> stage 01's sampling "
       "(preprocessing.frames_per_video / frame_stride), which the video-level system was validated on", lo=1),

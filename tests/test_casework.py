@@ -172,6 +172,20 @@ def test_check_conditions_honours_validated_degradations():
     v2 = {"ranges": {"jpeg_quality": {"min": 80, "max": 95}}, "validated_degradations": {"jpeg": {"min_quality": 50}}}
     assert check_conditions({"jpeg_quality": {"value": 60}}, v2)["inside"]
     assert check_conditions({"jpeg_quality": {"value": 40}}, v2)["outside"]
+    # a null bound (nothing beyond clean validated): only the calib range is inside; no range: outside
+    v3 = {"ranges": {"jpeg_quality": {"min": 80, "max": 95}}, "validated_degradations": {"jpeg": {"min_quality": None}}}
+    assert check_conditions({"jpeg_quality": {"value": 90}}, v3)["inside"]
+    assert check_conditions({"jpeg_quality": {"value": 60}}, v3)["outside"]
+    v4 = {**VALIDATED, "validated_degradations": {"jpeg": {"min_quality": None, "status": "clean fails"}}}
+    assert check_conditions({"jpeg_quality": {"value": 90}}, v4)["outside"]
+    # a validated downscale by 0.5 extends the size ranges down to half the calib minimum
+    v5 = {**VALIDATED, "validated_degradations": {"downscale": {"min_factor": 0.5}}}
+    m = {"image_width_px": {"value": 160}, "face_box_px": {"value": 61.0}}
+    c = check_conditions(m, v5)
+    assert [e["name"] for e in c["inside"]] == ["image_width_px", "face_box_px"]
+    assert c["inside"][1]["range"] == [60.0, 220.0]
+    assert [e["name"] for e in check_conditions({"image_width_px": {"value": 159}}, v5)["outside"]] == ["image_width_px"]
+    assert check_conditions(m, VALIDATED)["outside"]                       # without it: outside
 
 
 # ------------------------------------------------------------------------------------------ one cropper

@@ -56,6 +56,15 @@ def _ev(demo, capsys, path: Path, cases: Path, *extra) -> tuple[int, str, str, d
     return code, cap.out, cap.err, rec
 
 
+def _system(out: Path, overrides: list):
+    """The LR system casework loads for this run (stage 15's when current, else stage 10's)."""
+    from casework.command import settings, system_dir
+    from common.config import load_config
+    from slr.system import LRSystem
+    cfg = load_config(CONFIG, [o for o in overrides if o != "--set"])
+    return LRSystem.load(system_dir(cfg, settings(cfg)))
+
+
 @pytest.fixture(scope="module")
 def test_rows(demo):
     out = demo[0]
@@ -65,10 +74,9 @@ def test_rows(demo):
 
 
 def test_pipeline_agreement_bit_identical_and_bounded(demo, test_rows, tmp_path, capsys):
-    from slr.system import LRSystem
-    out = demo[0]
+    out, overrides = demo[0], demo[1]
     scores, lrs = test_rows
-    system = LRSystem.load(out / "10_kde_lr" / "system")
+    system = _system(out, overrides)
     lo, hi = system.bounds_log10("frame")
     labels = [int(v) for v in scores["label"]]
     picked = [labels.index(0), labels.index(1), len(labels) - 1]       # a real, a fake, the last test frame
@@ -98,9 +106,8 @@ def test_genuine_test_frames_mostly_inside_the_conditions(demo, test_rows):
     """The conditions' false-alarm rate on genuine test frames (same source as calib): at most 1/4."""
     from common.conditions import check_conditions, measure_frame
     from preprocessing.video import read_video_frames
-    from slr.system import LRSystem
     out = demo[0]
-    system = LRSystem.load(out / "10_kde_lr" / "system")
+    system = _system(out, demo[1])
     man = read_csv(out / "01_faces" / "manifest.csv")
     test = set(test_rows[0]["image_path"])
     n = outside = 0
