@@ -411,3 +411,29 @@ def test_pdf_summary_is_one_drawn_page(tmp_path):
     write_case(tmp_path / "case2", rec, crops, (portrait(), [(1, (100, 100, 400, 400))]), None, {})
     for name in ("evidence.pdf", "evidence.html", "evidence.json", "face_1.png", "overview.png"):
         assert (tmp_path / "case" / name).read_bytes() == (tmp_path / "case2" / name).read_bytes(), name
+
+
+def test_missing_or_changed_lr_system_is_exit_2(tmp_path, capsys):
+    from casework.outcome import EXIT_CONFIG
+    q = tmp_path / "q.png"
+    cv2.imwrite(str(q), cv2.cvtColor(cv2.resize(portrait(), (160, 200)), cv2.COLOR_RGB2BGR))
+    args = ["--config", "configs/demo.yaml", "--set", f"output_dir={tmp_path / 'run'}", "--input", str(q),
+            "--output", str(tmp_path / "cases")]
+    assert evidence_main(args) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no saved LR system" in err[0] and "stage 10" in err[0]
+    # a saved system with one file changed: refused, naming the file
+    from slr.io import ScoreSet
+    from slr.system import LRSystem
+    rng = np.random.default_rng(0)
+    n = 60
+    s = ScoreSet(np.r_[rng.normal(1, 1, n), rng.normal(-1, 1, n)], np.r_[np.zeros(n, int), np.ones(n, int)],
+                 np.array([f"v{i % 12}{'f' if i >= n else ''}" for i in range(2 * n)]), None, "synthetic",
+                 person_ids=np.array([f"p{i % 12}" for i in range(2 * n)]))
+    d = tmp_path / "sys"
+    LRSystem.fit({"frame": s}, {"crossfit_folds": 3, "bootstrap_n": 0}, "logit").save(d)
+    (d / "system.json").write_text((d / "system.json").read_text().replace('"logit"', '"logit" '))
+    assert evidence_main([*args, "--set", f"evidence.lr_system={d}"]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "system.json" in err[0] and "SHA-256" in err[0]
+    assert not (tmp_path / "cases").exists()
