@@ -125,7 +125,7 @@ def render_html(record: dict, files: dict, demo_note: str | None, validation: di
     props = record["propositions"]
     blocks = []
     if files.get("overview"):
-        blocks.append(f"<p>{_img_tag(files['overview'], 'overview with numbered faces', 480)}<br>"
+        blocks.append(f"<p>{_img_tag(files['overview'], 'overview with numbered faces', 360)}<br>"
                       f"<span class='small'>Faces found, numbered as in the results below.</span></p>")
     for r in record["results"]:
         n = r["face"]
@@ -229,6 +229,8 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
         else:
             right("no LR is given", 14, "bold", "#b00000")
         right(r["statement"], 9)
+        for t in r.get("notes", []):
+            right("Note: " + t, 7.5, color="#8a5a00", width=100)
         right(f"{r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
               f"{len(r['conditions']['outside'])} outside, {len(r['conditions']['not_checked'])} not checked"
               + (": outside " + ", ".join(e['name'] for e in r['conditions']['outside']) if r['conditions']['outside'] else ""),

@@ -51,6 +51,9 @@ def fmt_lr(lr: float) -> str:
 
 def headline(lr: float, llr: float, words: str, hyps: dict) -> str:
     """One sentence: how much more probable the findings are under one proposition than the other."""
+    if abs(llr) < 0.005:
+        return (f"The findings are about equally probable if {hyps['hp']} and if {hyps['hd']} "
+                f"(LR = {fmt_lr(lr)}, log10 LR = {llr:+.2f}): {words}.")
     if llr >= 0:
         rel = f"{fmt_lr(lr)} times more probable if {hyps['hp']} than if {hyps['hd']}"
     else:

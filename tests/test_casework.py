@@ -349,6 +349,8 @@ def test_headline_and_percentile():
     assert "log10 LR = +2.50" in h
     h = headline(0.01, -2.0, verbal(-2.0, ENFSI, HYPS), HYPS)
     assert "100 times more probable if the image is a deepfake" in h
+    h = headline(1.0, 0.0, verbal(0.0, ENFSI, HYPS), HYPS)
+    assert h.startswith("The findings are about equally probable if the image is real and if the image is a deepfake")
     assert percentile(np.array([1.0, 2.0, 3.0, 4.0]), 2.0) == 50.0 and percentile(np.array([]), 1) is None
     assert NOT_FOR_REPORTING == "not for reporting"
 
