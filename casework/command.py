@@ -19,6 +19,7 @@ import numpy as np
 from common.conditions import FRAME_CONDITIONS, VIDEO_CONDITIONS, check_conditions, measure_item
 from common.config import Config, ConfigError
 from common.io import InputError
+from common.videos import video_means
 
 from . import custody
 from .faces import build_cropper, crop_options, track_faces
@@ -100,7 +101,10 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
                 notes.append(f"frame-level statement instead of a video-level one: {why}; the frame with the "
                              f"largest face (frame {t.frames[rows[0]]}) is evaluated, the other frames' values "
                              f"are in the technical annex")
-        score = float(np.mean(scores[rows])) if level == "video" else float(scores[rows[0]])
+        if level == "video":          # the pipeline's video score: common.videos.video_means (bit-identical)
+            score = float(video_means(np.zeros(len(rows), dtype=int), scores[rows]).scores[0])
+        else:
+            score = float(scores[rows[0]])
         measured = measure_item(q.path, q.kind, [t.measures[i] for i in rows],
                                 frames_read=q.frames_read, track_length=len(t.frames))
         cond = check_conditions(measured, system.conditions, names)

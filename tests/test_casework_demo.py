@@ -238,13 +238,19 @@ def test_video_level_short_track_and_truncated(demo, test_rows, tmp_path, capsys
     paths = [p for p, v in zip(scores["image_path"], scores["video_id"]) if v == vid]
     frames = [_frame_of(out, p) for p in paths]
     n = len(frames)
-    # the whole track: video level
-    code, stdout, err, rec = _ev(demo, capsys, _video(tmp_path / "full.mp4", frames), tmp_path / "c1",
+    # the whole track, losslessly (FFV1): video level, bit-identical to stage 10's video row
+    code, stdout, err, rec = _ev(demo, capsys, _video(tmp_path / "full.avi", frames, "FFV1"), tmp_path / "c1",
                                  "--allow-outside-conditions")
     assert code == EXIT_OK, (stdout, err)
     (r,) = rec["results"]
     assert rec["input"]["kind"] == "video" and rec["input"]["frames_read"] == n == rec["input"]["frames_expected"]
     assert r["level"] == "video" and len(r["frames"]) == n
+    vl = read_csv(out / "10_kde_lr" / "test_video_lr.csv")
+    k = vl["video_id"].index(vid)
+    assert r["annex"]["score"]["value"] == float(vl["score"][k])
+    assert r["log10_lr_bounded"] == float(vl["llr"][k])
+    assert r["annex"]["log10_lr_unbounded"]["value"] == float(vl["llr_calibrated"][k])
+    assert {e["name"] for e in r["conditions"]["inside"]} >= {"frames_per_video", "track_length"}
     # a track shorter than the validated range: frame level, said so
     code, stdout, err, rec = _ev(demo, capsys, _video(tmp_path / "short.mp4", frames[:2]), tmp_path / "c2",
                                  "--allow-outside-conditions")
