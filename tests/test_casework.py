@@ -258,13 +258,16 @@ def _bad_inputs(tmp: Path) -> dict:
             "unreadable": (locked, "cannot be read")}
 
 
-def test_bad_inputs_exit_5_with_one_line(tmp_path, capsys):
+def test_bad_inputs_exit_5_with_one_line(tmp_path, capsys, monkeypatch):
     import os
+
+    from casework import inputs
     cases = _bad_inputs(tmp_path)
-    root_can_read = os.access(cases["unreadable"][0], os.R_OK)        # root reads a 000 file anyway
+    locked = str(cases["unreadable"][0])
+    if os.access(locked, os.R_OK):                                     # root reads a mode-000 file anyway
+        real = os.access
+        monkeypatch.setattr(inputs.os, "access", lambda p, m: False if str(p) == locked else real(p, m))
     for name, (path, words) in cases.items():
-        if name == "unreadable" and root_can_read:
-            continue
         code = evidence_main(["--config", "configs/demo.yaml", "--set", f"output_dir={tmp_path / 'run'}",
                               "--input", str(path), "--output", str(tmp_path / "cases")])
         err = capsys.readouterr().err.strip().splitlines()
