@@ -8,7 +8,7 @@
   says "re-run" and the files are identical but for the time; another input into that folder -> 6;
 - several faces -> one result each + the numbered overview; a short video track -> frame level,
   said so; a full-length track -> video level; a truncated video -> scored on what was read, said;
-- no face -> exit 3 and one line;
+- grayscale and RGBA items scored, the conversion stated; no face -> exit 3 and one line;
 - the HTML in headless Chromium and the PDF page are not blank and show the bounded value.
 """
 from __future__ import annotations
@@ -267,6 +267,26 @@ def test_video_level_short_track_and_truncated(demo, test_rows, tmp_path, capsys
     assert code == EXIT_OK, (stdout, err)
     assert rec["input"]["frames_read"] < rec["input"]["frames_expected"]
     assert "truncated" in rec["notes"][0] and "note: the video is truncated" in stdout
+
+
+def test_grayscale_and_rgba_items_are_scored_and_stated(demo, test_rows, tmp_path, capsys):
+    out = demo[0]
+    scores, _ = test_rows
+    frame = _frame_of(out, scores["image_path"][0])
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    rgba = tmp_path / "rgba.png"
+    cv2.imwrite(str(rgba), np.dstack([cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), np.full(frame.shape[:2], 200, np.uint8)]))
+    for path, words in ((gray, "grayscale image"), (rgba, "alpha (transparency) channel: it was removed")):
+        code, stdout, err, rec = _ev(demo, capsys, path, tmp_path / "cases", "--allow-outside-conditions")
+        assert code == EXIT_OK, (stdout, err)
+        assert len(rec["results"]) == 1 and rec["results"][0]["log10_lr_bounded"] is not None
+        assert [ln for ln in stdout.splitlines() if words in ln] and words in " ".join(rec["notes"])
+        assert words in (tmp_path / "cases" / rec["case_id"] / "evidence.html").read_text()
+    # the RGBA item's colour channels are the frame's: the same score as the frame itself
+    q = _png(tmp_path / "plain.png", frame)
+    plain = _ev(demo, capsys, q, tmp_path / "cases", "--allow-outside-conditions")[3]
+    assert plain["results"][0]["annex"]["score"] == rec["results"][0]["annex"]["score"]
 
 
 def test_no_face_exit_3_one_line(demo, tmp_path, capsys):
