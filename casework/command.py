@@ -249,16 +249,26 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None, description: str | None = None) -> int:
     """Parse, run, and turn every expected failure into its exit code and one line (no traceback)."""
-    from common.cli import setup_logging, stage_parser
+    from common.cli import config_path, setup_logging, stage_parser
     from common.config import load_config
 
+    import argparse
+
+    from .outcome import EXIT_CODES
+
     parser = stage_parser(description)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "exit codes:\n" + "\n".join(f"  {c}  {t}" for c, t in sorted(EXIT_CODES.items()))
     add_args(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(config_path(args), args.overrides)
+        if getattr(args, "print_config", False):
+            from common.config import describe_config
+            print(describe_config(cfg))
+            return EXIT_OK
         return run(cfg, args, ["evidence.py", *argv])
     except CaseworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
