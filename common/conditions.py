@@ -210,6 +210,17 @@ def _frames_of_source(src: Path, indices: Sequence[int]) -> dict[int, np.ndarray
     return out
 
 
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _folder_frames(folder: Path) -> dict[int, Path]:
+    """``{frame index: file}`` of a frame folder, indexed as stage 01 indexes them (the file's number,
+    else its position in the sorted listing)."""
+    imgs = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    imgs.sort(key=lambda p: (0, int(p.stem), p.name) if p.stem.isdigit() else (1, 0, p.name))
+    return {(int(p.stem) if p.stem.isdigit() else i): p for i, p in enumerate(imgs)}
+
+
 def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = None, input_root: str | Path | None = None,
                     max_source_frames: int = 400, progress: bool = False) -> dict:
     """The validated ranges of a pool's conditions, from stage 01's ``<dataset_root>/manifest.csv``.
@@ -283,9 +294,16 @@ def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = Non
             it = by_source.items()
         for s, rs in it:
             src = inp / s
-            if src.is_dir():
-                continue                           # frame folders: frame files are not named in the manifest
-            got = _frames_of_source(src, [int(r["frame_idx"]) for r in rs])
+            if src.is_dir():                       # a frame folder: frame index = the file's number, else position
+                got = {}
+                files = _folder_frames(src)
+                for r in rs:
+                    f = files.get(int(r["frame_idx"]))
+                    g = _frames_of_source(f, [0]).get(0) if f is not None else None
+                    if g is not None:
+                        got[int(r["frame_idx"])] = g
+            else:
+                got = _frames_of_source(src, [int(r["frame_idx"]) for r in rs])
             for r in rs:
                 g = got.get(int(r["frame_idx"]))
                 if g is not None:

@@ -117,6 +117,9 @@ def test_pool_conditions_from_a_manifest_and_its_sources(tmp_path):
     for _ in range(4):
         w.write(cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
     w.release()
+    (inp / "real" / "e").mkdir()                                            # a frame folder of JPEGs (q 40)
+    for i in (0, 5):
+        (inp / "real" / "e" / f"{i:03d}.jpg").write_bytes(jpeg_bytes(face, 40))
     box = dict(box_left=20, box_top=30, box_right=120, box_bottom=130, frame_width=160, frame_height=160)
     rows = [dict(video_id="a", label=0, source="real/a.jpg", frame_idx=0, status="ok", crop="x", **box),
             dict(video_id="b", label=0, source="real/b.jpg", frame_idx=0, status="ok", crop="x",
@@ -125,6 +128,10 @@ def test_pool_conditions_from_a_manifest_and_its_sources(tmp_path):
                    crop="x" if i < 3 else "", **box) for i in range(4)],
             dict(video_id="d", label=0, source="real/d.avi", frame_idx="", status="unreadable")]
     _write_manifest(tmp_path / "ds", rows)
+    rows += [dict(video_id="e", label=0, source="real/e", frame_idx=i, status="ok", crop="x", **box) for i in (0, 5)]
+    _write_manifest(tmp_path / "ds", rows)
+    e = pool_conditions(tmp_path / "ds", videos=["e"], input_root=inp)["ranges"]
+    assert (e["jpeg_quality"]["min"], e["jpeg_quality"]["max"], e["blockiness"]["n"]) == (40, 40, 2)
     pc = pool_conditions(tmp_path / "ds", videos=["a", "b", "c"], input_root=inp)
     r = pc["ranges"]
     assert pc["n_videos"] == 3 and pc["n_frames"] == 6
