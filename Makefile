@@ -19,6 +19,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install -r requirements-dev.txt
 	@command -v chromium >/dev/null || { echo "installing Chromium for the report test (Debian packages)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+	@command -v pdftoppm >/dev/null || { echo "installing poppler-utils for the casework PDF test (Debian package)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends poppler-utils; }
 	touch $@
 
 setup: $(VENV)/.runtime

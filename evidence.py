@@ -1,48 +1,25 @@
-"""The casework command: likelihood ratios for one questioned image or video from a trained run.
+"""The casework command: a bounded likelihood-ratio statement for one questioned image or video.
 
-    python evidence.py --config CONFIG --input FILE [--output DIR] [--set key=value ...]
+    python evidence.py --config CONFIG --input FILE [--output CASES_DIR] [--case-id NAME]
+                       [--allow-outside-conditions] [--set key=value ...]
 
-For every face found (one result per face; in a video, per face followed across frames): the
-aligned crop, the detector's score (cosine similarity to stage 08's centroid), the LR and log10 LR
-of stage 10's system (sound protocol: KDEs from train, calibration fitted on val), the value
-bounded by the run's ELUB bounds, its verbal equivalent (``evidence.verbal_scale``), and a one-page
-HTML summary. Writes ``DIR/{evidence.html, evidence.json, face_N.png, density_N.png}`` (default DIR:
-``<evidence.output>/<file name>``).
+Loads the run's saved LR system (``evidence.lr_system``, default ``<output_dir>/10_kde_lr/system``)
+and detector; finds, aligns and crops the faces with stage 01's cropper and options; scores them as
+stages 04/08 do; gives per face the bounded LR, its log10 and verbal equivalent for the configured
+propositions, or no LR when the item lies outside the validated conditions. Writes the case folder
+``<CASES_DIR>/<input name>_<first 12 hex of its SHA-256>/`` (``evidence.json``, ``evidence.html``,
+``evidence.pdf``, ``face_N.png``, ``overview.png``), never over another input's case.
 
-Exit codes: 0 = at least one face evaluated; 3 = no face found (a statement, no number);
-2 = bad config, missing run outputs or unreadable input (the message says which).
+Exit codes: 0 = LR given for at least one face; 2 = bad config/arguments or missing/tampered run
+outputs; 3 = no face found; 4 = outside the validated conditions, no LR given (unless
+--allow-outside-conditions); 5 = input not usable (missing, unreadable, folder, 0 bytes, not an
+image or video); 6 = the case folder belongs to another input. Logic: ``casework/``.
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from common.cli import run_stage
-from evaluation.casework import EXIT_NO_FACE, evaluate_file, write_outputs
-
-
-def add_args(parser):
-    parser.add_argument("--input", required=True, help="questioned image or video file")
-    parser.add_argument("--output", default=None, help="output folder (default <evidence.output>/<file name>)")
-
-
-def main(cfg, args):
-    path = Path(args.input).expanduser().resolve()
-    out = Path(args.output).expanduser().resolve() if args.output else cfg.path("evidence.output") / path.name
-    result = evaluate_file(cfg, path)
-    write_outputs(cfg, result, out)
-    print(result["statement"])
-    for f in result["faces"]:
-        if f.get("log10_lr_bounded") is None:
-            print(f"  face {f['face']}: score {f['score']:.6f}; {f['verbal']}")
-        else:
-            print(f"  face {f['face']} ({f['level']} level, {len(f['frames'])} frame(s)): score {f['score']:.6f}, "
-                  f"LR {f['lr']:.4g} (log10 {f['log10_lr']:+.3f}), bounded log10 LR {f['log10_lr_bounded']:+.3f} "
-                  f"within [{f['elub_bounds_log10'][0]:+.2f}, {f['elub_bounds_log10'][1]:+.2f}]: {f['verbal']}")
-    print(f"summary: {out / 'evidence.html'}")
-    if not result["faces"]:
-        raise SystemExit(EXIT_NO_FACE)
-
+from casework.command import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__, extra_args=add_args))
+    sys.exit(main(description=__doc__))

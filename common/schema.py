@@ -145,14 +145,18 @@ KEYS: tuple[K, ...] = (
       "value <= max (>= min)",
       check=_criteria_check),
     # ------------------------------------------------------------------------------------ casework (evidence.py)
-    K("evidence.output", "path", "${output_dir}/evidence", "default --output folder of the casework command"),
+    K("evidence.output", "path", "${output_dir}/evidence",
+      "folder holding the case folders <input name>_<first 12 hex of its SHA-256>/ (--output overrides)"),
     K("evidence.checkpoint", ("path", "null"), None,
       "detector weights; null -> the ones stage 04 used (features.checkpoint)"),
-    K("evidence.scores_dir", "path", "${slr.scores_dir}", "stage 08 outputs the casework command reads (centroid.npy)"),
-    K("evidence.lr_dir", "path", "${stage:10}", "stage 10 outputs the casework command reads"),
-    K("evidence.lr_system", "path", "${stage:10}/system", "the saved LR system (slr.system.LRSystem) casework loads"),
-    K("evidence.max_frames", "int", 32, "frames read from a questioned video, evenly spaced", lo=1),
-    K("evidence.min_face_fraction", "float", 0.5, "faces smaller than this fraction of the largest face are ignored",
+    K("evidence.lr_system", ("path", "null"), None,
+      "the saved LR system (slr.system.LRSystem) casework loads; null -> stage 15's system with its validated "
+      "degradations when it is current (evaluation.robustness.casework_system_dir), else stage 10's"),
+    K("evidence.max_frames", ("int", "null"), None,
+      "frames sampled from a questioned video, evenly spaced; null -> stage 01's sampling "
+      "(preprocessing.frames_per_video / frame_stride), which the video-level system was validated on", lo=1),
+    K("evidence.min_face_fraction", "float", 0.5,
+      "faces smaller than this fraction of the largest face of a frame are ignored (in (0, 1])",
       lo=0, hi=1),
     K("evidence.hypotheses.hp", "str", "the image is real (not manipulated)", "the proposition Hp (numerator)"),
     K("evidence.hypotheses.hd", "str", "the image is a deepfake", "the proposition Hd (denominator)"),
@@ -388,6 +392,10 @@ KEYS: tuple[K, ...] = (
     K("robustness.max_frames", ("int", "null"), None, "test frames degraded (null = all)", lo=1),
     K("robustness.criteria", "list", "${report.criteria}", "criteria the degraded LRs are judged by",
       check=_criteria_check),
+    K("robustness.upscale", "str", "linear", "downscale's way back up: linear (INTER_LINEAR) | cubic (INTER_CUBIC)",
+      choices=("linear", "cubic")),
+    K("robustness.bootstrap_n", ("int", "null"), None,
+      "person-cluster resamples per setting and level (null = slr.bootstrap.n; 0 = no intervals)", lo=0),
 )
 
 BY_NAME: dict[str, K] = {k.name: k for k in KEYS}

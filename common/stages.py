@@ -83,6 +83,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("12", "12_det_eer", "slr/12_det_eer.py", ("slr",), ("10",), title="DET and EER (stage 12)"),
     Stage("13", "13_ece_cllr", "slr/13_ece_cllr.py", ("slr",), ("10",), title="ECE and Cllr (stage 13)"),
     Stage("14", "14_elub", "slr/14_elub.py", ("slr",), ("10",), title="ELUB bounds (stage 14)"),
+    Stage("15", "15_robustness", "evaluation/15_robustness.py",
+          ("seed", "device", "robustness", "report.criteria", "slr.bootstrap", "model", "features",
+           "training.normalization", "training.data_mode", "training.eval_mode", "split.file", "dataset",
+           "preprocessing"), ("01", "02", "03", "04", "08", "10"), ("dataset.root",),
+          enabled_key="robustness.enabled", title="Robustness under degraded images (stage 15)", resumable=True),
     Stage("16", "16_report", "evaluation/16_report.py", ("experiment", "report"), _ALL_BEFORE_REPORT,
           title="Report (stage 16)"),
 )

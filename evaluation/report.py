@@ -628,6 +628,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     for sid in ("05", "06", "07"):
         h.append(stage_block(run, sid))
 
+    h.append(robustness_html(run))
+
     if compare:
         runs = [run] + list(compare)
         h.append("<h2>Comparison of runs</h2><p>Frame level, split <b>" + esc(split) + "</b>. Classifier AUC from "
@@ -664,3 +666,52 @@ def load_compare_runs(cfg: Config) -> list[Run]:
                               f"run that config first or remove it from the list")
         runs.append(load_run(p))
     return runs
+
+
+# ------------------------------------------------------------------------------------------ robustness
+def _ci_text(row: dict, metric: str) -> str:
+    v, ci = row.get(metric), (row.get("ci95") or {}).get(metric)
+    if ci and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
+        return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+    return fmt(v)
+
+
+def robustness_html(run: Run) -> str:
+    """The robustness section (stage 15): per degradation and strength the LR system's figures with
+    95 % person-cluster intervals, the validated ranges written into the system, the figures."""
+    res = run.stages.get("15_robustness")
+    s = run.summary("15_robustness")
+    h = ["<h2 id='robustness'>Robustness under degraded images</h2>"]
+    if res is None or not s:
+        status = res.status if res else "not run"
+        return h[0] + f'<p class="status-missing">Stage 15_robustness: {esc(status)}.</p>'
+    h.append(f"<p>The saved LR system (nothing refitted) on the <b>{esc(s.get('pool', 'test'))}</b> pool's "
+             f"{fmt(s.get('n_frames'))} frames of {fmt(s.get('n_persons'))} persons, each degraded at each strength. "
+             f"{esc(s.get('downscale_source', ''))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "
+             "judged on the pessimistic end of the 95 % person-cluster interval; a family's validated range "
+             "runs from clean up to the last setting before the first failure. Strong misleading = an LR of 10 "
+             "or more in the wrong direction.</p>")
+    metrics = ("cllr", "cllr_min", "eer", "auc", "misleading_hp", "misleading_hd", "strong_misleading_hp",
+               "strong_misleading_hd")
+    rows = [[esc(r.get("setting")), esc(r.get("applied_to")), esc(r.get("level"))] + [_ci_text(r, m) for m in metrics]
+            for r in s.get("table", [])]
+    h.append("<div id='robustness-table'>" + table(
+        ["setting", "applied to", "level", "Cllr (bits)", "Cllr_min (bits)", "EER", "AUC", "P(LLR<0|Hp)",
+         "P(LLR>0|Hd)", "P(LLR≤−1|Hp)", "P(LLR≥1|Hd)"], rows) + "</div>")
+    vd = s.get("validated_degradations") or {}
+    if vd:
+        vr = []
+        for fam, v in vd.items():
+            key = next((k for k in v if k.startswith(("min_", "max_"))), None)
+            vr.append([esc(fam), esc(f"{key} = {v.get(key)}" if key else "n/a"), esc(v.get("status", "")),
+                       esc(", ".join(str(t) for t in v.get("tested", []))),
+                       esc(", ".join(str(t) for t in v.get("passed", [])) or "none")])
+        h.append("<h3>Validated ranges (written into the LR system's conditions)</h3><div id='robustness-ranges'>" +
+                 table(["degradation", "validated condition", "status", "tested", "passed"], vr) + "</div>")
+    else:
+        h.append("<p>No criteria: no validated ranges were derived.</p>")
+    system = s.get("system") or {}
+    h.append(f"<p class='small'>System with these conditions: {esc(system.get('dir', 'n/a'))}, SHA-256 "
+             f"{esc(system.get('sha256', 'n/a'))} (derived from {esc(s.get('base_sha256', 'n/a'))}).</p>")
+    h.append(figures_of(res))
+    return "\n".join(h)

@@ -6,19 +6,34 @@ sound (v2): the LR system (slr/system.py) is fitted on the calib pool only: scor
 intervals (slr.bootstrap.n, slr.bootstrap.seed). paper: the paper's KDEs (train bandwidths,
 re-fitted on each split). Reads slr.scores_dir; writes <output_dir>/10_kde_lr/ (<pool>_lr.csv,
 <pool>_video_lr.csv, figures, summary.json and, under sound, the saved LR system in system/).
+The system records the calib data's conditions (common.conditions.pool_conditions: image and face
+size, JPEG quality, blockiness, frames per video, track length, from stage 01's manifest and the
+source frames) for casework to compare questioned items with.
 """
 import sys
 
 from common.cli import run_stage
+from common.conditions import pool_conditions
 from slr._stage import centroid, data_note, read_pool_scores
 from slr.pipeline import Settings, stage10
+
+
+def calib_data_conditions(cfg, sets) -> dict | None:
+    """Conditions of the calib videos (sound protocol), from ``dataset.root``'s stage-01 manifest."""
+    calib = sets.get("calib")
+    if calib is None or calib.video_ids is None:
+        return None
+    return pool_conditions(cfg.path("dataset.root"), set(map(str, calib.video_ids)),
+                           cfg.path("preprocessing.input"), progress=True)
 
 
 def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
-    _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), note=data_note(cfg))
+    conditions = calib_data_conditions(cfg, sets) if settings.protocol == "sound" else None
+    _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
+                         note=data_note(cfg))
     sysb = summary["system"]
     bw = sysb["bandwidth"].get("frame")
     bw_txt = f", frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}" if bw else ""

@@ -3,6 +3,9 @@ from $UADFV_ROOT); if it is missing they fail with a clear message rather than s
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.real_data)
         if item.nodeid in SLOW or item.nodeid.split("[")[0] in SLOW:
             item.add_marker(pytest.mark.slow)
+
+
+DEMO_CONFIG = "configs/demo.yaml"
+
+
+def run_repo_cmd(args, timeout=900):
+    """``python ARGS`` from the repository root; returns (CompletedProcess, seconds)."""
+    t0 = time.time()
+    p = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return p, time.time() - t0
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """One fresh demo run (every stage) per test session; yields (output_dir, overrides, stdout, seconds).
+    Shared by tests/test_e2e_demo.py, tests/test_robustness_e2e.py and tests/test_casework_demo.py."""
+    out = tmp_path_factory.mktemp("demo_run") / "out"
+    overrides = ["--set", f"output_dir={out}"]
+    p, seconds = run_repo_cmd(["run_pipeline.py", "--config", DEMO_CONFIG, *overrides], timeout=1800)
+    if p.returncode != 0:
+        pytest.fail(f"demo run failed (exit {p.returncode}) after {seconds:.0f} s:\n{p.stdout[-3000:]}\n"
+                    f"{p.stderr[-5000:]}")
+    print(f"demo run: {seconds:.1f} s")
+    return out, overrides, p.stdout, seconds

@@ -1,4 +1,4 @@
-"""Fast checks of the end-to-end parts: demo builder, report reading/judging, verbal scale, casework input."""
+"""Fast checks of the end-to-end parts: demo builder, report reading/judging, verbal scale (casework: test_casework.py)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 from common.config import Config, ConfigError, config_from_dict, load_config
 from common.io import InputError
 from evaluation import report as R
-from evaluation.casework import EXIT_NO_FACE, read_questioned, track_faces, verbal
+from casework.statement import verbal
 from preprocessing.demo_videos import DemoOptions, LandmarkFinder, build_demo, load_portrait, make_person
 
 ENFSI = load_config("configs/demo.yaml").get("evidence.verbal_scale")
@@ -153,36 +153,3 @@ def test_compare_missing_folder_is_a_config_error(tmp_path):
     cfg = _cfg(tmp_path, report={"compare": [str(tmp_path / "missing")]})
     with pytest.raises(ConfigError, match=r"report.compare\[0\]"):
         R.load_compare_runs(cfg)
-
-
-# ------------------------------------------------------------------------------------------ casework input
-def test_questioned_input_errors(tmp_path):
-    with pytest.raises(InputError, match="not found"):
-        read_questioned(tmp_path / "x.png", 4)
-    (tmp_path / "x.txt").write_text("hello")
-    with pytest.raises(InputError, match="unknown file type"):
-        read_questioned(tmp_path / "x.txt", 4)
-    (tmp_path / "y.png").write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot read"):
-        read_questioned(tmp_path / "y.png", 4)
-    assert EXIT_NO_FACE == 3
-
-
-class _Face:
-    def __init__(self, box):
-        self.box, self.crop = box, np.zeros((4, 4, 3), np.uint8)
-
-
-class _Cropper:
-    """Two faces drifting right, plus a tiny face that must be ignored (< half the largest)."""
-    def crop_all(self, frame):
-        k = int(frame[0, 0, 0])
-        return [_Face((10 + k, 10, 110 + k, 110)), _Face((300 + k, 20, 390 + k, 110)), _Face((200, 200, 220, 220))]
-
-
-def test_track_faces_links_faces_across_frames():
-    frames = [(i, np.full((4, 4, 3), 3 * i, np.uint8)) for i in range(4)]
-    tracks = track_faces(frames, _Cropper(), min_fraction=0.5)
-    assert len(tracks) == 2
-    assert [i for i, _ in tracks[0].boxes] == [0, 1, 2, 3]
-    assert all(b[0] < 200 for _, b in tracks[0].boxes) and all(b[0] >= 300 for _, b in tracks[1].boxes)

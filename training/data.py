@@ -166,7 +166,12 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path}: cannot read the image (missing or not an image file)")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return fit_size(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)
+
+
+def fit_size(img: np.ndarray, size: int | None) -> np.ndarray:
+    """An RGB uint8 image resized to ``size`` x ``size`` (area when shrinking, linear when growing);
+    unchanged when it has that size or ``size`` is None. Stage 04 and casework both use it."""
     if size and (img.shape[0] != size or img.shape[1] != size):
         interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
         img = cv2.resize(img, (size, size), interpolation=interp)

@@ -1,0 +1,278 @@
+"""The case folder's files: ``evidence.json``, ``evidence.html`` (summary, conditions, technical
+annex, chain of custody, the system's validation figures), ``evidence.pdf`` (the one-page summary),
+``face_N.png`` (aligned crops) and ``overview.png`` (the first frame with numbered face boxes).
+
+Everything but the time is deterministic: the same input and run give byte-identical files apart
+from ``created_utc`` (JSON, HTML, PDF text); the PDF carries no creation date of its own.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common.io import atomic_dir, write_json
+
+from .statement import NOT_FOR_REPORTING
+
+esc = html.escape
+CSS = """body{font-family:system-ui,Helvetica,Arial,sans-serif;max-width:1100px;margin:20px auto;padding:0 14px;color:#1d2330}
+table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #cfd5df;padding:3px 8px;text-align:left;font-size:.9em}
+th{background:#eef1f6;font-weight:normal}.row{display:flex;align-items:flex-start;flex-wrap:wrap;gap:16px}
+.headline{font-size:1.15em;background:#eef6ff;border-left:4px solid #2b6cb0;padding:8px 12px}
+.value{font-size:1.6em;font-weight:bold}.warning{background:#fde8e8;border:2px solid #c53030;padding:8px 12px;font-weight:bold}
+.note{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px}.small{font-size:.8em;color:#555}
+.annex{background:#f6f6f6;border:1px dashed #999;padding:6px 12px}.nfr{color:#a00;font-weight:bold;font-size:.8em}
+.outside{color:#a00;font-weight:bold}.inside{color:#276749}.face{border-top:2px solid #d6dbe4;margin-top:12px}"""
+
+
+def _img_tag(path: Path, alt: str, width: int | None = None) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{esc(alt)}"{w} src="data:image/png;base64,{data}">'
+
+
+def _png(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    path.write_bytes(buf.tobytes())
+
+
+def overview_image(frame: np.ndarray, boxes: list, path: Path) -> None:
+    """The frame with each face's box and number (1, 2, ...) drawn on it."""
+    import cv2
+    img = np.ascontiguousarray(frame.copy())
+    thick = max(2, int(round(max(img.shape[:2]) / 300)))
+    for n, b in boxes:
+        cv2.rectangle(img, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (255, 40, 40), thick)
+        scale = max(0.6, (b[3] - b[1]) / 120)
+        org = (int(b[0]) + 2, max(int(scale * 24), int(b[1]) - 4))
+        cv2.putText(img, str(n), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), thick + 1, cv2.LINE_AA)
+    _png(path, img)
+
+
+def _fmtv(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and float(v).is_integer() and abs(v) < 1e9):
+        return f"{int(v)}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return esc(str(v))
+
+
+def _conditions_table(cond: dict) -> str:
+    rows = []
+    for status in ("outside", "inside", "not_checked"):
+        for e in cond.get(status, []):
+            rng = "n/a" if not e.get("range") else f"[{_fmtv(e['range'][0])}, {_fmtv(e['range'][1])}]"
+            cls = {"outside": "outside", "inside": "inside"}.get(status, "")
+            rows.append(f"<tr><td>{esc(e['name'])}</td><td>{_fmtv(e.get('value'))}</td><td>{rng}</td>"
+                        f"<td class='{cls}'>{status.replace('_', ' ')}</td><td>{esc(e.get('reason', ''))}</td></tr>")
+    return ("<table class='conditions'><tr><th>condition</th><th>questioned item</th><th>validated range</th>"
+            "<th>status</th><th>why</th></tr>" + "".join(rows) + "</table>")
+
+
+def _annex_table(a: dict) -> str:
+    rows = []
+    for k, v in a.items():
+        if isinstance(v, dict) and "label" in v:
+            val = v["value"]
+            if isinstance(val, list):
+                val = "; ".join(f"frame {p['frame']}: score {p['score']:.6g}" +
+                                (f", log10 LR {p['log10_lr_unbounded']:+.3f}" if p.get("log10_lr_unbounded") is not None else "")
+                                for p in val)
+                rows.append(f"<tr><th>{esc(k)}</th><td>{esc(val)}</td><td class='nfr'>{esc(v['label'])}</td></tr>")
+            else:
+                rows.append(f"<tr><th>{esc(k)}</th><td>{_fmtv(val)}</td><td class='nfr'>{esc(v['label'])}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _validation_table(validation: dict, level: str) -> str:
+    lv = ((validation or {}).get("levels") or {}).get(level) or {}
+    if not lv:
+        return "<p class='small'>The LR system holds no validation figures for this level.</p>"
+    metrics = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")
+    head = "".join(f"<th>{m}</th>" for m in metrics)
+    rows = []
+    for pool in ("test", "calib"):
+        p = lv.get(pool)
+        if not isinstance(p, dict):
+            continue
+        ci = p.get("ci95") or {}
+        cells = []
+        for m in metrics:
+            v = p.get(m)
+            c = ci.get(m)
+            txt = "n/a" if v is None else f"{float(v):.3g}"
+            if c and None not in c:
+                txt += f" [{float(c[0]):.3g}, {float(c[1]):.3g}]"
+            cells.append(f"<td>{txt}</td>")
+        counts = f"{p.get('n_hp', '?')} Hp / {p.get('n_hd', '?')} Hd, {p.get('n_persons', '?')} persons"
+        rows.append(f"<tr><th>{pool}{' (cross-fitted)' if pool == 'calib' else ''}</th><td>{esc(counts)}</td>"
+                    + "".join(cells) + "</tr>")
+    return (f"<table><tr><th>pool</th><th>n</th>{head}</tr>{''.join(rows)}</table>"
+            "<p class='small'>95 % person-cluster bootstrap intervals in brackets.</p>")
+
+
+def render_html(record: dict, files: dict, demo_note: str | None, validation: dict) -> str:
+    inp, sysd = record["input"], record["system"]
+    props = record["propositions"]
+    blocks = []
+    if files.get("overview"):
+        blocks.append(f"<p>{_img_tag(files['overview'], 'overview with numbered faces', 360)}<br>"
+                      f"<span class='small'>Faces found, numbered as in the results below.</span></p>")
+    for r in record["results"]:
+        n = r["face"]
+        warn = f"<p class='warning'>{esc(r['warning'])}</p>" if r.get("warning") else ""
+        if r.get("log10_lr_bounded") is not None:
+            value = (f"<p class='value' id='bounded-lr-{n}'>LR = {esc(r['lr_bounded_text'])} "
+                     f"(log10 LR = {r['log10_lr_bounded']:+.2f})</p>")
+        else:
+            value = "<p class='value'>no LR is given</p>"
+        notes = "".join(f"<li>{esc(t)}</li>" for t in r.get("notes", []))
+        blocks.append(
+            f"<div class='face'><h2>Face {n}</h2><div class='row'><div>"
+            f"{_img_tag(files['crops'][n], f'face {n}', 192)}<br><span class='small'>aligned crop (as stage 01), "
+            f"box {r['box']} in frame {r['frames'][0]}</span></div><div>{warn}{value}"
+            f"<p class='headline'>{esc(r['statement'])}</p>"
+            f"<p class='small'>{esc(r['level_text'])}; ELUB bounds of log10 LR "
+            f"[{r['bounds_log10'][0]:+.2f}, {r['bounds_log10'][1]:+.2f}].</p>"
+            + (f"<ul>{notes}</ul>" if notes else "") + "</div></div>"
+            f"<h3>Conditions of the questioned item against the validated (calib) conditions</h3>"
+            f"{_conditions_table(r['conditions'])}</div>")
+    annex = "".join(f"<h3>Face {r['face']}</h3>{_annex_table(r['annex'])}" for r in record["results"])
+    levels = sorted({r["level"] for r in record["results"]}) or ["frame"]
+    validation_html = "".join(f"<h3>{lv} level</h3>{_validation_table(validation, lv)}" for lv in levels)
+    custody = [("input file", inp["path"]), ("input SHA-256", inp["sha256"]), ("input size (bytes)", inp["size_bytes"]),
+               ("input kind", inp["kind"]), ("frames read / expected", f"{inp['frames_read']} / {inp['frames_expected']}"),
+               ("LR system SHA-256", sysd["lr_system_sha256"]), ("checkpoint SHA-256", sysd["checkpoint_sha256"]),
+               ("config SHA-256 (resolved)", sysd["config_sha256"]), ("code version", sysd["code_version"]),
+               ("created (UTC)", record["created_utc"]), ("command line", record["command_line"]),
+               ("case folder", record["case_id"])]
+    custody_html = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in custody)
+    notes = "".join(f"<li>{esc(t)}</li>" for t in record.get("notes", []))
+    demo = f"<p class='note'><b>Demonstration run.</b> {esc(demo_note)}</p>" if demo_note else ""
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>Evidence: {esc(Path(inp['path']).name)}</title><style>{CSS}</style></head><body>
+<h1>Questioned {esc(inp['kind'])}: {esc(Path(inp['path']).name)}</h1>{demo}
+<div id="summary"><p><b>Propositions.</b> Hp: {esc(props['hp'])}. Hd: {esc(props['hd'])}.
+Relevant population: {esc(props['population'])}.</p>
+<p><b>{esc(record['statement'])}</b></p>{f'<ul>{notes}</ul>' if notes else ''}
+{''.join(blocks)}
+<p class="small">Verbal scale: {esc(record['verbal_scale_source'])}. The LR is the bounded value of the validated LR
+system (ELUB bounds); it compares the probability of the detector's score under Hp with that under Hd.</p></div>
+<h2>Technical annex ({NOT_FOR_REPORTING})</h2><div class="annex" id="annex">
+<p class="nfr">Every value in this section is {NOT_FOR_REPORTING}: it documents how the reported value was obtained.</p>
+{annex}</div>
+<h2>Validation of the LR system used</h2><div id="validation">{validation_html}</div>
+<h2>Chain of custody</h2><table id="custody">{custody_html}</table>
+<p class="small">Generated by evidence.py; the PDF beside this file holds the one-page summary.</p>
+</body></html>"""
+
+
+def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> None:
+    """The one-page summary (A4 portrait) with matplotlib; no creation date in the file."""
+    import textwrap
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    fig = plt.figure(figsize=(8.27, 11.69))
+    y = 0.965
+
+    def text(s, size=9, weight="normal", color="black", width=105, gap=0.004):
+        nonlocal y
+        for line in textwrap.wrap(str(s), width=width) or [""]:
+            fig.text(0.06, y, line, fontsize=size, weight=weight, color=color, va="top", family="DejaVu Sans")
+            y -= size / 72 / 11.69 * 1.35
+        y -= gap
+
+    inp = record["input"]
+    text(f"Evidence summary: {Path(inp['path']).name}", 15, "bold", width=60)
+    if demo_note:
+        text("Demonstration run: " + demo_note, 7.5, color="#8a5a00", width=130)
+    p = record["propositions"]
+    text(f"Hp: {p['hp']}.   Hd: {p['hd']}.", 9.5)
+    text(f"Relevant population: {p['population']}", 9.5)
+    text(record["statement"], 10, "bold")
+    for t in record.get("notes", []):
+        text("Note: " + t, 8, color="#8a5a00", width=125)
+    import matplotlib.image as mpimg
+    for r in record["results"][:4]:
+        y -= 0.005
+        top = y
+        ax = fig.add_axes([0.06, top - 0.12, 0.12, 0.12])
+        ax.imshow(mpimg.imread(str(files["crops"][r["face"]])))
+        ax.set_axis_off()
+        ax.set_title(f"face {r['face']}", fontsize=8)
+        y = top
+        keep = y
+
+        def right(s, size=9, weight="normal", color="black", width=80):
+            nonlocal y
+            for line in textwrap.wrap(str(s), width=width) or [""]:
+                fig.text(0.21, y, line, fontsize=size, weight=weight, color=color, va="top")
+                y -= size / 72 / 11.69 * 1.35
+            y -= 0.003
+        if r.get("warning"):
+            right(r["warning"], 8.5, "bold", "#b00000")
+        if r.get("log10_lr_bounded") is not None:
+            right(f"LR = {r['lr_bounded_text']}   (log10 LR = {r['log10_lr_bounded']:+.2f})", 14, "bold")
+        else:
+            right("no LR is given", 14, "bold", "#b00000")
+        right(r["statement"], 9)
+        for t in r.get("notes", []):
+            right("Note: " + t, 7.5, color="#8a5a00", width=100)
+        right(f"{r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
+              f"{len(r['conditions']['outside'])} outside, {len(r['conditions']['not_checked'])} not checked"
+              + (": outside " + ", ".join(e['name'] for e in r['conditions']['outside']) if r['conditions']['outside'] else ""),
+              8)
+        y = min(y, keep - 0.13)
+    if len(record["results"]) > 4:
+        text(f"... and {len(record['results']) - 4} more face(s): see evidence.html", 9)
+    y -= 0.01
+    text(f"Verbal scale: {record['verbal_scale_source']}", 7.5, width=130)
+    s = record["system"]
+    text("Chain of custody", 10, "bold")
+    for k, v in (("input SHA-256", inp["sha256"]), ("input size (bytes)", inp["size_bytes"]),
+                 ("frames read / expected", f"{inp['frames_read']} / {inp['frames_expected']}"),
+                 ("LR system SHA-256", s["lr_system_sha256"]), ("checkpoint SHA-256", s["checkpoint_sha256"]),
+                 ("config SHA-256", s["config_sha256"]), ("code version", s["code_version"]),
+                 ("created (UTC)", record["created_utc"]), ("case", record["case_id"])):
+        text(f"{k}: {v}", 7.5, width=130, gap=0.0)
+    text(f"Technical annex (unbounded LLR, score, percentiles, detector probability; {NOT_FOR_REPORTING}) "
+         f"and the system's validation figures: evidence.html.", 7.5, width=130)
+    with PdfPages(path, metadata={"CreationDate": None, "Creator": "evidence.py", "Producer": None}) as pdf:
+        pdf.savefig(fig)
+    plt.close(fig)
+
+
+def write_case(folder: Path, record: dict, crops: dict, overview: tuple | None, demo_note: str | None,
+               validation: dict) -> Path:
+    """Write the case folder atomically (replacing an earlier run of the same input)."""
+    with atomic_dir(folder) as tmp:
+        files: dict = {"crops": {}}
+        for n, crop in crops.items():
+            p = tmp / f"face_{n}.png"
+            _png(p, crop)
+            files["crops"][n] = p
+        if overview is not None:
+            frame, boxes = overview
+            overview_image(frame, boxes, tmp / "overview.png")
+            files["overview"] = tmp / "overview.png"
+        (tmp / "evidence.html").write_text(render_html(record, files, demo_note, validation), encoding="utf-8")
+        render_pdf(record, files, tmp / "evidence.pdf", demo_note)
+        write_json(tmp / "evidence.json", record)
+    return folder
+
+
+def read_record(folder: Path) -> dict:
+    return json.loads((Path(folder) / "evidence.json").read_text())
