@@ -462,6 +462,11 @@ def _ci_text(row: dict, metric: str) -> str:
     return fmt(v)
 
 
+def _sentence(text: Any) -> str:
+    text = str(text or "")
+    return text[:1].upper() + text[1:]
+
+
 def robustness_html(run: Run) -> str:
     """The robustness section (stage 15): per degradation and strength the LR system's figures with
     95 % person-cluster intervals, the validated ranges written into the system, the figures."""
@@ -473,10 +478,13 @@ def robustness_html(run: Run) -> str:
         return h[0] + f'<p class="status-missing">Stage 15_robustness: {esc(status)}.</p>'
     h.append(f"<p>The saved LR system (nothing refitted) on the <b>{esc(s.get('pool', 'test'))}</b> pool's "
              f"{fmt(s.get('n_frames'))} frames of {fmt(s.get('n_persons'))} persons, each degraded at each strength. "
-             f"{esc(s.get('downscale_source', ''))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "
+             f"{esc(_sentence(s.get('downscale_source', '')))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "
              "judged on the pessimistic end of the 95 % person-cluster interval; a family's validated range "
              "runs from clean up to the last setting before the first failure. Strong misleading = an LR of 10 "
              "or more in the wrong direction.</p>")
+    if s.get("degenerate"):
+        h.append("<div class='banner'><b>Degenerate LR system.</b> Every clean test frame gets the same LLR, so no "
+                 "degradation can change an LR and these figures say nothing about robustness.</div>")
     metrics = ("cllr", "cllr_min", "eer", "auc", "misleading_hp", "misleading_hd", "strong_misleading_hp",
                "strong_misleading_hd")
     rows = [[esc(r.get("setting")), esc(r.get("applied_to")), esc(r.get("level"))] + [_ci_text(r, m) for m in metrics]

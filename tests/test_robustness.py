@@ -291,3 +291,19 @@ def test_casework_system_dir_prefers_a_current_robustness_system(tmp_path):
     for p in base_dir.iterdir():
         os.utime(p, (later, later))
     assert R.casework_system_dir(cfg) == base_dir
+
+
+# ------------------------------------------------------------------------------------------ sources
+def test_a_dataset_of_crops_only_degrades_the_crop_and_says_so(uadfv_root):
+    """UADFV ships crops, no videos and no stage-01 manifest: downscale falls back to the crop."""
+    from common.splits import Sample
+    cfg = Config({"dataset": {"root": str(uadfv_root)}, "preprocessing": {"input": str(uadfv_root / "videos")}},
+                 "test.yaml")
+    frame = next((uadfv_root / "real" / "frames").rglob("*.png"))
+    sample = Sample(frame.relative_to(uadfv_root).as_posix(), 0, frame.parent.name)
+    sources, note = R.source_index(cfg, [sample])
+    assert sources is None and "crops only" in note and "degrades the aligned crop" in note
+    frames = R.PoolFrames([sample], np.array(["p"]), uadfv_root, None, note)
+    crop = R.read_crop(frame)
+    (out,) = list(R.degraded_crops(frames, "downscale", 0.5, seed=0))
+    assert np.array_equal(out, DG.downscale(crop, 0.5))
