@@ -120,29 +120,26 @@ class Settings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Settings":
+        """The ``robustness`` section (defaults in common/schema.py), checked; ``bootstrap_n: null``
+        means ``slr.bootstrap.n``."""
         src = cfg.source
-        degr = parse_degradations(cfg.get("robustness.degradations", None), src)
-        seed = cfg.get("robustness.seed", None)
-        seed = cfg.get("seed", 0) if seed is None else seed
+        degr = parse_degradations(cfg.get("robustness.degradations"), src)
+        seed = cfg.get("robustness.seed")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{src}: robustness.seed must be an integer, got {seed!r}")
-        mf = cfg.get("robustness.max_frames", None)
+        mf = cfg.get("robustness.max_frames")
         if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 2):
             raise ConfigError(f"{src}: robustness.max_frames must be null (all test frames) or an integer >= 2, got {mf!r}")
-        crit = cfg.get("robustness.criteria", None)
-        key = "robustness.criteria"
-        if crit is None:
-            crit, key = cfg.get("report.criteria", None), "report.criteria"
-        criteria = parse_criteria(crit, src, key)
-        bn = cfg.get("robustness.bootstrap_n", None)
+        criteria = parse_criteria(cfg.get("robustness.criteria"), src, "robustness.criteria")
+        bn = cfg.get("robustness.bootstrap_n")
         if bn is None:
-            bn = cfg.get("slr.bootstrap.n", 1000)
+            bn = cfg.get("slr.bootstrap.n")
         if isinstance(bn, bool) or not isinstance(bn, int) or bn < 0:
             raise ConfigError(f"{src}: robustness.bootstrap_n must be an integer >= 0 (0 = no intervals), got {bn!r}")
-        up = cfg.get("robustness.upscale", "linear")
+        up = cfg.get("robustness.upscale")
         if up not in ("linear", "cubic"):
             raise ConfigError(f"{src}: robustness.upscale must be linear or cubic, got {up!r}")
-        return cls(degr, int(seed), mf, criteria, key, int(bn), str(up))
+        return cls(degr, int(seed), mf, criteria, "robustness.criteria", int(bn), str(up))
 
     def settings_list(self) -> list[tuple[str, Any]]:
         """(family, strength) of every setting: the clean one first, then each family mildest first."""

@@ -14,7 +14,7 @@ import pytest
 import scipy.ndimage
 
 from common import degrade as DG
-from common.config import Config, ConfigError
+from common.config import Config, ConfigError, load_config
 from evaluation import robustness as R
 
 
@@ -232,30 +232,40 @@ def test_strong_misleading_without_events_gets_the_clopper_pearson_bound():
 
 
 # ------------------------------------------------------------------------------------------ config
-def _cfg(**robustness):
-    return Config({"seed": 11, "output_dir": "/tmp/x", "robustness": robustness,
-                   "report": {"criteria": [{"metric": "cllr", "max": 0.5}]}}, "test.yaml")
+def _cfg(tmp_path, *overrides):
+    path = tmp_path / "min.yaml"
+    path.write_text("seed: 11\noutput_dir: /tmp/unused\nreport:\n  criteria: [{metric: cllr, max: 0.5}]\n")
+    return load_config(path, list(overrides))
 
 
-def test_settings_defaults_and_fallbacks():
-    s = R.Settings.from_config(_cfg())
+def test_settings_defaults_and_fallbacks(tmp_path):
+    s = R.Settings.from_config(_cfg(tmp_path))                        # every default from common/schema.py
     assert s.degradations == {"jpeg": [90, 70, 50, 30], "downscale": [0.75, 0.5, 0.35], "blur": [0.5, 1.0, 2.0],
                               "noise": [2.0, 5.0, 10.0]}
-    assert s.seed == 11 and s.max_frames is None and s.bootstrap_n == 1000
-    assert s.criteria == [{"metric": "cllr", "max": 0.5}] and s.criteria_key == "report.criteria"
+    assert s.seed == 11 and s.max_frames is None and s.bootstrap_n == 1000 and s.upscale == "linear"
+    assert s.criteria == [{"metric": "cllr", "max": 0.5}]              # ${report.criteria}
     assert s.settings_list()[:3] == [("clean", None), ("jpeg", 90), ("jpeg", 70)]
+    s = R.Settings.from_config(_cfg(tmp_path, "robustness.bootstrap_n=0", "robustness.seed=3"))
+    assert s.bootstrap_n == 0 and s.seed == 3
 
 
-@pytest.mark.parametrize("section,key", [({"degradations": {"jpeg": [90, 0]}}, "robustness.degradations.jpeg[1]"),
-                                         ({"degradations": {"sharpen": [1]}}, "robustness.degradations.sharpen"),
-                                         ({"degradations": {"blur": [0]}}, "robustness.degradations.blur[0]"),
-                                         ({"degradations": {"noise": 5}}, "robustness.degradations.noise"),
-                                         ({"max_frames": 1}, "robustness.max_frames"),
-                                         ({"bootstrap_n": -1}, "robustness.bootstrap_n"),
-                                         ({"criteria": [{"metric": "cllr"}]}, "robustness.criteria[0]")])
-def test_bad_config_names_the_key(section, key):
+@pytest.mark.parametrize("override,key", [("robustness.degradations={jpeg: [90, 0]}", "robustness.degradations.jpeg[1]"),
+                                          ("robustness.degradations={blur: [0]}", "robustness.degradations.blur[0]"),
+                                          ("robustness.degradations={downscale: [1.5]}",
+                                           "robustness.degradations.downscale[0]"),
+                                          ("robustness.max_frames=1", "robustness.max_frames")])
+def test_bad_config_names_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        R.Settings.from_config(_cfg(**section))
+        R.Settings.from_config(_cfg(tmp_path, override))
+
+
+@pytest.mark.parametrize("override,key", [("robustness.degradations={sharpen: [1]}", "robustness.degradations"),
+                                          ("robustness.bootstrap_n=-1", "robustness.bootstrap_n"),
+                                          ("robustness.criteria=[{metric: cllr}]", "robustness.criteria"),
+                                          ("robustness.upscale=nearest", "robustness.upscale")])
+def test_bad_config_is_refused_by_the_schema(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key):
+        _cfg(tmp_path, override)
 
 
 # ------------------------------------------------------------------------------------------ which system
