@@ -470,12 +470,14 @@ def _sentence(text: Any) -> str:
 def robustness_html(run: Run) -> str:
     """The robustness section (stage 15): per degradation and strength the LR system's figures with
     95 % person-cluster intervals, the validated ranges written into the system, the figures."""
-    res = run.stages.get("15_robustness")
-    s = run.summary("15_robustness")
+    from common.stages import folder
+    name = folder("15")
+    res = run.stages.get(name)
+    s = run.summary(name)
     h = ["<h2 id='robustness'>Robustness under degraded images</h2>"]
     if res is None or not s:
         status = res.status if res else "not run"
-        return h[0] + f'<p class="status-missing">Stage 15_robustness: {esc(status)}.</p>'
+        return h[0] + f'<p class="status-missing">Stage {esc(name)}: {esc(status)}.</p>'
     h.append(f"<p>The saved LR system (nothing refitted) on the <b>{esc(s.get('pool', 'test'))}</b> pool's "
              f"{fmt(s.get('n_frames'))} frames of {fmt(s.get('n_persons'))} persons, each degraded at each strength. "
              f"{esc(_sentence(s.get('downscale_source', '')))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "

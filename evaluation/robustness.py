@@ -46,6 +46,7 @@ from common import degrade as DG
 from common.config import Config, ConfigError
 from common.io import InputError, read_csv, write_csv, write_json
 from common.splits import Sample
+from common.stages import folder
 
 log = logging.getLogger(__name__)
 
@@ -692,7 +693,7 @@ def csv_columns(rows: Sequence[dict]) -> dict:
 
 def compare_with_stage08(cfg: Config, frames: PoolFrames, clean_scores: np.ndarray) -> dict:
     """Largest |difference| between this stage's clean scores and stage 08's test scores (same frames)."""
-    p = cfg.path("slr.scores_dir", None) or cfg.stage_dir("08_scores", create=False)
+    p = cfg.path("slr.scores_dir", None) or cfg.stage_dir("08", create=False)
     p = Path(p) / "test.csv"
     if not p.is_file():
         return {"available": False, "file": str(p)}
@@ -758,7 +759,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     rows = table_rows(results)
     vrange = validated_range(rows, settings.criteria) if settings.criteria else {}
     conditions = conditions_from_range(vrange, rows) if vrange else {}
-    meta = {"stage": "15_robustness", "criteria": settings.criteria, "criteria_key": settings.criteria_key,
+    meta = {"stage": folder(STAGE), "criteria": settings.criteria, "criteria_key": settings.criteria_key,
             "judged_on": "95 % person-cluster interval, pessimistic end (upper for max, lower for min); "
                          "point value when bootstrap_n is 0",
             "levels": sorted({r["level"] for r in rows}), "n_frames": n, "pool": "test",
@@ -767,7 +768,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     robust = system.with_conditions({"validated_degradations": conditions, "robustness": meta})
     clean = results[0]
     summary = {
-        "stage": "15_robustness", "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
+        "stage": folder(STAGE), "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
         "degradations": settings.degradations, "seed": settings.seed, "bootstrap_n": settings.bootstrap_n,
         "max_frames": settings.max_frames, "criteria": settings.criteria, "criteria_key": settings.criteria_key,
         "downscale_source": frames.source_note, "base_system": str(base_dir), "base_sha256": system.sha256,

@@ -276,7 +276,7 @@ def _tiny_system(seed):
     rng = np.random.default_rng(seed)
     labels = np.tile([0, 1], 40)
     persons = np.repeat(np.arange(10), 8).astype(str)
-    videos = np.array([f"{p}_{l}" for p, l in zip(persons, labels)])
+    videos = np.array([f"{p}_{lab}" for p, lab in zip(persons, labels)])
     scores = rng.normal(0, 1, 80) + np.where(labels == 0, 1.0, -1.0)
     s = ScoreSet(scores, labels, videos, None, "synthetic", person_ids=persons)
     return LRSystem.fit({"frame": s}, Settings(model="logistic", crossfit_folds=2, bootstrap_n=0), "logit")
