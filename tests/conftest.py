@@ -51,9 +51,10 @@ def run_repo_cmd(args, timeout=900):
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
+def demo_run(tmp_path_factory):
     """One fresh demo run (every stage) per test session; yields (output_dir, overrides, stdout, seconds).
-    Shared by tests/test_e2e_demo.py and tests/test_robustness_e2e.py."""
+    Used by tests/test_robustness_e2e.py; test_e2e_demo.py's own ``demo`` fixture could be this one
+    (``demo = demo_run``) so that a full test session runs the demo once."""
     out = tmp_path_factory.mktemp("demo_run") / "out"
     overrides = ["--set", f"output_dir={out}"]
     p, seconds = run_repo_cmd(["run_pipeline.py", "--config", DEMO_CONFIG, *overrides], timeout=1800)

@@ -1,4 +1,4 @@
-"""Robustness stage (15) on the embedded demo run (the session's ``demo`` fixture, conftest.py): the
+"""Robustness stage (15) on the embedded demo run (the session's ``demo_run`` fixture, conftest.py): the
 identity strength of every family reproduces the clean figures exactly, the clean scores are stage
 08's test scores, JPEG quality 30 changes the scores, the conditions written into
 ``15_robustness/system`` have the documented format, casework is pointed at that system, and a
@@ -10,11 +10,13 @@ import math
 import shutil
 
 import numpy as np
+import pytest
 
 from common.config import load_config
 from common.io import _jsonable, numeric_column, read_csv
 from evaluation import robustness as R
 
+pytestmark = pytest.mark.slow   # one full demo run (minutes on CPU)
 CONFIG = "configs/demo.yaml"
 
 
@@ -30,9 +32,9 @@ def _frame_scores(out) -> dict[str, np.ndarray]:
     return {s: scores[settings == s] for s in dict.fromkeys(cols["setting"])}
 
 
-def test_stage_outputs_and_conditions_format(demo):
+def test_stage_outputs_and_conditions_format(demo_run):
     from slr.system import LRSystem
-    out = demo[0]
+    out = demo_run[0]
     cfg = _cfg(out)
     d = out / "15_robustness"
     for name in ("summary.json", "robustness.csv", "frame_llrs.csv", "cllr_vs_strength.png", "tippett_strongest.png",
@@ -68,8 +70,8 @@ def test_stage_outputs_and_conditions_format(demo):
         R.validated_range(summary["table"], summary["criteria"]))))
 
 
-def test_clean_scores_are_stage08s_and_jpeg30_changes_them(demo):
-    out = demo[0]
+def test_clean_scores_are_stage08s_and_jpeg30_changes_them(demo_run):
+    out = demo_run[0]
     scores = _frame_scores(out)
     s08 = out / "08_scores" / "test.csv"
     cols = read_csv(s08, required=("image_path", "score"))
@@ -83,9 +85,9 @@ def test_clean_scores_are_stage08s_and_jpeg30_changes_them(demo):
     assert np.abs(scores["jpeg_q30"] - scores["clean"]).mean() > np.abs(scores["jpeg_q70"] - scores["clean"]).mean()
 
 
-def test_identity_strengths_reproduce_the_clean_figures_exactly(demo):
+def test_identity_strengths_reproduce_the_clean_figures_exactly(demo_run):
     from slr.system import LRSystem
-    out = demo[0]
+    out = demo_run[0]
     cfg = _cfg(out)
     settings = R.Settings.from_config(cfg)
     frames = R.load_test_frames(cfg, settings)
@@ -107,10 +109,10 @@ def test_identity_strengths_reproduce_the_clean_figures_exactly(demo):
     assert not math.isnan(clean_rows["frame"]["auc"])
 
 
-def test_second_run_reuses_every_setting(demo, tmp_path):
+def test_second_run_reuses_every_setting(demo_run, tmp_path):
     from tests.conftest import run_repo_cmd
     out = tmp_path / "run"
-    shutil.copytree(demo[0], out, symlinks=True)
+    shutil.copytree(demo_run[0], out, symlinks=True)
     before = json.loads((out / "15_robustness" / "summary.json").read_text())
     p, _ = run_repo_cmd(["evaluation/15_robustness.py", "--config", CONFIG, "--set", f"output_dir={out}"], timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -126,18 +128,18 @@ def test_second_run_reuses_every_setting(demo, tmp_path):
     assert {s["setting"]: s["resumed"] for s in again["settings"]} == \
         {s["setting"]: s["family"] != "noise" for s in again["settings"]}
     scores = _frame_scores(out)
-    assert np.array_equal(scores["clean"], _frame_scores(demo[0])["clean"])
-    assert not np.array_equal(scores["noise_s5"], _frame_scores(demo[0])["noise_s5"])
+    assert np.array_equal(scores["clean"], _frame_scores(demo_run[0])["clean"])
+    assert not np.array_equal(scores["noise_s5"], _frame_scores(demo_run[0])["noise_s5"])
 
 
-def test_questioned_jpeg_quality_against_the_written_condition(demo, tmp_path):
+def test_questioned_jpeg_quality_against_the_written_condition(demo_run, tmp_path):
     """Casework's check (H4) compares a questioned image's estimated JPEG quality with
     conditions.validated_degradations.jpeg.min_quality: the estimate is exact on re-compressed demo
     crops, and a quality-30 file lies below the documented example bound of 50."""
     from common import degrade as DG
     from evaluation.robustness import read_crop
     from slr.system import LRSystem
-    out = demo[0]
+    out = demo_run[0]
     jpeg = LRSystem.load(out / "15_robustness" / "system").conditions["validated_degradations"]["jpeg"]
     assert "min_quality" in jpeg
     crop = read_crop(next((out / "01_faces" / "real" / "frames").rglob("*.png")))
