@@ -499,7 +499,8 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note,
                "pools": levels["frame"].pools, "labels": {p: pool_label(p, settings.protocol)
                                                           for p in levels["frame"].pools},
-               "levels": ev, "system": _system_block(levels, settings, system), "skipped": skipped}
+               "levels": ev, "system": _system_block(levels, settings, system), "skipped": skipped,
+               "counts": {p: sets[p].counts() for p in levels["frame"].pools}}
     if settings.protocol == "paper":
         summary["paper_notes"] = ("llr = the paper's KDE LR (KDEs re-fitted on each split's own scores); "
                                   "eer is the correctly interpolated EER, paper_eer the paper's code; "
