@@ -19,7 +19,7 @@ def main(cfg, args, out):
     s = run(cfg, out)
     ranges = ", ".join(f"{fam}: {v['strongest'] if v['strongest'] is not None else 'none'}"
                        for fam, v in s["validated_range"].items()) or "no criteria"
-    print(f"stage 15_robustness: {len(s['settings'])} settings x {s['n_frames']} test frames; validated "
+    print(f"stage {s['stage']}: {len(s['settings'])} settings x {s['n_frames']} test frames; validated "
           f"strongest settings: {ranges}; system {s['system']['sha256'][:12]} -> {s['system']['dir']}")
 
 

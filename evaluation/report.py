@@ -669,31 +669,34 @@ def load_compare_runs(cfg: Config) -> list[Run]:
 
 
 # ------------------------------------------------------------------------------------------ robustness
-def _ci_text(row: dict, metric: str) -> str:
-    v, ci = row.get(metric), (row.get("ci95") or {}).get(metric)
-    if ci and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
-        return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]"
-    return fmt(v)
+def _sentence(text: Any) -> str:
+    text = str(text or "")
+    return text[:1].upper() + text[1:]
 
 
 def robustness_html(run: Run) -> str:
     """The robustness section (stage 15): per degradation and strength the LR system's figures with
     95 % person-cluster intervals, the validated ranges written into the system, the figures."""
-    res = run.stages.get("15_robustness")
-    s = run.summary("15_robustness")
+    from common.stages import folder
+    name = folder("15")
+    res = run.stages.get(name)
+    s = run.summary(name)
     h = ["<h2 id='robustness'>Robustness under degraded images</h2>"]
     if res is None or not s:
         status = res.status if res else "not run"
-        return h[0] + f'<p class="status-missing">Stage 15_robustness: {esc(status)}.</p>'
+        return h[0] + f'<p class="status-missing">Stage {esc(name)}: {esc(status)}.</p>'
     h.append(f"<p>The saved LR system (nothing refitted) on the <b>{esc(s.get('pool', 'test'))}</b> pool's "
              f"{fmt(s.get('n_frames'))} frames of {fmt(s.get('n_persons'))} persons, each degraded at each strength. "
-             f"{esc(s.get('downscale_source', ''))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "
+             f"{esc(_sentence(s.get('downscale_source', '')))}. Criteria from <code>{esc(s.get('criteria_key', ''))}</code>, "
              "judged on the pessimistic end of the 95 % person-cluster interval; a family's validated range "
              "runs from clean up to the last setting before the first failure. Strong misleading = an LR of 10 "
              "or more in the wrong direction.</p>")
+    if s.get("degenerate"):
+        h.append("<div class='banner'><b>Degenerate LR system.</b> Every clean test frame gets the same LLR, so no "
+                 "degradation can change an LR and these figures say nothing about robustness.</div>")
     metrics = ("cllr", "cllr_min", "eer", "auc", "misleading_hp", "misleading_hd", "strong_misleading_hp",
                "strong_misleading_hd")
-    rows = [[esc(r.get("setting")), esc(r.get("applied_to")), esc(r.get("level"))] + [_ci_text(r, m) for m in metrics]
+    rows = [[esc(r.get("setting")), esc(r.get("applied_to")), esc(r.get("level"))] + [_ci_cell(r, m) for m in metrics]
             for r in s.get("table", [])]
     h.append("<div id='robustness-table'>" + table(
         ["setting", "applied to", "level", "Cllr (bits)", "Cllr_min (bits)", "EER", "AUC", "P(LLR<0|Hp)",

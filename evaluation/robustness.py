@@ -46,6 +46,7 @@ from common import degrade as DG
 from common.config import Config, ConfigError
 from common.io import InputError, read_csv, write_csv, write_json
 from common.splits import Sample
+from common.stages import folder
 
 log = logging.getLogger(__name__)
 
@@ -120,29 +121,26 @@ class Settings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Settings":
+        """The ``robustness`` section (defaults in common/schema.py), checked; ``bootstrap_n: null``
+        means ``slr.bootstrap.n``."""
         src = cfg.source
-        degr = parse_degradations(cfg.get("robustness.degradations", None), src)
-        seed = cfg.get("robustness.seed", None)
-        seed = cfg.get("seed", 0) if seed is None else seed
+        degr = parse_degradations(cfg.get("robustness.degradations"), src)
+        seed = cfg.get("robustness.seed")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{src}: robustness.seed must be an integer, got {seed!r}")
-        mf = cfg.get("robustness.max_frames", None)
+        mf = cfg.get("robustness.max_frames")
         if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 2):
             raise ConfigError(f"{src}: robustness.max_frames must be null (all test frames) or an integer >= 2, got {mf!r}")
-        crit = cfg.get("robustness.criteria", None)
-        key = "robustness.criteria"
-        if crit is None:
-            crit, key = cfg.get("report.criteria", None), "report.criteria"
-        criteria = parse_criteria(crit, src, key)
-        bn = cfg.get("robustness.bootstrap_n", None)
+        criteria = parse_criteria(cfg.get("robustness.criteria"), src, "robustness.criteria")
+        bn = cfg.get("robustness.bootstrap_n")
         if bn is None:
-            bn = cfg.get("slr.bootstrap.n", 1000)
+            bn = cfg.get("slr.bootstrap.n")
         if isinstance(bn, bool) or not isinstance(bn, int) or bn < 0:
             raise ConfigError(f"{src}: robustness.bootstrap_n must be an integer >= 0 (0 = no intervals), got {bn!r}")
-        up = cfg.get("robustness.upscale", "linear")
+        up = cfg.get("robustness.upscale")
         if up not in ("linear", "cubic"):
             raise ConfigError(f"{src}: robustness.upscale must be linear or cubic, got {up!r}")
-        return cls(degr, int(seed), mf, criteria, key, int(bn), str(up))
+        return cls(degr, int(seed), mf, criteria, "robustness.criteria", int(bn), str(up))
 
     def settings_list(self) -> list[tuple[str, Any]]:
         """(family, strength) of every setting: the clean one first, then each family mildest first."""
@@ -695,7 +693,7 @@ def csv_columns(rows: Sequence[dict]) -> dict:
 
 def compare_with_stage08(cfg: Config, frames: PoolFrames, clean_scores: np.ndarray) -> dict:
     """Largest |difference| between this stage's clean scores and stage 08's test scores (same frames)."""
-    p = cfg.path("slr.scores_dir", None) or cfg.stage_dir("08_scores", create=False)
+    p = cfg.path("slr.scores_dir", None) or cfg.stage_dir("08", create=False)
     p = Path(p) / "test.csv"
     if not p.is_file():
         return {"available": False, "file": str(p)}
@@ -761,7 +759,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     rows = table_rows(results)
     vrange = validated_range(rows, settings.criteria) if settings.criteria else {}
     conditions = conditions_from_range(vrange, rows) if vrange else {}
-    meta = {"stage": "15_robustness", "criteria": settings.criteria, "criteria_key": settings.criteria_key,
+    meta = {"stage": folder(STAGE), "criteria": settings.criteria, "criteria_key": settings.criteria_key,
             "judged_on": "95 % person-cluster interval, pessimistic end (upper for max, lower for min); "
                          "point value when bootstrap_n is 0",
             "levels": sorted({r["level"] for r in rows}), "n_frames": n, "pool": "test",
@@ -770,11 +768,12 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     robust = system.with_conditions({"validated_degradations": conditions, "robustness": meta})
     clean = results[0]
     summary = {
-        "stage": "15_robustness", "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
+        "stage": folder(STAGE), "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
         "degradations": settings.degradations, "seed": settings.seed, "bootstrap_n": settings.bootstrap_n,
         "max_frames": settings.max_frames, "criteria": settings.criteria, "criteria_key": settings.criteria_key,
         "downscale_source": frames.source_note, "base_system": str(base_dir), "base_sha256": system.sha256,
         "clean_vs_stage08": compare_with_stage08(cfg, frames, clean.scores),
+        "degenerate": bool(np.ptp(clean.llr["frame"]) == 0),    # every clean LLR the same: figures say nothing
         "settings": [{"family": r.family, "strength": r.strength, "setting": r.label, "applied_to": r.applied_to,
                       "seconds": round(r.seconds, 3), "resumed": r.resumed,
                       "frames_per_second": (round(n / r.seconds, 2) if r.seconds > 0 and not r.resumed else None)}

@@ -43,8 +43,8 @@ def ran_stages(stdout: str) -> list[str]:
     return re.findall(r"^== stage (\S+): runs", stdout, flags=re.M)
 
 
-# the `demo` fixture (one fresh demo run per test session, shared with tests/test_robustness_e2e.py)
-# lives in conftest.py
+# the `demo` fixture (one fresh demo run per test session, shared with the casework and robustness
+# tests) lives in conftest.py
 
 
 def test_demo_completes_with_every_output(demo):

@@ -14,7 +14,7 @@ import pytest
 import scipy.ndimage
 
 from common import degrade as DG
-from common.config import Config, ConfigError
+from common.config import Config, ConfigError, load_config
 from evaluation import robustness as R
 
 
@@ -232,30 +232,40 @@ def test_strong_misleading_without_events_gets_the_clopper_pearson_bound():
 
 
 # ------------------------------------------------------------------------------------------ config
-def _cfg(**robustness):
-    return Config({"seed": 11, "output_dir": "/tmp/x", "robustness": robustness,
-                   "report": {"criteria": [{"metric": "cllr", "max": 0.5}]}}, "test.yaml")
+def _cfg(tmp_path, *overrides):
+    path = tmp_path / "min.yaml"
+    path.write_text("seed: 11\noutput_dir: /tmp/unused\nreport:\n  criteria: [{metric: cllr, max: 0.5}]\n")
+    return load_config(path, list(overrides))
 
 
-def test_settings_defaults_and_fallbacks():
-    s = R.Settings.from_config(_cfg())
+def test_settings_defaults_and_fallbacks(tmp_path):
+    s = R.Settings.from_config(_cfg(tmp_path))                        # every default from common/schema.py
     assert s.degradations == {"jpeg": [90, 70, 50, 30], "downscale": [0.75, 0.5, 0.35], "blur": [0.5, 1.0, 2.0],
                               "noise": [2.0, 5.0, 10.0]}
-    assert s.seed == 11 and s.max_frames is None and s.bootstrap_n == 1000
-    assert s.criteria == [{"metric": "cllr", "max": 0.5}] and s.criteria_key == "report.criteria"
+    assert s.seed == 11 and s.max_frames is None and s.bootstrap_n == 1000 and s.upscale == "linear"
+    assert s.criteria == [{"metric": "cllr", "max": 0.5}]              # ${report.criteria}
     assert s.settings_list()[:3] == [("clean", None), ("jpeg", 90), ("jpeg", 70)]
+    s = R.Settings.from_config(_cfg(tmp_path, "robustness.bootstrap_n=0", "robustness.seed=3"))
+    assert s.bootstrap_n == 0 and s.seed == 3
 
 
-@pytest.mark.parametrize("section,key", [({"degradations": {"jpeg": [90, 0]}}, "robustness.degradations.jpeg[1]"),
-                                         ({"degradations": {"sharpen": [1]}}, "robustness.degradations.sharpen"),
-                                         ({"degradations": {"blur": [0]}}, "robustness.degradations.blur[0]"),
-                                         ({"degradations": {"noise": 5}}, "robustness.degradations.noise"),
-                                         ({"max_frames": 1}, "robustness.max_frames"),
-                                         ({"bootstrap_n": -1}, "robustness.bootstrap_n"),
-                                         ({"criteria": [{"metric": "cllr"}]}, "robustness.criteria[0]")])
-def test_bad_config_names_the_key(section, key):
+@pytest.mark.parametrize("override,key", [("robustness.degradations={jpeg: [90, 0]}", "robustness.degradations.jpeg[1]"),
+                                          ("robustness.degradations={blur: [0]}", "robustness.degradations.blur[0]"),
+                                          ("robustness.degradations={downscale: [1.5]}",
+                                           "robustness.degradations.downscale[0]"),
+                                          ("robustness.max_frames=1", "robustness.max_frames")])
+def test_bad_config_names_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        R.Settings.from_config(_cfg(**section))
+        R.Settings.from_config(_cfg(tmp_path, override))
+
+
+@pytest.mark.parametrize("override,key", [("robustness.degradations={sharpen: [1]}", "robustness.degradations"),
+                                          ("robustness.bootstrap_n=-1", "robustness.bootstrap_n"),
+                                          ("robustness.criteria=[{metric: cllr}]", "robustness.criteria"),
+                                          ("robustness.upscale=nearest", "robustness.upscale")])
+def test_bad_config_is_refused_by_the_schema(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key):
+        _cfg(tmp_path, override)
 
 
 # ------------------------------------------------------------------------------------------ which system
@@ -266,7 +276,7 @@ def _tiny_system(seed):
     rng = np.random.default_rng(seed)
     labels = np.tile([0, 1], 40)
     persons = np.repeat(np.arange(10), 8).astype(str)
-    videos = np.array([f"{p}_{l}" for p, l in zip(persons, labels)])
+    videos = np.array([f"{p}_{lab}" for p, lab in zip(persons, labels)])
     scores = rng.normal(0, 1, 80) + np.where(labels == 0, 1.0, -1.0)
     s = ScoreSet(scores, labels, videos, None, "synthetic", person_ids=persons)
     return LRSystem.fit({"frame": s}, Settings(model="logistic", crossfit_folds=2, bootstrap_n=0), "logit")
@@ -291,3 +301,19 @@ def test_casework_system_dir_prefers_a_current_robustness_system(tmp_path):
     for p in base_dir.iterdir():
         os.utime(p, (later, later))
     assert R.casework_system_dir(cfg) == base_dir
+
+
+# ------------------------------------------------------------------------------------------ sources
+def test_a_dataset_of_crops_only_degrades_the_crop_and_says_so(uadfv_root):
+    """UADFV ships crops, no videos and no stage-01 manifest: downscale falls back to the crop."""
+    from common.splits import Sample
+    cfg = Config({"dataset": {"root": str(uadfv_root)}, "preprocessing": {"input": str(uadfv_root / "videos")}},
+                 "test.yaml")
+    frame = next((uadfv_root / "real" / "frames").rglob("*.png"))
+    sample = Sample(frame.relative_to(uadfv_root).as_posix(), 0, frame.parent.name)
+    sources, note = R.source_index(cfg, [sample])
+    assert sources is None and "crops only" in note and "degrades the aligned crop" in note
+    frames = R.PoolFrames([sample], np.array(["p"]), uadfv_root, None, note)
+    crop = R.read_crop(frame)
+    (out,) = list(R.degraded_crops(frames, "downscale", 0.5, seed=0))
+    assert np.array_equal(out, DG.downscale(crop, 0.5))

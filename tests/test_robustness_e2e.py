@@ -10,11 +10,13 @@ import math
 import shutil
 
 import numpy as np
+import pytest
 
 from common.config import load_config
 from common.io import _jsonable, numeric_column, read_csv
 from evaluation import robustness as R
 
+pytestmark = pytest.mark.slow   # one full demo run (minutes on CPU)
 CONFIG = "configs/demo.yaml"
 
 
