@@ -114,14 +114,14 @@ def blockiness(gray: np.ndarray, box: Sequence[float] | None = None, grid: int =
     if g.ndim == 3:
         g = g[..., :3] @ np.array([0.299, 0.587, 0.114])
     h, w = g.shape
-    l, t, r, b = (0, 0, w, h) if box is None else (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
-    l, t, r, b = max(0, l), max(0, t), min(w, r), min(h, b)
-    if r - l < 2 * grid + 1 or b - t < 2 * grid + 1:
+    x0, t, r, b = (0, 0, w, h) if box is None else (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+    x0, t, r, b = max(0, x0), max(0, t), min(w, r), min(h, b)
+    if r - x0 < 2 * grid + 1 or b - t < 2 * grid + 1:
         return None
-    region = g[t:b, l:r]
-    dx = np.abs(np.diff(region, axis=1))          # step between column x and x + 1 (frame coordinates l + x)
+    region = g[t:b, x0:r]
+    dx = np.abs(np.diff(region, axis=1))          # step between column x and x + 1 (frame coordinates x0 + x)
     dy = np.abs(np.diff(region, axis=0))
-    bx = ((np.arange(l, r - 1) + 1) % grid) == 0   # the step crosses a block boundary
+    bx = ((np.arange(x0, r - 1) + 1) % grid) == 0   # the step crosses a block boundary
     by = ((np.arange(t, b - 1) + 1) % grid) == 0
     across = np.r_[dx[:, bx].ravel(), dy[by, :].ravel()]
     inside = np.r_[dx[:, ~bx].ravel(), dy[~by, :].ravel()]

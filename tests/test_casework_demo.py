@@ -128,9 +128,9 @@ def _largest_face_row(scores, out: Path) -> str:
     man = rc(out / "01_faces" / "manifest.csv")
     test = set(scores["image_path"])
     best, area = None, -1
-    for crop, l, t, r, b in zip(man["crop"], man["box_left"], man["box_top"], man["box_right"], man["box_bottom"]):
-        if crop in test and (int(r) - int(l)) * (int(b) - int(t)) > area:
-            best, area = crop, (int(r) - int(l)) * (int(b) - int(t))
+    for crop, x0, t, r, b in zip(man["crop"], man["box_left"], man["box_top"], man["box_right"], man["box_bottom"]):
+        if crop in test and (int(r) - int(x0)) * (int(b) - int(t)) > area:
+            best, area = crop, (int(r) - int(x0)) * (int(b) - int(t))
     return best
 
 

@@ -20,7 +20,6 @@ import cv2
 import pytest
 
 from common.config import load_config
-from common.io import numeric_column, read_csv
 from common.pipeline import STAMP, is_enabled
 from common.stages import STAGES, folder
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from common.config import Config, ConfigError, config_from_dict, load_config
-from common.io import InputError
 from evaluation import report as R
 from casework.statement import verbal
 from preprocessing.demo_videos import DemoOptions, LandmarkFinder, build_demo, load_portrait, make_person
