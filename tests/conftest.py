@@ -59,10 +59,12 @@ SLOW = {
 
 def pytest_collection_modifyitems(config, items):
     """``real_data`` on every test using the real data (uadfv_root / paper_features fixtures); ``slow``
-    on the tests of SLOW. ``make test-fast`` leaves both out."""
+    on the tests of SLOW and on every test using the ``demo`` run. ``make test-fast`` leaves both out."""
     for item in items:
         if {"uadfv_root", "paper_features"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_data)
+        if "demo" in getattr(item, "fixturenames", ()):        # a full demo run (minutes on CPU)
+            item.add_marker(pytest.mark.slow)
         if item.nodeid in SLOW or item.nodeid.split("[")[0] in SLOW:
             item.add_marker(pytest.mark.slow)
 
