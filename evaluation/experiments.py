@@ -617,6 +617,8 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         if rc != 0:
             msg = f"{head}: FAILED (exit {rc}); log: {_rel(log_path)}"
             print(msg, file=out, flush=True)
+            tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-4:]
+            print("\n".join(f"    {ln}" for ln in tail), file=sys.stderr, flush=True)
             failures.append(msg)
             if not keep_going:
                 raise SystemExit(rc)
