@@ -39,7 +39,7 @@ STAGES = (
     Stage(6, "06_tsne", "evaluation/06_tsne.py", ("seed", "evaluation"), (4,)),
     Stage(7, "07_classifier_eval", "evaluation/07_classifier_eval.py", ("evaluation",), (4,)),
     Stage(8, "08_scores", "slr/08_similarity_scores.py",
-          ("slr.features_dir", "slr.features_file", "slr.split_file", "slr.batch_size"), (4,),
+          ("slr.features_dir", "slr.features_file", "slr.split_file", "slr.batch_size", "slr.score"), (4,),
           ("slr.features_file", "slr.split_file")),
     Stage(9, "09_score_distributions", "slr/09_score_distributions.py", ("slr",), (8,), ("slr.scores_dir",)),
     Stage(10, "10_kde_lr", "slr/10_kde_lr.py", ("seed", "slr"), (8,), ("slr.scores_dir",)),

@@ -1,7 +1,9 @@
-"""Stage 02: write the train/val/test split file of a DeepfakeBench-layout dataset.
+"""Stage 02: write the split file (train/val/test, or train/val/calib/test) of a DeepfakeBench-layout dataset.
 
 Reads ``dataset.root`` (``<root>/<real|fake>/frames/<video_id>/*.png``) and the ``split`` section
-(unit person | video | frame, ratios, seed, person_map / person_regex). Writes ``split.file``
+(unit person | video | frame; ratios: three values = train/val/test (the paper protocol), four =
+train/val/calib/test (the validated LR system); seed; person_map / person_regex). The summary
+gives persons, videos and frames per pool and class. Writes ``split.file``
 (DeepfakeBench-compatible JSON with a ``meta`` entry), ``<split>_leakage.json`` beside it, and in
 ``<output_dir>/02_split/``: ``summary.json`` and ``split_counts.png``. A person split that leaks is
 refused. ``--dataset-root DIR`` and ``--output FILE`` override ``dataset.root`` and ``split.file``.
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from common.cli import run_stage
 from common.io import write_json
-from preprocessing.splits import leakage_path, make_split, person_function, read_person_map, write_split
+from preprocessing.splits import (leakage_path, make_split, person_function, pool_summary, read_person_map,
+                                  write_split)
 from preprocessing.plots import plot_split_counts
 
 
@@ -31,16 +34,21 @@ def main(cfg, args):
     split = make_split(root, unit=cfg.get("split.unit", "person"), ratios=cfg.get("split.ratios", (0.7, 0.15, 0.15)),
                        seed=int(cfg.get("split.seed", cfg.seed)), dataset_name=cfg.get("dataset.name", None),
                        person_map=person_map, person_regex=regex)
-    write_split(out, split, person_function(person_map, regex))
+    person = person_function(person_map, regex)
+    write_split(out, split, person)
     stage = cfg.stage_dir("02_split")
     meta = split["meta"]
+    per_pool = pool_summary(split, person)
     write_json(stage / "summary.json", {"split_file": str(out), "leakage_file": str(leakage_path(out)),
-                                        **{k: meta[k] for k in ("dataset", "unit", "seed", "ratios", "leaky",
-                                                                "person_rule", "counts", "leakage")}})
+                                        **{k: meta[k] for k in ("dataset", "unit", "seed", "ratios", "pools", "leaky",
+                                                                "person_rule", "counts", "leakage")},
+                                        "per_pool": per_pool})
     plot_split_counts(meta, stage / "split_counts.png")
-    c = meta["counts"]
-    print(f"split ({meta['unit']}, seed {meta['seed']}{', LEAKY' if meta['leaky'] else ''}): "
-          + ", ".join(f"{s} {v['frames_real'] + v['frames_fake']} frames / {v['persons']} persons" for s, v in c.items()))
+    print(f"split ({meta['unit']}, seed {meta['seed']}{', LEAKY' if meta['leaky'] else ''}), pools "
+          f"{', '.join(meta['pools'])}:")
+    for pool, v in per_pool.items():
+        print(f"  {pool:<5}: " + "; ".join(f"{cls} {v[cls]['persons']} persons / {v[cls]['videos']} videos / "
+                                            f"{v[cls]['frames']} frames" for cls in ("real", "fake")))
     print(f"wrote {out}, {leakage_path(out)}, {stage / 'summary.json'}, {stage / 'split_counts.png'}")
 
 

@@ -1,4 +1,9 @@
-"""Making split files (stage 02): train/val/test over a DeepfakeBench-layout dataset root.
+"""Making split files (stage 02): train/val/(calib/)test over a DeepfakeBench-layout dataset root.
+
+Pools: ``split.ratios`` with three values (train, val, test) gives the paper protocol's three
+pools exactly as before; four values (train, val, calib, test) give the four pools of the validated
+LR system (docs/preprocessing.md): ``train`` and ``val`` for the detector, ``calib`` for fitting the
+LR system, ``test`` for its validation figures only.
 
 The unit of splitting decides what may be shared between splits:
 
@@ -10,8 +15,9 @@ The unit of splitting decides what may be shared between splits:
   kept only to reproduce its numbers and marked ``leaky`` in the output.
 
 The output is the split JSON read by :func:`common.splits.read_split` (format in its docstring),
-with a ``meta`` entry holding the seed, unit, ratios, counts and a leakage summary; the full
-leakage report (which persons, videos and frames two splits share) is written next to it.
+with a ``meta`` entry holding the seed, unit, ratios, ``pools``, ``persons`` (video -> person),
+counts and a leakage summary; the full leakage report (which persons, videos and frames any two
+pools share) is written next to it.
 A ``person`` split that leaks is refused. Frame paths are relative to the dataset root, in
 temporal order. The same inputs and seed give a byte-identical file.
 """
@@ -28,14 +34,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from common.io import InputError, read_json, write_json
-from common.splits import SPLITS, label_of
+from common.splits import POOLS, SPLITS, label_of, uadfv_person
 
 log = logging.getLogger(__name__)
 
 UNITS = ("person", "video", "frame")
 LABEL_DIRS = ("real", "fake")          # label 0, label 1
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-_UADFV_FAKE = re.compile(r"^(?P<person>.+?)_fake$", re.IGNORECASE)
 
 
 class LeakageError(InputError):
@@ -65,8 +70,7 @@ def person_of(video_id: str, mapping: Mapping[str, str] | None = None, regex: st
         if "person" in pat.groupindex:
             return m.group("person")
         return m.group(1) if pat.groups else m.group(0)
-    m = _UADFV_FAKE.match(video_id)
-    return m.group("person") if m else video_id
+    return uadfv_person(video_id)
 
 
 def read_person_map(path: str | Path) -> dict[str, str]:
@@ -159,20 +163,26 @@ def split_counts(n: int, ratios: Sequence[float]) -> list[int]:
     return [int(c) for c in counts]
 
 
-def _check_ratios(ratios) -> tuple[float, float, float]:
+def pools_for_ratios(ratios: Sequence) -> tuple[str, ...]:
+    """Three ratios: the paper's train/val/test; four: train/val/calib/test."""
+    return SPLITS if len(ratios) == 3 else POOLS
+
+
+def _check_ratios(ratios) -> tuple[float, ...]:
+    what = ("three (train, val, test: the paper protocol) or four (train, val, calib, test: the validated "
+            "LR system) non-negative numbers with a positive sum")
     try:
         r = tuple(float(x) for x in ratios)
     except (TypeError, ValueError):
-        raise InputError(f"split.ratios must be three numbers (train, val, test), got {ratios!r}") from None
-    if len(r) != 3 or any(x < 0 for x in r) or sum(r) <= 0:
-        raise InputError(f"split.ratios must be three non-negative numbers (train, val, test) with a positive "
-                         f"sum, got {list(ratios)!r}")
+        raise InputError(f"split.ratios must be {what}, got {ratios!r}") from None
+    if len(r) not in (3, 4) or any(not np.isfinite(x) or x < 0 for x in r) or sum(r) <= 0:
+        raise InputError(f"split.ratios must be {what}, got {list(ratios)!r}")
     s = sum(r)
     return tuple(x / s for x in r)
 
 
 def _allocate(items: list, ratios, rng: np.random.Generator) -> list[list]:
-    """Shuffle ``items`` (already in a canonical order) and cut them into train/val/test."""
+    """Shuffle ``items`` (already in a canonical order) and cut them into the pools (one part per ratio)."""
     perm = rng.permutation(len(items))
     counts = split_counts(len(items), ratios)
     out, start = [], 0
@@ -188,14 +198,16 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
                person_regex: str | None = None) -> dict:
     """The split JSON content for the dataset under ``dataset_root`` (see module docstring).
 
-    ``unit``: person | video | frame. ``ratios``: (train, val, test), normalised to sum 1; for
-    ``person`` they apply to persons, for ``video`` to videos of each label, for ``frame`` to frames
-    of each label. ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
+    ``unit``: person | video | frame. ``ratios``: (train, val, test) or (train, val, calib, test),
+    normalised to sum 1; for ``person`` they apply to persons, for ``video`` to videos of each
+    label, for ``frame`` to frames of each label.
+    ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
     (label 1 = fake). Raises :class:`LeakageError` if a ``person`` split shares a person.
     """
     if unit not in UNITS:
         raise InputError(f"split.unit must be one of {UNITS}, got {unit!r}")
     ratios = _check_ratios(ratios)
+    pools = pools_for_ratios(ratios)
     root = Path(dataset_root)
     name = dataset_name or root.resolve().name
     videos = scan_dataset(root)
@@ -203,32 +215,32 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
     rng = np.random.default_rng(int(seed))
 
     # assignment: split name -> list of (video, frames)
-    chosen: dict[str, list[tuple[dict, list[str]]]] = {s: [] for s in SPLITS}
+    chosen: dict[str, list[tuple[dict, list[str]]]] = {s: [] for s in pools}
     if unit == "person":
         by_person: dict[str, list[dict]] = defaultdict(list)
         for v in videos:
             by_person[person(v["video_id"])].append(v)
         parts = _allocate(sorted(by_person), ratios, rng)
-        for s, persons in zip(SPLITS, parts):
+        for s, persons in zip(pools, parts):
             for p in persons:
                 chosen[s].extend((v, v["frames"]) for v in by_person[p])
     elif unit == "video":
         for label in (0, 1):
             vids = [v for v in videos if v["label"] == label]
-            for s, part in zip(SPLITS, _allocate(vids, ratios, rng)):
+            for s, part in zip(pools, _allocate(vids, ratios, rng)):
                 chosen[s].extend((v, v["frames"]) for v in part)
     else:  # frame: the paper's leaky split
         for label in (0, 1):
             frames = [(v, f) for v in videos if v["label"] == label for f in v["frames"]]
-            for s, part in zip(SPLITS, _allocate(frames, ratios, rng)):
+            for s, part in zip(pools, _allocate(frames, ratios, rng)):
                 keep: dict[str, tuple[dict, set]] = {}
                 for v, f in part:
                     keep.setdefault(v["video_id"], (v, set()))[1].add(f)
                 chosen[s].extend((v, [f for f in v["frames"] if f in fs]) for v, fs in keep.values())
 
     label_names = (f"{name}_Real", f"{name}_Fake")
-    body: dict = {ln: {s: {} for s in SPLITS} for ln in label_names}
-    for s in SPLITS:
+    body: dict = {ln: {s: {} for s in pools} for ln in label_names}
+    for s in pools:
         for v, frames in sorted(chosen[s], key=lambda t: (t[0]["label"], t[0]["video_id"])):
             ln = label_names[v["label"]]
             body[ln][s][v["video_id"]] = {"label": ln, "frames": list(frames)}
@@ -247,6 +259,8 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
                         f"regex {person_regex}" if person_regex else "uadfv (NNNN_fake -> NNNN)"),
         "counts": counts,
         "leakage": {k: v for k, v in report.items() if k.startswith("n_")},
+        "pools": list(pools),
+        "persons": {v["video_id"]: person(v["video_id"]) for v in sorted(videos, key=lambda v: v["video_id"])},
     }
     if unit == "frame":
         split["meta"]["warning"] = ("frame-level split: frames of one video (and one person) are in several "
@@ -255,32 +269,44 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
     return split
 
 
+def split_pools(split: dict) -> tuple[str, ...]:
+    """The pools of a split dict: ``meta["pools"]``, else train/val/test plus any other pool in the body."""
+    pools = (split.get("meta") or {}).get("pools")
+    if pools:
+        return tuple(p for p in POOLS if p in pools)
+    present = {p for ds, by_label in split.items() if ds != "meta" for by_pool in by_label.values() for p in by_pool}
+    return tuple(p for p in POOLS if p in SPLITS or p in present)
+
+
 def _entries(split: dict):
-    """(split, label, video_id, frames) for every entry of a split dict."""
+    """(pool, label, video_id, frames) for every entry of a split dict."""
+    pools = split_pools(split)
     for dataset, by_label in split.items():
         if dataset == "meta":
             continue
         for label_name, by_split in by_label.items():
-            for s in SPLITS:
+            for s in pools:
                 for vid, entry in (by_split.get(s) or {}).items():
                     yield s, label_of(entry.get("label", label_name)), vid, entry["frames"]
 
 
 def leakage_report(split: dict, person: Callable[[str], str] | None = None) -> dict:
-    """Persons, videos and frames shared between each pair of splits, computed from the split itself.
+    """Persons, videos and frames shared between each pair of pools, computed from the split itself.
 
     Returns ``{"pairs": {"train/val": {"persons": [...], "videos": [...], "frames": [...]}, ...},
     "n_persons_shared", "n_videos_shared", "n_frames_shared"}`` (counts of distinct items that occur
-    in more than one split).
+    in more than one pool). Every pair of the split's pools is covered (3 pairs for train/val/test,
+    6 for train/val/calib/test).
     """
     person = person or person_of
-    sets = {s: {"persons": set(), "videos": set(), "frames": set()} for s in SPLITS}
+    pools = split_pools(split)
+    sets = {s: {"persons": set(), "videos": set(), "frames": set()} for s in pools}
     for s, _, vid, frames in _entries(split):
         sets[s]["persons"].add(person(vid))
         sets[s]["videos"].add(vid)
         sets[s]["frames"].update(frames)
     pairs, shared = {}, {"persons": set(), "videos": set(), "frames": set()}
-    for a, b in combinations(SPLITS, 2):
+    for a, b in combinations(pools, 2):
         entry = {}
         for kind in ("persons", "videos", "frames"):
             common = sorted(sets[a][kind] & sets[b][kind])
@@ -291,10 +317,10 @@ def leakage_report(split: dict, person: Callable[[str], str] | None = None) -> d
 
 
 def split_summary(split: dict, person: Callable[[str], str] | None = None) -> dict:
-    """Per split: persons, videos and frames, real and fake."""
+    """Per pool: persons, videos and frames, real and fake."""
     person = person or person_of
     out = {}
-    for s in SPLITS:
+    for s in split_pools(split):
         rows = [(lab, vid, frames) for sp, lab, vid, frames in _entries(split) if sp == s]
         out[s] = {
             "persons": len({person(v) for _, v, _ in rows}),
@@ -303,6 +329,21 @@ def split_summary(split: dict, person: Callable[[str], str] | None = None) -> di
             "frames_real": sum(len(f) for lab, _, f in rows if lab == 0),
             "frames_fake": sum(len(f) for lab, _, f in rows if lab == 1),
         }
+    return out
+
+
+def pool_summary(split: dict, person: Callable[[str], str] | None = None) -> dict:
+    """Per pool and class: ``{pool: {"real": {persons, videos, frames}, "fake": {...}, "all": {...}}}``."""
+    person = person or person_of
+    out = {}
+    for s in split_pools(split):
+        rows = [(lab, vid, frames) for sp, lab, vid, frames in _entries(split) if sp == s]
+        entry = {}
+        for name, keep in (("real", (0,)), ("fake", (1,)), ("all", (0, 1))):
+            sel = [(v, f) for lab, v, f in rows if lab in keep]
+            entry[name] = {"persons": len({person(v) for v, _ in sel}), "videos": len({v for v, _ in sel}),
+                           "frames": sum(len(f) for _, f in sel)}
+        out[s] = entry
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Iterator
 
 from common.config import Config, ConfigError
 from common.io import atomic_dir
-from common.splits import SPLITS
+from common.splits import POOLS, SPLITS, pools_in
 
 
 @contextlib.contextmanager
@@ -20,8 +20,8 @@ def stage_output(cfg: Config, name: str) -> Iterator[Path]:
 
 
 def feature_dumps(cfg: Config) -> dict:
-    """Stage 08's input: ``slr.features_file`` divided by ``slr.split_file``, or the per-split dumps
-    under ``slr.features_dir``."""
+    """Stage 08's input: ``slr.features_file`` divided into every pool of ``slr.split_file``, or the
+    per-pool dumps under ``slr.features_dir`` (train, val, test and, when dumped, calib)."""
     from .scores import divide_feature_file, load_split_dumps
 
     features_file = cfg.get("slr.features_file", None)
@@ -29,9 +29,14 @@ def feature_dumps(cfg: Config) -> dict:
         split_file = cfg.path("slr.split_file", None)
         if split_file is None:
             raise ConfigError(f"{cfg.source}: slr.features_file is set, so slr.split_file must name the split "
-                              f"JSON that divides it into {', '.join(SPLITS)}")
-        return divide_feature_file(cfg.path("slr.features_file"), split_file, SPLITS)
-    return load_split_dumps(cfg.path("slr.features_dir"), SPLITS)
+                              f"JSON that divides it into {', '.join(POOLS)} (or {', '.join(SPLITS)})")
+        return divide_feature_file(cfg.path("slr.features_file"), split_file, pools_in(split_file))
+    features_dir = cfg.path("slr.features_dir")
+    split_file = cfg.path("slr.split_file", None)
+    listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
+    # train/val/test always; other pools when dumped and (if the split file is there) listed in it
+    pools = tuple(p for p in POOLS if p in SPLITS or ((features_dir / p).is_dir() and p in listed))
+    return load_split_dumps(features_dir, pools)
 
 
 def score_dir(cfg: Config) -> Path:

@@ -19,7 +19,7 @@ from common.splits import SPLITS
 from common.videos import video_means
 
 REQUIRED_COLUMNS = ("score", "label")
-SCORE_COLUMNS = ("image_path", "video_id", "label", "score")
+SCORE_COLUMNS = ("image_path", "person_id", "video_id", "label", "score")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class ScoreSet:
     image_paths: np.ndarray | None = None
     source: str = ""
     n_frames: np.ndarray | None = None  # (N,) frames per item for video-level sets
+    person_ids: np.ndarray | None = None  # (N,) str, or None when unknown (each video is a person)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -90,7 +91,11 @@ def read_scores(path: str | Path) -> ScoreSet:
         raise InputError(f"{path}: row {int(np.argmax(vids == '')) + 2} has an empty video_id; fill it in "
                          f"or drop the column (video-level results are then skipped)")
     paths = np.asarray(cols["image_path"], dtype=str) if "image_path" in cols else None
-    return ScoreSet(scores, labels, vids, paths, str(path))
+    persons = np.asarray(cols["person_id"], dtype=str) if "person_id" in cols else None
+    if persons is not None and (persons == "").any():
+        raise InputError(f"{path}: row {int(np.argmax(persons == '')) + 2} has an empty person_id; fill it in "
+                         f"or drop the column (each video then counts as one person)")
+    return ScoreSet(scores, labels, vids, paths, str(path), person_ids=persons)
 
 
 def read_score_dir(directory: str | Path, splits=SPLITS) -> dict[str, ScoreSet]:
@@ -109,10 +114,11 @@ def read_score_dir(directory: str | Path, splits=SPLITS) -> dict[str, ScoreSet]:
 
 
 def write_scores(path: str | Path, s: ScoreSet) -> Path:
-    """Atomic write of ``image_path, video_id, label, score`` (missing text columns left empty)."""
+    """Atomic write of ``image_path, person_id, video_id, label, score`` (missing text columns left empty)."""
     n = len(s)
     return write_csv(path, {
         "image_path": list(s.image_paths) if s.image_paths is not None else [""] * n,
+        "person_id": list(s.person_ids) if s.person_ids is not None else [""] * n,
         "video_id": list(s.video_ids) if s.video_ids is not None else [""] * n,
         "label": [int(v) for v in s.labels],
         "score": [float(v) for v in s.scores],
@@ -130,4 +136,8 @@ def video_level(s: ScoreSet) -> ScoreSet:
     if v.mixed.any():
         raise InputError(f"{s.source}: video '{v.video_ids[np.argmax(v.mixed)]}' has frames labelled both real and "
                          f"fake; fix the labels or the video_id column")
-    return ScoreSet(v.scores, v.labels, v.video_ids, None, f"{s.source} (video level)", v.counts)
+    persons = None
+    if s.person_ids is not None:
+        first = dict(zip(np.asarray(s.video_ids, str)[::-1], np.asarray(s.person_ids, str)[::-1]))
+        persons = np.array([first[v] for v in v.video_ids], dtype=str)
+    return ScoreSet(v.scores, v.labels, v.video_ids, None, f"{s.source} (video level)", v.counts, persons)

@@ -33,7 +33,7 @@ from common.io import InputError, numeric_column, read_csv, read_json, write_csv
 from common.splits import SPLITS
 
 from . import calibration, elub, kde, metrics, plots
-from .io import ScoreSet, check_scores, video_level, write_scores
+from .io import ScoreSet, check_scores, video_level
 
 log = logging.getLogger(__name__)
 
@@ -302,26 +302,10 @@ def evaluate(levels: dict[str, LevelLR]) -> dict[str, dict[str, dict]]:
 
 
 # ----------------------------------------------------------------------------------------- stage 08
-def stage08(dumps: dict, out: Path, batch_size: int = 64) -> dict:
-    """Centroid of the real train features, cosine scores per split -> ``centroid.npy``,
-    ``<split>.csv``, ``scores.png``, ``summary.json``."""
-    from .scores import compute_scores
-
-    centroid, sets = compute_scores(dumps, batch_size=batch_size)
-    np.save(out / "centroid.npy", centroid)
-    summary = {"feature_dim": int(centroid.shape[0]), "centroid_norm": float(np.linalg.norm(centroid)),
-               "centroid_fitted_on": "real frames of train", "score": "cosine similarity to the centroid",
-               "sources": {s: d.source for s, d in dumps.items()}, "splits": {}}
-    fig, axes = plots.new_figure(len(sets))
-    for ax, (split, s) in zip(axes, sets.items()):
-        write_scores(out / f"{split}.csv", s)
-        summary["splits"][split] = {"n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
-                                    "n_videos": int(len(np.unique(s.video_ids))),
-                                    "auc": float(metrics.auc(s.hp, s.hd)) if len(s.hp) and len(s.hd) else None}
-        plots.plot_score_density(ax, s.hp, s.hd, title=split)
-    plots.save_figure(fig, out / "scores.png", "Stage 08: cosine similarity to the real-train centroid")
-    write_json(out / "summary.json", summary)
-    return summary
+def stage08(dumps: dict, out: Path, batch_size: int = 64, **kw) -> dict:
+    """Stage 08 lives in :func:`slr.scores.stage08` (scores of every pool); kept here for callers."""
+    from .scores import stage08 as _stage08
+    return _stage08(dumps, out, batch_size=batch_size, **kw)
 
 
 # ----------------------------------------------------------------------------------------- stage 09

@@ -1,9 +1,16 @@
-"""Similarity scores (stage 08): centroid of the real training features, cosine similarity to it.
+"""Scores (stage 08): one score function, :func:`score_values`, used by stage 08 and by casework.
 
-Conventions (as in the paper): centroid = arithmetic mean of the flattened features of the real
-(label 0) frames of the training split; score = cosine similarity of a frame's flattened feature
-to that centroid, in [-1, 1], higher = more like the real training frames. Real frames give the
-Hp scores, fake frames the Hd scores.
+Score choices (``slr.score``), each in its natural direction (the LR models find the direction):
+
+- ``cosine_centroid`` (the paper): cosine similarity of a frame's flattened feature to the
+  centroid (arithmetic mean) of the flattened features of the real (label 0) frames of the
+  ``train`` pool, in [-1, 1], higher = more like the real training frames;
+- ``logit``: the detector's log-odds of fake (stage 04's ``logit`` column), higher = more fake;
+- ``fake_probability``: the detector's probability of fake, in [0, 1], higher = more fake.
+
+Real frames give the Hp scores, fake frames the Hd scores. The cosine is computed in float64 by
+elementwise products and numpy's per-row (pairwise) sums, never BLAS, so a frame's score does not
+depend on the batch it is computed in: stage 08 and casework give bit-identical scores.
 
 Features are read ``batch_size`` rows at a time (a feature dump is a memory map), accumulated in
 float64, so memory stays at about ``batch_size x D x 8`` bytes even for flattened 2048x8x8 conv
@@ -19,10 +26,11 @@ import numpy as np
 from tqdm import tqdm
 
 from common.features import FeatureDump, read_feature_dump
-from common.io import InputError
-from common.splits import read_split
+from common.io import InputError, write_json
+from common.splits import POOLS, person_of_video, pools_in, read_split
 
-from .io import ScoreSet
+from . import metrics, plots
+from .io import ScoreSet, write_scores
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +94,101 @@ def real_centroid(dump: FeatureDump, batch_size: int = 64) -> np.ndarray:
     return c
 
 
+SCORE_NAMES = ("cosine_centroid", "logit", "fake_probability")
+SCORE_DESCRIPTIONS = {
+    "cosine_centroid": "cosine similarity to the centroid of the real train features (higher = more real)",
+    "logit": "the detector's log-odds of fake, z_fake - z_real (higher = more fake)",
+    "fake_probability": "the detector's probability of fake (higher = more fake)",
+}
+SCORE_AXIS = {"cosine_centroid": "score: cosine similarity to the real-train centroid (unitless)",
+              "logit": "score: detector logit of fake (log-odds, nats)",
+              "fake_probability": "score: detector fake probability (0-1)"}
+
+
+class BadScoreRow(InputError):
+    """A row whose score is undefined (zero or non-finite feature, non-finite logit); ``row`` is its index."""
+
+    def __init__(self, message: str, row: int):
+        super().__init__(message)
+        self.row = int(row)
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Per-row sums by numpy's pairwise summation: the same bits whatever the number of rows."""
+    return np.add.reduce(x, axis=1)
+
+
+def _unit_centroid(centroid) -> np.ndarray:
+    c = np.asarray(centroid, dtype=np.float64).ravel()
+    norm = float(np.sqrt(np.add.reduce(c * c)))
+    if not np.isfinite(norm) or norm == 0:
+        raise InputError("the centroid is the zero vector or not finite; cosine similarity to it is undefined "
+                         "(re-run stage 08 on finite real train features)")
+    return c / norm
+
+
+def score_values(name: str, features=None, centroid=None, logit=None, fake_probability=None) -> np.ndarray:
+    """The scores of ``slr.score`` = ``name`` for n items, float64 (n,). The one score function.
+
+    - ``cosine_centroid``: needs ``features`` (n, D) or (n, ...) of any float dtype and ``centroid``
+      (D,); cosine of each row to the centroid, computed in float64 with per-row pairwise sums
+      (no BLAS), clipped to [-1, 1]. A row's value does not depend on the other rows.
+    - ``logit``: needs ``logit`` (n,): the detector's log-odds of fake, as float64.
+    - ``fake_probability``: needs ``fake_probability`` (n,) in [0, 1], as float64.
+
+    Raises :class:`BadScoreRow` (an InputError with ``.row``) for an undefined score, InputError for
+    a missing input or an unknown name.
+    """
+    if name == "cosine_centroid":
+        if features is None or centroid is None:
+            raise InputError("score 'cosine_centroid' needs the features and the centroid of the real train "
+                             "features (stage 08's centroid.npy)")
+        f = np.asarray(features)
+        f = f.reshape(len(f), -1).astype(np.float64, copy=False)
+        c_unit = _unit_centroid(centroid)
+        if f.shape[1] != c_unit.shape[0]:
+            raise InputError(f"features have {f.shape[1]} values per item, the centroid has {c_unit.shape[0]}; "
+                             f"features and centroid must come from the same detector and layer")
+        norms = np.sqrt(_row_sums(f * f))
+        bad = ~(np.isfinite(norms) & (norms > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise BadScoreRow(f"feature row {i} is {'all zero' if np.isfinite(norms[i]) else 'not finite'}; "
+                              f"its cosine similarity is undefined", i)
+        return np.clip(_row_sums(f * c_unit) / norms, -1.0, 1.0)
+    if name in ("logit", "fake_probability"):
+        raw = logit if name == "logit" else fake_probability
+        if raw is None:
+            raise InputError(f"score '{name}' needs the detector's {name.replace('_', ' ')} (stage 04's "
+                             f"'{name}' column)")
+        v = np.array(raw, dtype=np.float64).ravel()
+        bad = ~np.isfinite(v) if name == "logit" else ~(np.isfinite(v) & (v >= 0) & (v <= 1))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise BadScoreRow(f"row {i}: {name} is {v[i]}, expected a finite number"
+                              f"{'' if name == 'logit' else ' in [0, 1]'}", i)
+        return v
+    raise InputError(f"slr.score must be one of {SCORE_NAMES}, got {name!r}")
+
+
 def cosine_scores(dump: FeatureDump, centroid: np.ndarray, batch_size: int = 64,
                   desc: str | None = "scores") -> np.ndarray:
-    """(N,) float64 cosine similarity of every row of ``dump`` to ``centroid``."""
+    """(N,) float64 cosine similarity of every row of ``dump`` to ``centroid`` (:func:`score_values`, batched)."""
     centroid = np.asarray(centroid, dtype=np.float64).ravel()
     if dump.dim != centroid.shape[0]:
         raise InputError(f"{dump.source}: features have {dump.dim} values per item, the centroid "
                          f"(from the training split) has {centroid.shape[0]}; all splits must come "
                          f"from the same detector and layer")
-    c_unit = centroid / np.linalg.norm(centroid)
     out = np.empty(len(dump), dtype=np.float64)
     for idx, batch in iter_batches(dump.features, batch_size, desc=desc):
-        norms = np.linalg.norm(batch, axis=1)
-        bad = ~(np.isfinite(norms) & (norms > 0))
-        if bad.any():
-            i = int(idx[np.argmax(bad)])
-            raise InputError(f"{dump.source}: feature row {i} ({dump.image_paths[i]}) is "
-                             f"{'all zero' if np.isfinite(norms[np.argmax(bad)]) else 'not finite'}; "
-                             f"its cosine similarity is undefined: re-run the feature dump")
-        out[idx] = (batch @ c_unit) / norms
-    return np.clip(out, -1.0, 1.0)
+        try:
+            out[idx] = score_values("cosine_centroid", features=batch, centroid=centroid)
+        except BadScoreRow as err:
+            i = int(idx[err.row])
+            what = "all zero" if np.all(np.isfinite(batch[err.row])) else "not finite"
+            raise InputError(f"{dump.source}: feature row {i} ({dump.image_paths[i]}) is {what}; its cosine "
+                             f"similarity is undefined: re-run the feature dump") from None
+    return out
 
 
 def check_dims(dumps: dict[str, FeatureDump]) -> int:
@@ -120,17 +203,98 @@ def check_dims(dumps: dict[str, FeatureDump]) -> int:
 
 def compute_scores(dumps: dict[str, FeatureDump], batch_size: int = 64, centroid_split: str = "train"
                    ) -> tuple[np.ndarray, dict[str, ScoreSet]]:
-    """Centroid of the real ``centroid_split`` rows and the cosine scores of every split."""
-    if centroid_split not in dumps:
-        raise InputError(f"no '{centroid_split}' features: the centroid is fitted on the training split")
-    check_dims(dumps)
-    centroid = real_centroid(dumps[centroid_split], batch_size)
+    """Centroid of the real ``centroid_split`` rows and the cosine scores of every pool."""
+    centroid, sets = pool_scores(dumps, "cosine_centroid", batch_size, centroid_split)
+    return centroid, sets
+
+
+def dump_person_ids(dump: FeatureDump, persons: dict | None = None) -> np.ndarray:
+    """Person of every row: the dump's ``person_id`` column; else ``persons`` (video -> person, from
+    the split file); else each video counts as its own person (logged)."""
+    if dump.person_ids is not None:
+        return np.asarray(dump.person_ids, dtype=str)
+    vids = np.asarray(dump.video_ids, dtype=str)
+    if persons:
+        missing = sorted(set(vids) - set(persons))
+        if missing:
+            raise InputError(f"{dump.source}: video(s) {missing[:5]} have no person in the split file's meta.persons; "
+                             f"the features and the split file describe different data: re-run stages 02-04")
+        return np.array([persons[v] for v in vids], dtype=str)
+    log.warning("%s has no person_id column and no split file names persons: each video counts as one person",
+                dump.source)
+    return vids.copy()
+
+
+def dump_scores(dump: FeatureDump, name: str, centroid: np.ndarray | None = None, batch_size: int = 64,
+                desc: str | None = None) -> np.ndarray:
+    """(N,) float64 scores ``name`` of every row of ``dump`` (:func:`score_values`; errors name the row)."""
+    if name == "cosine_centroid":
+        return cosine_scores(dump, centroid, batch_size, desc=desc)
+    if name == "logit" and dump.logit is None:
+        raise InputError(f"{dump.source}: no 'logit' column (the paper's .npz and dumps written before logits "
+                         f"existed have none); re-run stage 04 or set slr.score to cosine_centroid or "
+                         f"fake_probability")
+    if name == "fake_probability" and np.isnan(np.asarray(dump.fake_probability, float)).all():
+        raise InputError(f"{dump.source}: no fake probabilities; re-run stage 04 or set slr.score: cosine_centroid")
+    try:
+        return score_values(name, logit=dump.logit, fake_probability=dump.fake_probability)
+    except BadScoreRow as err:
+        i = err.row
+        raise InputError(f"{dump.source}: row {i} ({dump.image_paths[i]}): {str(err).split(': ', 1)[1]}; "
+                         f"re-run stage 04") from None
+
+
+def pool_scores(dumps: dict[str, FeatureDump], score: str = "cosine_centroid", batch_size: int = 64,
+                centroid_pool: str = "train", persons: dict | None = None
+                ) -> tuple[np.ndarray | None, dict[str, ScoreSet]]:
+    """Scores ``score`` of every pool of ``dumps``: ``(centroid or None, {pool: ScoreSet})``.
+
+    The centroid (only for ``cosine_centroid``) is the mean of the real rows of ``centroid_pool``.
+    Each ScoreSet carries image paths, video ids and person ids (:func:`dump_person_ids`).
+    """
+    if score not in SCORE_NAMES:
+        raise InputError(f"slr.score must be one of {SCORE_NAMES}, got {score!r}")
+    centroid = None
+    if score == "cosine_centroid":
+        if centroid_pool not in dumps:
+            raise InputError(f"no '{centroid_pool}' features: the centroid is fitted on the training split")
+        check_dims(dumps)
+        centroid = real_centroid(dumps[centroid_pool], batch_size)
     out = {}
-    for split, dump in dumps.items():
-        s = cosine_scores(dump, centroid, batch_size, desc=f"scores {split}")
-        out[split] = ScoreSet(s, dump.labels.astype(np.int64), dump.video_ids.astype(str),
-                              dump.image_paths.astype(str), dump.source)
+    for pool in sorted(dumps, key=lambda p: (POOLS.index(p) if p in POOLS else len(POOLS), p)):
+        dump = dumps[pool]
+        s = dump_scores(dump, score, centroid, batch_size, desc=f"scores {pool}")
+        out[pool] = ScoreSet(s, dump.labels.astype(np.int64), dump.video_ids.astype(str),
+                             dump.image_paths.astype(str), dump.source, person_ids=dump_person_ids(dump, persons))
     return centroid, out
+
+
+def stage08(dumps: dict[str, FeatureDump], out: Path, batch_size: int = 64, score: str = "cosine_centroid",
+            persons: dict | None = None) -> dict:
+    """Scores ``score`` of every pool -> ``<pool>.csv`` (image_path, person_id, video_id, label, score),
+    ``centroid.npy`` (cosine_centroid only), ``scores.png`` and ``summary.json``."""
+    out = Path(out)
+    centroid, sets = pool_scores(dumps, score, batch_size, persons=persons)
+    summary = {"score_name": score, "score": SCORE_DESCRIPTIONS[score], "pools": list(sets),
+               "sources": {s: d.source for s, d in dumps.items()}, "splits": {}}
+    if centroid is not None:
+        np.save(out / "centroid.npy", centroid)
+        summary.update(feature_dim=int(centroid.shape[0]), centroid_norm=float(np.linalg.norm(centroid)),
+                       centroid_fitted_on="real frames of train")
+    fig, axes = plots.new_figure(len(sets))
+    for ax, (pool, s) in zip(axes, sets.items()):
+        write_scores(out / f"{pool}.csv", s)
+        hp_persons, hd_persons = s.person_ids[s.labels == 0], s.person_ids[s.labels == 1]
+        summary["splits"][pool] = {
+            "n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
+            "n_videos": int(len(np.unique(s.video_ids))), "n_persons": int(len(np.unique(s.person_ids))),
+            "n_persons_hp": int(len(np.unique(hp_persons))), "n_persons_hd": int(len(np.unique(hd_persons))),
+            "auc": float(metrics.auc(s.hp, s.hd)) if len(s.hp) and len(s.hd) else None}
+        label = pool + (" (detector-training data)" if pool in ("train", "val") else "")
+        plots.plot_score_density(ax, s.hp, s.hd, title=label, xlabel=SCORE_AXIS[score])
+    plots.save_figure(fig, out / "scores.png", f"Stage 08: {SCORE_DESCRIPTIONS[score]}")
+    write_json(out / "summary.json", summary)
+    return summary
 
 
 def load_split_dumps(features_dir: str | Path, splits) -> dict[str, FeatureDump]:

@@ -1,8 +1,9 @@
-"""Stage 04: dump features and fake probabilities of the trained detector, one dump per split.
+"""Stage 04: dump features, fake probabilities and logits of the trained detector, one dump per pool.
 
 Reads ``features.checkpoint`` (default ``<output_dir>/03_train/best.pt``), the split file and the
-frames; writes ``<output_dir>/04_features/<split>/features.npy`` + ``meta.csv`` (the contract read
-by stages 05-08) and ``04_features/summary.json``.
+frames; writes for every pool of ``features.splits`` (null: every pool of the split file)
+``<output_dir>/04_features/<pool>/features.npy`` + ``meta.csv`` (image_path, video_id, label,
+fake_probability, person_id, logit: the contract read by stages 05-08) and ``04_features/summary.json``.
 """
 from __future__ import annotations
 

@@ -1,14 +1,16 @@
-"""Feature dumps (stage 04): run the trained detector over each split and stream its features to disk.
+"""Feature dumps (stage 04): run the trained detector over each pool and stream its features to disk.
 
-For every split in ``features.splits`` the dump ``<output_dir>/04_features/<split>/`` follows the
-contract of :mod:`common.features` (``features.npy`` + ``meta.csv``: image_path, video_id, label,
-fake_probability, plus any ``meta_columns`` of the eval dataset, e.g. window bounds). Rows are
-written batch by batch into a memory map, so memory is bounded by one batch whatever the dataset
-size, and an interrupted dump never looks complete.
+For every pool in ``features.splits`` (null: every pool of the split file, e.g. train, val, calib,
+test) the dump ``<output_dir>/04_features/<pool>/`` follows the contract of :mod:`common.features`
+(``features.npy`` + ``meta.csv``: image_path, video_id, label, fake_probability, logit, person_id,
+plus any ``meta_columns`` of the eval dataset, e.g. window bounds). ``logit`` is the detector's
+log-odds of fake (:func:`fake_logit`); ``person_id`` comes from the split file's ``meta.persons``.
+Rows are written batch by batch into a memory map, so memory is bounded by one batch whatever the
+dataset size, and an interrupted dump never looks complete.
 
 Config keys (section ``features``): ``checkpoint`` (default ``<output_dir>/03_train/best.pt``),
-``splits``, ``full_map`` (false: the detector's pooled ``feature``; true: its flattened
-``feature_map``, e.g. 2048x8x8 = 131,072 values for the paper's SRM), ``dtype`` (float32 |
+``splits`` (null = all pools of the split file), ``full_map`` (false: the detector's pooled
+``feature``; true: its flattened ``feature_map``, e.g. 2048x8x8 = 131,072 values for the paper's SRM), ``dtype`` (float32 |
 float16), ``batch_size``, ``num_workers``, ``frames_per_video`` (null = all frames),
 ``skip_missing`` (count and skip missing images instead of failing).
 """
@@ -26,6 +28,7 @@ from tqdm.auto import tqdm
 from common.config import Config, ConfigError
 from common.features import FeatureDumpWriter
 from common.io import InputError, write_json
+from common.splits import person_of_video, pools_in
 
 from . import data as D
 from .trainer import build_detector, resolve_device, to_device
@@ -61,10 +64,22 @@ def load_trained_detector(cfg: Config, path: Path | None = None):
     return detector
 
 
+def fake_logit(out: dict) -> torch.Tensor:
+    """(B,) float32 log-odds of fake from a detector's output: ``z_fake - z_real`` for two-class
+    logits (class 1 = fake; ``sigmoid`` of it is the softmax fake probability), the logit itself for a
+    one-logit head ((B,) or (B, 1))."""
+    z = out["logits"].float()
+    if z.ndim == 1 or (z.ndim == 2 and z.shape[1] == 1):
+        return z.reshape(len(z))
+    if z.ndim == 2 and z.shape[1] == 2:
+        return z[:, 1] - z[:, 0]
+    raise ValueError(f"detector logits of shape {tuple(z.shape)}: expected (B, 2) or (B, 1)")
+
+
 @torch.no_grad()
 def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.device,
-               progress: bool = True) -> dict:
-    """Write one split's dump to ``out_path``; returns its counts."""
+               progress: bool = True, persons: dict | None = None) -> dict:
+    """Write one pool's dump to ``out_path``; returns its counts. ``persons``: video_id -> person_id."""
     full_map = bool(cfg.get("features.full_map", False))
     dtype = str(cfg.get("features.dtype", "float32"))
     if dtype not in ("float32", "float16"):
@@ -72,6 +87,12 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
     skip = cfg.get("features.skip_missing", None)
     samples, skipped = D.split_samples(cfg, split, cfg.get("features.frames_per_video", None),
                                        skip_missing=skip, need_both_classes=False)
+    if persons is None:
+        persons = person_of_video(cfg.path("split.file"))
+    missing = sorted({s.video_id for s in samples} - set(persons))
+    if missing:
+        raise InputError(f"{cfg.path('split.file')}: meta.persons has no person for video(s) {missing[:5]}; "
+                         f"re-run stage 02")
     spec = D.input_spec(cfg, detector)
     dataset = D.build_eval_dataset(cfg, samples, cfg.path("dataset.root"), spec)
     extra_cols = tuple(getattr(dataset, "meta_columns", ()))
@@ -92,31 +113,48 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
             else:
                 feat = out["feature"]
             extra = {c: [v.item() if isinstance(v, torch.Tensor) else v for v in batch[c]] for c in extra_cols}
-            writer.write(feat.float().cpu().numpy(), list(batch["path"]), list(batch["video_id"]),
-                         batch["label"].tolist(), out["prob"].float().cpu().numpy().tolist(), **extra)
+            vids = [str(v) for v in batch["video_id"]]
+            writer.write(feat.float().cpu().numpy(), list(batch["path"]), vids,
+                         batch["label"].tolist(), out["prob"].float().cpu().numpy().tolist(),
+                         logit=fake_logit(out).cpu().numpy().tolist(), person_ids=[persons[v] for v in vids],
+                         **extra)
         dim = int(writer.features.shape[1]) if writer.features is not None else 0
     labels = np.array([s.label for s in samples])
     return {"path": str(out_path), "n": len(dataset), "n_real": int((labels == 0).sum()),
-            "n_fake": int((labels == 1).sum()), "n_videos": len({s.video_id for s in samples}), "dim": dim,
+            "n_fake": int((labels == 1).sum()), "n_videos": len({s.video_id for s in samples}),
+            "n_persons": len({persons[s.video_id] for s in samples}), "dim": dim,
             "dtype": dtype, "full_map": full_map, "skipped_missing": len(skipped)}
 
 
 def dump_features(cfg: Config, progress: bool = True) -> dict:
-    """Dump every split of ``features.splits``; writes and returns ``04_features/summary.json``'s content."""
+    """Dump every pool of ``features.splits`` (null: all pools of the split file); writes and returns
+    ``04_features/summary.json``'s content."""
     t0 = time.time()
-    splits = cfg.get("features.splits", ["train", "val", "test"])
+    split_file = cfg.path("split.file")
+    if not split_file.is_file():
+        raise InputError(f"{split_file}: split file not found (config key split.file); run stage 02 first")
+    have = pools_in(split_file)
+    splits = cfg.get("features.splits", None)
+    if splits is None:
+        splits = list(have)
     if not isinstance(splits, list) or not splits:
-        raise ConfigError(f"{cfg.source}: features.splits must be a non-empty list such as [train, val, test]")
+        raise ConfigError(f"{cfg.source}: features.splits must be null (every pool of the split file) or a "
+                          f"non-empty list such as {list(have)}")
+    absent = [s for s in splits if s not in have]
+    if absent:
+        raise ConfigError(f"{cfg.source}: features.splits names {absent}, which {split_file} does not have (it has "
+                          f"{list(have)}); set features.splits to null or change split.ratios and re-run stage 02")
+    persons = person_of_video(split_file)
     device = resolve_device(cfg)
     ck = checkpoint_path(cfg)
     detector = load_trained_detector(cfg, ck).to(device)
     out_dir = cfg.stage_dir(STAGE)
     per_split = {}
     for split in splits:
-        per_split[split] = dump_split(cfg, detector, str(split), out_dir / str(split), device, progress)
+        per_split[split] = dump_split(cfg, detector, str(split), out_dir / str(split), device, progress, persons)
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
     summary = {"stage": STAGE, "model": cfg.get("model.name", None), "checkpoint": str(ck),
-               "device": str(device), "splits": per_split, "seconds": time.time() - t0}
+               "device": str(device), "pools": list(splits), "splits": per_split, "seconds": time.time() - t0}
     write_json(out_dir / "summary.json", summary)
     return summary
