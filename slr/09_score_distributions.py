@@ -1,19 +1,19 @@
-"""Stage 09: score distributions. Violin plot and density per split and hypothesis (frame and video
-level) with n, mean and std. Reads the score CSVs in slr.scores_dir; writes <output_dir>/09_score_distributions/.
+"""Stage 09: score distributions. Violin plot and density per pool and hypothesis (frame and video
+level) with n, mean and std. Reads the score CSVs in slr.scores_dir (sound: calib and test, train
+and val as diagnostics; paper: train, val, test); writes <output_dir>/09_score_distributions/.
 """
 import sys
 
 from common.cli import run_stage
-from slr._stage import score_dir, stage_output
-from slr.io import read_score_dir
+from slr._stage import data_note, read_pool_scores, stage_output
 from slr.pipeline import Settings, stage09
 
 
 def main(cfg, args):
     settings = Settings.from_config(cfg)
-    sets = read_score_dir(score_dir(cfg))
+    sets = read_pool_scores(cfg, settings)
     with stage_output(cfg, "09_score_distributions") as out:
-        stage09(sets, out, settings)
+        stage09(sets, out, settings, data_note(cfg))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,32 @@
-"""Stage 10: KDE likelihood ratios under slr.protocol (sound | paper). Gaussian KDE per hypothesis,
-bandwidths from the training scores, log10 LR per score; under sound also the optional calibration
-(slr.calibration) and the ELUB bounds fitted on val. Reads slr.scores_dir; writes
-<output_dir>/10_kde_lr/ (<split>_lr.csv, <split>_video_lr.csv, bandwidth/density/LLR figures, summary.json).
+"""Stage 10: the LR system under slr.protocol (sound | paper).
+
+sound (v2): the LR system (slr/system.py) is fitted on the calib pool only: score model slr.model
+(kde | logistic | isotonic), calibration slr.calibration and ELUB bounds on cross-fitted calib LLRs
+(slr.crossfit_folds person-grouped folds), then applied to every pool; person-cluster bootstrap
+intervals (slr.bootstrap.n, slr.bootstrap.seed). paper: the paper's KDEs (train bandwidths,
+re-fitted on each split). Reads slr.scores_dir; writes <output_dir>/10_kde_lr/ (<pool>_lr.csv,
+<pool>_video_lr.csv, figures, summary.json and, under sound, the saved LR system in system/).
 """
 import sys
 
 from common.cli import run_stage
-from slr._stage import score_dir, stage_output
-from slr.io import read_score_dir
+from slr._stage import centroid, data_note, read_pool_scores, stage_output
 from slr.pipeline import Settings, stage10
 
 
 def main(cfg, args):
     settings = Settings.from_config(cfg)
-    sets = read_score_dir(score_dir(cfg))
+    sets = read_pool_scores(cfg, settings)
+    spec = {"name": settings.score}
     with stage_output(cfg, "10_kde_lr") as out:
-        _, summary = stage10(sets, out, settings)
-    bw = summary["bandwidth"]
-    print(f"  {settings.protocol} protocol, frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}")
+        _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), note=data_note(cfg))
+    sysb = summary["system"]
+    bw = sysb["bandwidth"].get("frame")
+    bw_txt = f", frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}" if bw else ""
+    b = sysb["bounds_log10"].get("frame")
+    b_txt = f", bounds [{b[0]:.2f}, {b[1]:.2f}]" if b else ""
+    sha = f", system sha256 {sysb['sha256'][:12]}" if sysb.get("sha256") else ""
+    print(f"  {settings.protocol} protocol ({sysb['model']}){bw_txt}{b_txt}{sha}")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from common.config import Config, ConfigError
-from common.io import atomic_dir
+from common.io import InputError, atomic_dir
 from common.splits import POOLS, SPLITS, pools_in
+
+CONTAMINATED = "contaminated: features of a detector trained on all persons (slr.features_file)"
 
 
 @contextlib.contextmanager
@@ -41,3 +45,29 @@ def feature_dumps(cfg: Config) -> dict:
 
 def score_dir(cfg: Config) -> Path:
     return cfg.path("slr.scores_dir", None) or cfg.stage_dir("08_scores", create=False)
+
+
+def read_pool_scores(cfg: Config, settings) -> dict:
+    """The score CSVs of stages 09-10: sound needs calib.csv and test.csv (train/val optional,
+    diagnostics; persons disjoint across pools), paper train/val/test."""
+    from .io import read_score_dir
+    from .pipeline import NO_CALIB, SOUND_OPTIONAL, SOUND_REQUIRED
+
+    d = score_dir(cfg)
+    if settings.protocol == "sound":
+        if d.is_dir() and not (d / "calib.csv").is_file():
+            raise InputError(f"{d / 'calib.csv'}: score file not found (slr.protocol = sound, {cfg.source}); {NO_CALIB}")
+        return read_score_dir(d, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
+    return read_score_dir(d)
+
+
+def data_note(cfg: Config) -> str:
+    """A note for every figure and summary: features from ``slr.features_file`` (the paper's) come
+    from a detector that saw every person, so no pool is unseen data."""
+    return CONTAMINATED if cfg.get("slr.features_file", None) else ""
+
+
+def centroid(cfg: Config) -> np.ndarray | None:
+    """Stage 08's centroid (cosine score), stored with the LR system, or None."""
+    p = score_dir(cfg) / "centroid.npy"
+    return np.load(p, allow_pickle=False) if p.is_file() else None

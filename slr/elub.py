@@ -23,8 +23,14 @@ ELUB_EXTREMES = (-9.0, 9.0)
 
 
 def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
-                add_misleading: int = 1) -> tuple[float, float]:
+                add_misleading: int = 1, weights_hp: Any = None, weights_hd: Any = None) -> tuple[float, float]:
     """(lower, upper) ELUB bounds in log10.
+
+    ``weights_hp`` / ``weights_hd`` (optional, per item): count item i as w_i items, e.g.
+    1 / (frames of its video) so that each video counts once (lr_validation.md, section 2). Every
+    count below is then a sum of weights (n_Hp = number of Hp videos), and the bounds are finally
+    capped at log10(n_Hd + 1) and -log10(n_Hp + 1) (the unweighted grid can pass that cap by less
+    than one step). Without weights the result is lir's, unchanged.
 
     1. LLRs are clipped to [-9, 9] (so +-inf is allowed); the threshold grid rho runs in steps of
        ``step`` from floor(max(min LLR, -log10(n_Hp + 1)) / step) * step (at most 0) to
@@ -47,6 +53,9 @@ def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
     lo_x, hi_x = ELUB_EXTREMES
     hp = np.clip(hp, lo_x, hi_x)
     hd = np.clip(hd, lo_x, hi_x)
+    weighted = weights_hp is not None or weights_hd is not None
+    if weighted:
+        return _weighted_elub(hp, hd, step, add_misleading, _weights(weights_hp, hp), _weights(weights_hd, hd))
     n_hp, n_hd = hp.size, hd.size
     llr_min = max(min(hp.min(), hd.min()), -math.log10(n_hp + 1))
     llr_max = min(max(hp.max(), hd.max()), math.log10(n_hd + 1))
@@ -66,6 +75,48 @@ def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
     return min(lower, 0.0), max(upper, 0.0)
 
 
+def _weights(w: Any, x: np.ndarray) -> np.ndarray:
+    if w is None:
+        return np.ones(x.size)
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if w.shape != x.shape or not np.all(np.isfinite(w) & (w > 0)):
+        raise ValueError(f"ELUB weights must be {x.size} finite positive numbers")
+    return w
+
+
+def _weighted_elub(hp, hd, step, add_misleading, w_hp, w_hd) -> tuple[float, float]:
+    n_hp, n_hd = float(w_hp.sum()), float(w_hd.sum())
+    llr_min = max(min(hp.min(), hd.min()), -math.log10(n_hp + 1))
+    llr_max = min(max(hp.max(), hd.max()), math.log10(n_hd + 1))
+    k_min = min(0, int(np.floor_divide(llr_min, step)))
+    k_max = max(0, int(np.floor_divide(llr_max, step)) + 1)
+    rho = np.linspace(k_min * step, k_max * step, k_max - k_min + 1)
+    t = 10.0 ** rho
+
+    def accepted(x, w):   # weight of items with LR > t, per threshold
+        o = np.argsort(10.0 ** x, kind="stable")
+        lr, cw = (10.0 ** x)[o], np.r_[0.0, np.cumsum(w[o])]
+        return cw[-1] - cw[np.searchsorted(lr, t, side="right")]
+
+    acc_hp = accepted(hp, w_hp) / (n_hp + add_misleading)
+    acc_hd = (accepted(hd, w_hd) + add_misleading) / (n_hd + add_misleading)
+    eu = 1.0 - acc_hp + t * acc_hd
+    eu0 = np.where(1.0 > t, t, 1.0)
+    worse = eu0 / eu < 1.0
+    lower = float(np.max(rho[(rho <= 0) & worse] + step, initial=rho.min()))
+    upper = float(np.min(rho[(rho >= 0) & worse] - step, initial=rho.max()))
+    lower = max(min(lower, 0.0), -math.log10(n_hp + 1))
+    upper = min(max(upper, 0.0), math.log10(n_hd + 1))
+    return lower, upper
+
+
+def video_weights(video_ids: Any) -> np.ndarray:
+    """1 / (number of items of the item's video), per item: each video then counts once."""
+    v = np.asarray(video_ids).astype(str)
+    _, inv, cnt = np.unique(v, return_inverse=True, return_counts=True)
+    return 1.0 / cnt[inv]
+
+
 class ELUBBounder:
     """Fit ELUB bounds on (llr, labels) and clip LLRs to them.
 
@@ -79,9 +130,14 @@ class ELUBBounder:
         self.lower_log10: float | None = None
         self.upper_log10: float | None = None
 
-    def fit(self, llr: Any, labels: Any) -> "ELUBBounder":
+    def fit(self, llr: Any, labels: Any, weights: Any = None) -> "ELUBBounder":
+        """``weights`` (per item, optional): see elub_bounds; e.g. ``video_weights(video_ids)``."""
         hp, hd = split_hypotheses(llr, labels)
-        self.lower_log10, self.upper_log10 = elub_bounds(hp, hd, self.step, self.add_misleading)
+        if weights is None:
+            self.lower_log10, self.upper_log10 = elub_bounds(hp, hd, self.step, self.add_misleading)
+        else:
+            w_hp, w_hd = split_hypotheses(weights, labels)
+            self.lower_log10, self.upper_log10 = elub_bounds(hp, hd, self.step, self.add_misleading, w_hp, w_hd)
         return self
 
     def transform(self, llr: Any) -> np.ndarray:

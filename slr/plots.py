@@ -220,3 +220,22 @@ def plot_bounded(ax, llr: np.ndarray, bounded: np.ndarray, labels: np.ndarray, b
     ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     return ax
+
+
+def plot_llr_curve(ax, grid: np.ndarray, parts: dict, bounds: tuple[float, float], scores: np.ndarray,
+                   cf_llr: np.ndarray, labels: np.ndarray, title: str = ""):
+    """The LR system as a function of the score: the score model's LLR, after calibration, after the
+    bounds (lines, over the calib score range), and the calib items' cross-fitted LLRs (points)."""
+    ax.plot(grid, parts["model"], color="0.3", lw=1, label="score model LLR")
+    if not np.array_equal(parts["model"], parts["calibrated"]):
+        ax.plot(grid, parts["calibrated"], color="tab:purple", lw=1, ls="--", label="after calibration")
+    ax.plot(grid, parts["llr"], color="k", lw=2, label=f"final (bounds [{bounds[0]:.2f}, {bounds[1]:.2f}])")
+    for lab, c, name in ((0, HP_COLOR, HP_NAME), (1, HD_COLOR, HD_NAME)):
+        m = labels == lab
+        ax.plot(scores[m], cf_llr[m], ".", ms=3, alpha=0.4, color=c, label=f"{name} calib, cross-fitted, n={int(m.sum())}")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("score (score units)")
+    ax.set_ylabel("log10 LR")
+    ax.set_title(title, fontsize="small")
+    ax.legend(loc="best", fontsize="small")
+    return ax

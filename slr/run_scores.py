@@ -1,17 +1,25 @@
 """Bring your own scores: run stages 09-14 on score CSVs from any system.
 
-    python -m slr.run_scores --scores-dir DIR --output-dir OUT --protocol {sound,paper}
+    python -m slr.run_scores --scores-dir DIR --output-dir OUT [--protocol sound|paper]
+        [--model kde|logistic|isotonic] [--calibration none|pav|logistic] [--bootstrap N] [--seed S]
 
-DIR holds ``train.csv``, ``val.csv`` and ``test.csv``, each with at least the columns ``score``
-and ``label`` (0 = real = Hp, 1 = fake = Hd); an optional ``video_id`` column adds video-level
-results (video score = mean frame score). Any score scale and direction works: the KDEs model
-each hypothesis's scores as they are.
+Columns of every CSV: ``score`` and ``label`` (0 = real = Hp, 1 = fake = Hd), optional ``video_id``
+(video-level results; frames of one video are dependent) and ``person_id`` (the unit of the
+cross-fitting folds and of the bootstrap). Without ``person_id`` each video counts as a person,
+without ``video_id`` each row as a video. Any score scale and direction works (the direction is
+found on calib).
 
-OUT receives the figures and summaries of stages 09-14 in ``OUT/<NN_name>/``, per split
-``OUT/<split>_lr.csv`` (``score``, ``label``, ``llr`` = the system's final log10 LR, plus the
-intermediate ``llr_kde`` and ``llr_calibrated``) and ``OUT/summary.json`` computed on ``llr``.
-OUT is written atomically: it appears complete or not at all. An existing OUT is replaced only if
-it is empty or an earlier run_scores output (it holds a summary.json with a "protocol").
+- ``--protocol sound`` (default): ``DIR/calib.csv`` and ``DIR/test.csv`` are required,
+  ``DIR/train.csv`` and ``DIR/val.csv`` optional (reported as diagnostics). The LR system is fitted
+  on calib only (docs/slr.md, sound protocol v2); persons must be disjoint across the files.
+- ``--protocol paper``: ``DIR/train.csv``, ``DIR/val.csv``, ``DIR/test.csv`` as in the paper's code.
+
+OUT receives ``summary.json`` (levels.<level>.<pool>.{n_hp, ..., ci95}, system.{bounds_log10,
+bandwidth, sha256}), per pool ``<pool>_lr.csv`` (``person_id``, ``video_id``, ``score``, ``label``,
+``llr`` = the final log10 LR, plus the intermediate LLRs), the figures of stages 09-14 in
+``OUT/<NN_name>/`` and, under sound, the saved LR system in ``OUT/system/``. OUT is written
+atomically; an existing OUT is replaced only if it is empty or an earlier run_scores output, and
+it may neither contain DIR nor lie inside it.
 """
 from __future__ import annotations
 
@@ -25,10 +33,18 @@ from common.config import ConfigError
 from common.io import InputError, atomic_dir
 
 from .io import read_score_dir
-from .pipeline import CALIBRATIONS, PROTOCOLS, Settings, run_scores
+from .pipeline import SOUND_OPTIONAL, SOUND_REQUIRED, run_scores
+from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings
 
 
-def _check_output_dir(out: Path) -> None:
+def _check_output_dir(out: Path, scores_dir: Path) -> None:
+    out, scores_dir = out.resolve(), scores_dir.resolve()
+    if out == scores_dir or scores_dir in out.parents:
+        raise InputError(f"--output-dir {out} is inside --scores-dir {scores_dir}; give an output folder outside "
+                         f"the input folder")
+    if out in scores_dir.parents:
+        raise InputError(f"--output-dir {out} contains --scores-dir {scores_dir} (it would be replaced); give an "
+                         f"output folder that does not hold the input")
     if not out.exists():
         return
     if not out.is_dir():
@@ -48,13 +64,18 @@ def _check_output_dir(out: Path) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m slr.run_scores", description=__doc__.strip().splitlines()[0])
-    p.add_argument("--scores-dir", required=True, help="folder with train.csv, val.csv, test.csv (score,label)")
-    p.add_argument("--output-dir", required=True, help="folder for the figures, <split>_lr.csv and summary.json")
+    p.add_argument("--scores-dir", required=True,
+                   help="folder with the score CSVs (sound: calib.csv, test.csv [train.csv, val.csv]; "
+                        "paper: train.csv, val.csv, test.csv)")
+    p.add_argument("--output-dir", required=True, help="folder for the figures, <pool>_lr.csv, summary.json, system/")
     p.add_argument("--protocol", choices=PROTOCOLS, default="sound",
-                   help="sound (fit on train, calibrate and bound on val) or paper (the paper's code)")
+                   help="sound (fit on calib, cross-fitted calibration and bounds) or paper (the paper's code)")
+    p.add_argument("--model", choices=MODELS, default="kde", help="sound: the score-to-LLR model (default kde)")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="none",
-                   help="sound protocol only: calibration fitted on val after the KDE (default none)")
-    p.add_argument("--seed", type=int, default=1024, help="seed of the bandwidth cross-validation folds (sound)")
+                   help="sound: calibration fitted on the cross-fitted calib LLRs (default none)")
+    p.add_argument("--crossfit-folds", type=int, default=5, help="sound: person-grouped cross-fitting folds")
+    p.add_argument("--bootstrap", type=int, default=1000, help="person-cluster bootstrap resamples (0 = no intervals)")
+    p.add_argument("--seed", type=int, default=1024, help="seed of the folds and of the bootstrap")
     p.add_argument("--no-video-level", action="store_true", help="skip video-level results")
     return p.parse_args(argv)
 
@@ -64,19 +85,30 @@ def main(argv=None) -> int:
     setup_logging()
     try:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
-                            video_level=not args.no_video_level)
-        sets = read_score_dir(args.scores_dir)
+                            video_level=not args.no_video_level, model=args.model,
+                            crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed)
+        if args.protocol == "sound":
+            scores_dir = Path(args.scores_dir)
+            if scores_dir.is_dir() and not (scores_dir / "calib.csv").is_file():
+                from .pipeline import NO_CALIB
+                raise InputError(f"{scores_dir / 'calib.csv'}: score file not found; {NO_CALIB}")
+            sets = read_score_dir(args.scores_dir, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
+        else:
+            sets = read_score_dir(args.scores_dir)
         out = Path(args.output_dir).resolve()
-        _check_output_dir(out)
+        _check_output_dir(out, Path(args.scores_dir))
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    t = summary["splits"]["test"]
-    print(f"run_scores ({args.protocol}): test Cllr {t['cllr']:.4f} bits, Cllr_min {t['cllr_min']:.4f}, "
+    t = summary["levels"]["frame"]["test"]
+    ci = t.get("ci95", {}).get("cllr") or [None, None]
+    ci_txt = f" (95 % person interval {ci[0]:.4f}-{ci[1]:.4f})" if ci[0] is not None else ""
+    print(f"run_scores ({args.protocol}): test Cllr {t['cllr']:.4f} bits{ci_txt}, Cllr_min {t['cllr_min']:.4f}, "
           f"EER {100 * t['eer']:.2f}%, AUC {t['auc']:.4f}")
-    print(f"outputs written to {out} (summary.json, <split>_lr.csv, 09_*..14_* figures)")
+    print(f"outputs written to {out} (summary.json, <pool>_lr.csv, 09_*..14_* figures"
+          f"{', system/' if summary['system'].get('sha256') else ''})")
     return 0
 
 

@@ -16,12 +16,16 @@ from slr_helpers import load_script
 
 
 def _good(directory, seed=0, n=40):
+    """Four pools; per pool n // 5 persons, each with a real and a fake video of 5 frames."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "calib", "test"):
         labels = np.repeat([0, 1], n)
+        person = [f"{split}{(i % n) // 5}" for i in range(2 * n)]
         write_csv(directory / f"{split}.csv", {"score": (rng.normal(size=2 * n) + 2 * (labels == 0)).tolist(),
-                                               "label": labels.tolist()})
+                                               "label": labels.tolist(),
+                                               "video_id": [f"{p}_{'rf'[lab]}" for p, lab in zip(person, labels)],
+                                               "person_id": person})
 
 
 def _edit(path, column, row, value):
@@ -63,8 +67,24 @@ CASES = {
     "missing column": (lambda d: _drop_column(d / "val.csv", "label"), r"val\.csv: missing column\(s\) \['label'\]"),
     "bad label": (lambda d: _edit(d / "train.csv", "label", 3, "2"), r"train\.csv: row 3, column 'label' is '2'"),
     "text score": (lambda d: _edit(d / "val.csv", "score", 4, "high"), r"val\.csv: row 4, column 'score': 'high'"),
-    "missing file": (lambda d: (d / "val.csv").unlink(), r"val\.csv: score file not found"),
+    "missing file": (lambda d: (d / "test.csv").unlink(), r"test\.csv: score file not found"),
+    "no calib pool": (lambda d: (d / "calib.csv").unlink(),
+                      r"calib\.csv: score file not found; the sound protocol fits .* split\.ratios of 4 values"),
+    # issue 10, bad input of the v2 protocol
+    "calib with one class": (lambda d: _drop_fakes(d / "calib.csv"), r"calib\.csv: no fake \(label 1, Hd\) items"),
+    "calib with one person": (lambda d: _all(d / "calib.csv", "person_id", "calib0"),
+                              r"calib\.csv: rows 2-81: every item belongs to person 'calib0'.*split\.ratios"),
+    "nan calib score": (lambda d: _edit(d / "calib.csv", "score", 7, "nan"), r"calib\.csv: row 7, column 'score' is nan"),
+    "person in two pools": (lambda d: _replace(d / "test.csv", ",test0\n", ",calib0\n"),
+                            r"test\.csv: row 2: person 'calib0' is also in pool 'calib'.*person-disjoint"),
+    "video of two persons": (lambda d: _edit(d / "calib.csv", "person_id", 3, "calib7"),
+                             r"calib\.csv: row 3: video 'calib0_r' has person_id 'calib7' but person 'calib0'.*"
+                             r"fix the person_id column"),
 }
+
+
+def _replace(path, old, new):
+    path.write_text(path.read_text().replace(old, new))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -85,7 +105,8 @@ def test_run_scores_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, caps
 def test_failed_rerun_keeps_the_previous_output_intact(tmp_path, capsys):
     _good(tmp_path / "in")
     out = tmp_path / "out"
-    assert run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(out), "--no-video-level"]) == 0
+    assert run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(out), "--no-video-level",
+                            "--bootstrap", "20"]) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     _edit(tmp_path / "in" / "test.csv", "score", 2, "nan")
     assert run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(out)]) == 2

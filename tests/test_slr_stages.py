@@ -104,11 +104,12 @@ def test_video_level_is_mean_frame_score_and_rejects_mixed_labels():
 
 
 # ------------------------------------------------------------------------------- protocols, Gaussian case
-def _gaussian_csvs(directory, n_train, n_eval, seed=0, shift=1.0, with_video=False):
-    """Hp scores N(+1, 1), Hd N(-1, 1): the exact LLR is 2 x / ln 10 (lr_reference.md)."""
+def _gaussian_csvs(directory, n_train, n_eval, seed=0, shift=1.0, with_video=False, calib=False):
+    """Hp scores N(+1, 1), Hd N(-1, 1): the exact LLR is 2 x / ln 10 (lr_reference.md).
+    ``calib``: also a calib pool (written last, so the other pools keep their numbers)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("val", n_eval), ("test", n_eval)):
+    for split, n in (("train", n_train), ("val", n_eval), ("test", n_eval)) + ((("calib", n_train),) if calib else ()):
         labels = np.repeat([0, 1], n)
         scores = np.where(labels == 0, shift, -shift) + rng.normal(size=2 * n)
         cols = {"score": scores.tolist(), "label": labels.tolist()}
@@ -118,13 +119,14 @@ def _gaussian_csvs(directory, n_train, n_eval, seed=0, shift=1.0, with_video=Fal
 
 
 def test_sound_protocol_gaussian_case_near_theory(tmp_path):
-    """Large Gaussian samples: the KDE LLRs of the sound protocol give Cllr near 0.514 bits (the
-    value of the exact LLRs) and EER near Phi(-1) = 0.1587 on test."""
+    """Large Gaussian samples: the KDE LLRs of the sound protocol (fitted on calib) give Cllr near
+    0.514 bits (the value of the exact LLRs) and EER near Phi(-1) = 0.1587 on test."""
     from slr.metrics import cllr
     from slr.pipeline import Settings, evaluate, fit_level
 
     _gaussian_csvs(tmp_path / "s", n_train=3000, n_eval=4000, seed=7)
-    sets = read_score_dir(tmp_path / "s")
+    (tmp_path / "s" / "train.csv").rename(tmp_path / "s" / "calib.csv")   # the same 6000 draws, now calib
+    sets = read_score_dir(tmp_path / "s", ("calib", "test"))
     settings = Settings(protocol="sound", grid=np.geomspace(0.05, 0.8, 7), grid_scale="absolute", n_folds=5, seed=3,
                         video_level=False)
     r = fit_level(sets, settings)
@@ -149,9 +151,9 @@ def _run_scores(*args):
 
 @pytest.mark.parametrize("protocol", ["sound", "paper"])
 def test_run_scores_command_writes_the_contract(tmp_path, protocol):
-    _gaussian_csvs(tmp_path / "in", n_train=300, n_eval=150, seed=11, with_video=True)
+    _gaussian_csvs(tmp_path / "in", n_train=300, n_eval=150, seed=11, with_video=True, calib=protocol == "sound")
     out = tmp_path / "out"
-    argv = ["--scores-dir", tmp_path / "in", "--output-dir", out, "--protocol", protocol]
+    argv = ["--scores-dir", tmp_path / "in", "--output-dir", out, "--protocol", protocol, "--bootstrap", "50"]
     if protocol == "sound":    # exactly the documented command, as a process
         p = _run_scores(*argv)
         assert p.returncode == 0, p.stderr
@@ -160,14 +162,17 @@ def test_run_scores_command_writes_the_contract(tmp_path, protocol):
         assert run_scores.main([str(a) for a in argv]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["protocol"] == protocol
-    assert set(summary["bandwidth"]) == {"hp", "hd"} and all(v > 0 for v in summary["bandwidth"].values())
+    bw = summary["system"]["bandwidth"]["frame"]
+    assert set(bw) == {"hp", "hd"} and all(v > 0 for v in bw.values())
+    pools = ("train", "val", "calib", "test") if protocol == "sound" else ("train", "val", "test")
+    assert tuple(summary["levels"]["frame"]) == pools
     for name in ("09_score_distributions/violin_frame.png", "10_kde_lr/bandwidth_frame.png",
                  "11_tippett/tippett_frame.png", "12_det_eer/det_frame.png", "13_ece_cllr/ece_frame.png",
                  "14_elub/elub_frame.png", "13_ece_cllr/ece_video.png"):
         assert (out / name).stat().st_size > 1000, name
-    for split in ("train", "val", "test"):
-        m = summary["splits"][split]
-        cols = read_csv(out / f"{split}_lr.csv", required=("score", "label", "llr"))
+    for split in pools:
+        m = summary["levels"]["frame"][split]
+        cols = read_csv(out / f"{split}_lr.csv", required=("person_id", "video_id", "score", "label", "llr"))
         llr = np.array(cols["llr"], float)
         y = np.array(cols["label"], int)
         assert m["n_hp"] == int((y == 0).sum()) and m["n_hd"] == int((y == 1).sum())
@@ -180,8 +185,18 @@ def test_run_scores_command_writes_the_contract(tmp_path, protocol):
         assert 0 <= m["eer"] <= 0.5
         e = m["elub"]
         assert e is not None and e["lower_log10"] <= 0 <= e["upper_log10"]
-        if protocol == "sound":   # bounds fitted on val are applied: the final LLRs lie inside them
+        lo, hi = m["ci95"]["cllr"]
+        assert lo <= m["cllr"] <= hi and m["n_persons"] == len(set(cols["person_id"]))
+        if protocol == "sound":   # bounds fitted on calib are applied: the final LLRs lie inside them
             assert llr.min() >= e["lower_log10"] - 1e-12 and llr.max() <= e["upper_log10"] + 1e-12
+            assert [e["lower_log10"], e["upper_log10"]] == summary["system"]["bounds_log10"]["frame"]
         else:
             assert "paper_eer" in m and m["paper_elub"] == {"lower_log10": -12.0, "upper_log10": 6.5}
-    assert summary["video_level"]["splits"]["test"]["n_hp"] == 150 // 8 + 1
+    assert summary["levels"]["video"]["test"]["n_hp"] == 150 // 8 + 1
+    if protocol == "sound":
+        from slr.system import LRSystem
+
+        system = LRSystem.load(out / "system")
+        assert system.sha256 == summary["system"]["sha256"]
+        test = read_csv(out / "test_lr.csv")
+        np.testing.assert_array_equal(system.llr(np.array(test["score"], float)), np.array(test["llr"], float))

@@ -1,0 +1,349 @@
+"""One fitted, saved LR system (lr_validation.md section 4; issue 10 item 7).
+
+``LRSystem`` holds everything needed to turn an item into a bounded log10 LR: the score function
+(``score_spec`` and the centroid of the cosine score), per level (``frame``, optionally ``video``)
+the score model fitted on calib, the calibration and the ELUB bounds (both fitted on the
+cross-fitted calib LLRs), the calib data (scores, labels, groups, cross-fitted LLRs), pools and
+counts, the conditions of the calib data and the validation summary.
+
+Fitting (sound protocol v2): for each level, the calib persons are dealt into
+``settings.crossfit_folds`` person-grouped folds (:func:`slr.models.group_folds`); the score model
+is fitted on k-1 folds and gives the LLRs of the held-out fold (cross-fitted LLRs); the calibrator
+(none | pav | logistic) is fitted on those; the ELUB bounds are fitted on the calibrated
+cross-fitted LLRs with each video counted once (weights 1 / frames of the video); finally the score
+model is refitted on all of calib. ``llr(x)`` = clip(calibrator(model(x)), bounds).
+
+Storage (``save(dir)``): ``system.json`` (readable: every parameter, the settings, the validation
+summary, the conditions) plus one ``.npy`` per array (no pickle: ``allow_pickle=False`` both ways)
+and ``SHA256SUMS`` listing the SHA-256 of every file; the system's ``sha256`` is the SHA-256 of
+that manifest. ``load(dir)`` verifies every file and refuses a missing, changed or unlisted one.
+A loaded system gives bit-identical LLRs (floats are stored as ``repr`` in JSON and as float64 in
+``.npy``).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.io import InputError, atomic_dir
+
+from . import models as models_mod
+from .calibration import make_calibrator
+from .elub import ELUBBounder, video_weights
+from .io import ScoreSet, check_scores
+from .settings import Settings
+
+FORMAT = "deepfake-slr-lr-system/1"
+MANIFEST = "SHA256SUMS"
+LEVELS = ("frame", "video")
+
+
+@dataclass
+class LevelModel:
+    """The fitted system of one level."""
+    level: str
+    model: models_mod.ScoreModel
+    calibration: str
+    calibrator: Any
+    lower_log10: float
+    upper_log10: float
+    calib: dict = field(default_factory=dict)        # arrays: scores, labels, video_ids, person_ids, cf_* LLRs
+    crossfit: dict = field(default_factory=dict)     # k, seed, folds description
+    monotonicity: dict = field(default_factory=dict)  # {"model": {...}, "final": {...}}
+    counts: dict = field(default_factory=dict)
+
+    def llr_parts(self, scores: Any) -> dict[str, np.ndarray]:
+        """``{"model": score-model LLR, "calibrated": after calibration, "llr": after the bounds}``."""
+        x = np.asarray(scores, dtype=np.float64)
+        m = self.model.llr(x)
+        c = np.asarray(self.calibrator.transform(m), dtype=np.float64)
+        return {"model": m, "calibrated": c, "llr": np.clip(c, self.lower_log10, self.upper_log10)}
+
+    def llr(self, scores: Any, bounded: bool = True) -> np.ndarray:
+        p = self.llr_parts(scores)
+        return p["llr"] if bounded else p["calibrated"]
+
+    def bandwidth(self) -> dict | None:
+        return dict(self.model.bandwidth) if isinstance(self.model, models_mod.KDEModel) else None
+
+    def describe(self) -> dict:
+        return {"model": self.model.describe(), "calibration": self.calibration,
+                "bounds_log10": [self.lower_log10, self.upper_log10], "crossfit": self.crossfit,
+                "monotonicity": self.monotonicity, "counts": self.counts}
+
+
+def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
+    src = s.source or f"calib scores ({level} level)"
+    check_scores(s.scores, s.labels, src)
+    persons = s.persons()
+    uniq = np.unique(persons)
+    if len(uniq) < 2:
+        raise InputError(f"{src}: rows 2-{len(s) + 1}: every item belongs to person '{uniq[0]}'; the calib pool needs "
+                         f"at least 2 persons (better 10 or more) for person-grouped cross-fitting: give calib more "
+                         f"persons (split.ratios, 4 values: train, val, calib, test)")
+    videos = s.videos()
+    for lab, name in ((0, "real (label 0, Hp)"), (1, "fake (label 1, Hd)")):
+        nv = len(np.unique(videos[s.labels == lab]))
+        if nv < 2:
+            row = int(np.argmax(s.labels == lab)) + 2
+            raise InputError(f"{src}: row {row}: the calib pool has {nv} {name} video; fitting needs at least 2 "
+                             f"videos per class (better 10 or more): give calib more persons (split.ratios)")
+
+
+def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -> LevelModel:
+    """Fit one level's system on ``calib`` (module docstring). InputError on unusable data."""
+    _check_calib(calib, level, settings)
+    src = calib.source or "calib scores"
+    x, y = np.asarray(calib.scores, np.float64), np.asarray(calib.labels, np.int64)
+    videos, persons = calib.videos(), calib.persons()
+    fold, k = models_mod.group_folds(persons, settings.crossfit_folds, settings.seed, y)
+    cf_model = np.empty(len(x))
+    try:
+        for i in range(k):
+            tr, te = fold != i, fold == i
+            for lab, name in ((0, "real"), (1, "fake")):
+                if len(np.unique(videos[tr & (y == lab)])) < 2:
+                    raise InputError(f"{src}: cross-fitting fold {i + 1} of {k} leaves fewer than 2 {name} videos to "
+                                     f"fit on; give calib more persons or lower slr.crossfit_folds")
+            cf_model[te] = models_mod.make_model(settings).fit(x[tr], y[tr], videos[tr]).llr(x[te])
+        final = models_mod.make_model(settings).fit(x, y, videos)
+        if settings.calibration == "pav":
+            cal = make_calibrator("pav")
+        else:
+            cal = make_calibrator(settings.calibration)
+        cal.fit(cf_model, y)
+        cf_cal = np.asarray(cal.transform(cf_model), np.float64)
+        weights = video_weights(videos)
+        bounder = ELUBBounder().fit(cf_cal, y, weights)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{src}: {level} level, model {settings.model}: {exc}") from exc
+    lo, hi = float(bounder.lower_log10), float(bounder.upper_log10)
+    cf = np.clip(cf_cal, lo, hi)
+    lm = LevelModel(level, final, settings.calibration, cal, lo, hi)
+    lm.calib = {"scores": x.copy(), "labels": y.copy(), "video_ids": videos.astype(str),
+                "person_ids": persons.astype(str), "cf_llr_model": cf_model, "cf_llr_calibrated": cf_cal,
+                "cf_llr": cf, "cf_fold": fold.astype(np.int64)}
+    lm.crossfit = {"k": int(k), "seed": int(settings.seed), "grouped_by": "person",
+                   "elub": "fitted on the calibrated cross-fitted calib LLRs, each video counted once "
+                           "(frame weights 1 / frames of the video)",
+                   "calibration": f"{settings.calibration}, fitted on the cross-fitted calib LLRs"}
+    lo_s, hi_s = float(x.min()), float(x.max())
+    lm.monotonicity = {"model": models_mod.monotonicity(final.llr, lo_s, hi_s, final.direction),
+                       "final": models_mod.monotonicity(lambda s: lm.llr(s, bounded=False), lo_s, hi_s,
+                                                        final.direction)}
+    lm.counts = calib.counts()
+    return lm
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _floats(x):
+    """JSON-able copy: inf -> "inf", NaN -> None, numpy -> python (floats keep their repr)."""
+    if isinstance(x, dict):
+        return {str(k): _floats(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_floats(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _floats(x.tolist())
+    if isinstance(x, np.generic):
+        return _floats(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+class LRSystem:
+    """The fitted LR system (module docstring). Attributes: ``levels`` ({level: LevelModel}),
+    ``score_spec``, ``centroid``, ``conditions``, ``pools``, ``validation``, ``settings``, ``sha256``."""
+
+    def __init__(self, levels: dict[str, LevelModel], score_spec: dict, centroid: np.ndarray | None = None,
+                 conditions: dict | None = None, pools: dict | None = None, validation: dict | None = None,
+                 settings: Settings | None = None):
+        self.levels = levels
+        self.score_spec = dict(score_spec or {})
+        self.centroid = None if centroid is None else np.asarray(centroid, dtype=np.float64)
+        self.conditions = dict(conditions or {})
+        self.pools = dict(pools or {})
+        self.validation = dict(validation or {})
+        self.settings = settings or Settings()
+        self.sha256: str | None = None
+
+    # ------------------------------------------------------------------ fitting and use
+    @classmethod
+    def fit(cls, calib: dict[str, ScoreSet], settings: Settings | dict, score_spec: dict | str,
+            centroid: np.ndarray | None = None, conditions: dict | None = None) -> "LRSystem":
+        """Fit every level in ``calib`` ({"frame": ScoreSet, "video": ScoreSet?}) on calib only."""
+        if isinstance(settings, dict):
+            settings = Settings.from_dict(settings)
+        if isinstance(score_spec, str):
+            score_spec = {"name": score_spec}
+        if "frame" not in calib:
+            raise InputError("LRSystem.fit: no frame-level calib scores; the calib pool is needed "
+                             "(split.ratios with 4 values: train, val, calib, test)")
+        levels = {lv: fit_level_model(s, settings, lv) for lv, s in calib.items() if s is not None}
+        pools = {"calib": calib["frame"].counts()}
+        return cls(levels, score_spec, centroid, conditions, pools, {}, settings)
+
+    def level(self, level: str) -> LevelModel:
+        if level not in self.levels:
+            raise InputError(f"the LR system has no '{level}' level (it has {sorted(self.levels)})")
+        return self.levels[level]
+
+    def llr(self, scores: Any, level: str = "frame", bounded: bool = True) -> np.ndarray:
+        """Final log10 LR (bounded by the ELUB bounds unless ``bounded=False``) of ``scores``."""
+        return self.level(level).llr(scores, bounded)
+
+    def llr_parts(self, scores: Any, level: str = "frame") -> dict[str, np.ndarray]:
+        return self.level(level).llr_parts(scores)
+
+    def bounds_log10(self, level: str = "frame") -> tuple[float, float]:
+        lm = self.level(level)
+        return lm.lower_log10, lm.upper_log10
+
+    def bandwidth(self, level: str = "frame") -> dict | None:
+        return self.level(level).bandwidth()
+
+    def calib_scores(self, level: str = "frame") -> tuple[np.ndarray, np.ndarray]:
+        """(Hp, Hd) calib scores of ``level``."""
+        c = self.level(level).calib
+        return c["scores"][c["labels"] == 0], c["scores"][c["labels"] == 1]
+
+    def crossfit_llr(self, level: str = "frame") -> dict[str, np.ndarray]:
+        """The calib items with their cross-fitted LLRs (``cf_llr`` final, ``cf_llr_model``, ...)."""
+        return dict(self.level(level).calib)
+
+    def score(self, features=None, logit=None, fake_probability=None) -> np.ndarray:
+        """Scores of new items under ``score_spec`` (slr.scores.score_values, as stage 08)."""
+        from .scores import score_values   # noqa: PLC0415 (stage 08's function; one definition)
+
+        return score_values(self.score_spec.get("name", "cosine_centroid"), features=features,
+                            centroid=self.centroid, logit=logit, fake_probability=fake_probability)
+
+    def with_conditions(self, extra: dict) -> "LRSystem":
+        new = copy.copy(self)
+        new.conditions = {**self.conditions, **dict(extra)}
+        new.sha256 = None
+        return new
+
+    def describe(self) -> dict:
+        """The readable part of system.json (no arrays)."""
+        return {"format": FORMAT, "score": self.score_spec, "settings": self.settings.to_dict(),
+                "levels": {lv: lm.describe() for lv, lm in self.levels.items()},
+                "bounds_log10": {lv: [lm.lower_log10, lm.upper_log10] for lv, lm in self.levels.items()},
+                "bandwidth": {lv: lm.bandwidth() for lv, lm in self.levels.items()},
+                "pools": self.pools, "conditions": self.conditions, "sha256": self.sha256}
+
+    # ------------------------------------------------------------------ storage
+    def save(self, directory: str | Path) -> str:
+        """Write the system to ``directory`` (replaced atomically); returns its SHA-256."""
+        directory = Path(directory)
+        with atomic_dir(directory) as tmp:
+            arrays: dict[str, np.ndarray] = {}
+            levels = {}
+            for lv, lm in self.levels.items():
+                mmeta, marr = lm.model.state()
+                cmeta, carr = models_mod.calibrator_state(lm.calibration, lm.calibrator)
+                for part, d in (("model", marr), ("calibrator", carr), ("calib", lm.calib)):
+                    for name, a in d.items():
+                        arrays[f"{lv}.{part}.{name}"] = np.asarray(a)
+                levels[lv] = {"model": mmeta, "calibrator": cmeta, "lower_log10": lm.lower_log10,
+                              "upper_log10": lm.upper_log10, "crossfit": lm.crossfit,
+                              "monotonicity": lm.monotonicity, "counts": lm.counts,
+                              "arrays": sorted(k for k in arrays if k.startswith(f"{lv}."))}
+            if self.centroid is not None:
+                arrays["centroid"] = self.centroid
+            files = {}
+            for name, a in arrays.items():
+                if a.dtype == object:
+                    raise ValueError(f"LRSystem.save: array {name} has dtype object (not storable without pickle)")
+                fname = f"{name}.npy"
+                np.save(tmp / fname, a, allow_pickle=False)
+                files[name] = fname
+            doc = {"format": FORMAT, "score_spec": self.score_spec, "settings": self.settings.to_dict(),
+                   "levels": levels, "centroid": files.get("centroid"), "arrays": files,
+                   "pools": self.pools, "conditions": self.conditions, "validation": self.validation,
+                   "note": "LLR = log10 LR, Hp = real (label 0) in the numerator; final LLR = "
+                           "clip(calibrator(model(score)), lower_log10, upper_log10)"}
+            (tmp / "system.json").write_text(json.dumps(_floats(doc), indent=2) + "\n")
+            lines = [f"{_sha256_file(tmp / f)}  {f}" for f in sorted(["system.json", *files.values()])]
+            manifest = "\n".join(lines) + "\n"
+            (tmp / MANIFEST).write_text(manifest)
+            sha = hashlib.sha256(manifest.encode()).hexdigest()
+        self.sha256 = sha
+        return sha
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "LRSystem":
+        """Read a saved system, verifying every file against SHA256SUMS (InputError naming the file)."""
+        directory = Path(directory)
+        man = directory / MANIFEST
+        if not man.is_file():
+            raise InputError(f"{man}: LR system manifest not found; {directory} is not a saved LR system "
+                             f"(stage 10 writes one to <output_dir>/10_kde_lr/system/)")
+        text = man.read_text()
+        listed = {}
+        for i, line in enumerate(text.splitlines(), start=1):
+            parts = line.split("  ", 1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise InputError(f"{man}: line {i} is not '<sha256>  <file>'; the manifest was altered: "
+                                 f"re-run stage 10")
+            listed[parts[1]] = parts[0]
+        for name, digest in listed.items():
+            p = directory / name
+            if not p.is_file():
+                raise InputError(f"{p}: file of the LR system is missing; restore it or re-run stage 10")
+            if _sha256_file(p) != digest:
+                raise InputError(f"{p}: SHA-256 differs from {MANIFEST}: the LR system was changed after it was "
+                                 f"saved; restore the original or re-run stage 10")
+        extra = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST
+                       and p.name not in listed)
+        if extra:
+            raise InputError(f"{directory / extra[0]}: file not listed in {MANIFEST}; an LR system folder holds "
+                             f"only its own files: remove it")
+        if "system.json" not in listed:
+            raise InputError(f"{man}: system.json is not listed; re-run stage 10")
+        doc = json.loads((directory / "system.json").read_text())
+        if doc.get("format") != FORMAT:
+            raise InputError(f"{directory / 'system.json'}: format {doc.get('format')!r}, expected {FORMAT!r}")
+        arrays = {k: np.load(directory / f, allow_pickle=False) for k, f in doc["arrays"].items()}
+        settings = Settings.from_dict(doc["settings"])
+        levels = {}
+        for lv, d in doc["levels"].items():
+            def part(p, lv=lv):
+                pre = f"{lv}.{p}."
+                return {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)}
+            model = models_mod.model_from_state(d["model"], part("model"))
+            cal = models_mod.calibrator_from_state(d["calibrator"], part("calibrator"))
+            lm = LevelModel(lv, model, d["calibrator"]["name"], cal, float(d["lower_log10"]), float(d["upper_log10"]),
+                            part("calib"), d["crossfit"], d["monotonicity"], d["counts"])
+            levels[lv] = lm
+        sys_ = cls(levels, doc["score_spec"], arrays.get("centroid"), doc.get("conditions"), doc.get("pools"),
+                   doc.get("validation"), settings)
+        sys_.sha256 = hashlib.sha256(text.encode()).hexdigest()
+        return sys_
+
+
+def system_files(directory: str | Path) -> list[str]:
+    """Names of the files of a saved system (from its manifest)."""
+    man = Path(directory) / MANIFEST
+    return [ln.split("  ", 1)[1] for ln in man.read_text().splitlines() if "  " in ln] + [MANIFEST]
+
+
+__all__ = ["LRSystem", "LevelModel", "fit_level_model", "system_files", "FORMAT"]
