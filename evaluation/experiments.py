@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from common.config import REPO_ROOT, Config, ConfigError, load_config
 from common.io import InputError, read_csv, read_json, write_csv, write_json
@@ -135,12 +137,69 @@ def resolve_dataset_root(section: dict, source: str) -> Path:
     return (p if p.is_absolute() else REPO_ROOT / p).resolve()
 
 
+_REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
+    """A results config is not a pipeline config (its cells are): plain YAML, ``--set key=value``
+    overrides (YAML values), ``${key}`` references to keys of the same file. Returns (data, source)."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists():
+        p = REPO_ROOT / p
+    if not p.is_file():
+        raise ConfigError(f"results config '{path}' does not exist; pass --config configs/results_uadfv.yaml")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    for a in overrides:
+        if "=" not in a:
+            raise ConfigError(f"--set {a}: must look like key=value")
+        key, text = a.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a mapping in {p}")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            node[parts[-1]] = text
+
+    def lookup(key, chain):
+        node = data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"{p}: reference '${{{key}}}' names a key that does not exist")
+            node = node[part]
+        if key in chain:
+            raise ConfigError(f"{p}: circular reference through '{key}'")
+        return resolve(node, chain + (key,))
+
+    def resolve(v, chain=()):
+        if isinstance(v, dict):
+            return {k: resolve(x, chain) for k, x in v.items()}
+        if isinstance(v, list):
+            return [resolve(x, chain) for x in v]
+        if isinstance(v, str) and "${" in v:
+            whole = _REF.fullmatch(v)
+            if whole:
+                return lookup(whole.group(1), chain)
+            return _REF.sub(lambda m: str(lookup(m.group(1), chain)), v)
+        return v
+
+    return resolve(data), str(p)
+
+
 def read_experiments(path: str | Path, overrides=(), grid: str | None = None, smoke: bool = False) -> Experiments:
     """Load a results config (``--set`` overrides apply, ``${key}`` references resolve) and validate its
     ``experiments`` section. ``smoke`` applies ``experiments.smoke`` (lists replaced, ``set`` merged)."""
-    cfg = load_config(path, overrides)
-    src = cfg.source
-    sec = cfg.get("experiments", None)
+    data, src = load_results_config(path, overrides)
+    sec = data.get("experiments")
     if not isinstance(sec, dict):
         raise ConfigError(f"{src}: no 'experiments' section; a results config needs one (see configs/results_uadfv.yaml)")
     sec = dict(sec)
@@ -457,12 +516,16 @@ def system_bounds(summaries: dict, level: str):
 def monotonicity(run_dir: Path, summaries: dict, level: str) -> dict | None:
     """Direction changes of the LLR over the calib score range and the largest drop (log10), from the
     run's summary when it reports them, else measured here on the saved LR system."""
+    keep = ("direction_changes", "largest_drop_log10", "monotone")
     for prefix in ("10", "13", "14"):
-        for path in (("system", "monotonicity", level), ("levels", level, "calib", "monotonicity"),
-                     ("levels", level, "monotonicity")):
-            v = _get(summaries.get(prefix), *path)
-            if isinstance(v, dict):
-                return {k: v[k] for k in sorted(v) if isinstance(v[k], (int, float, str, bool))} | {"source": "summary"}
+        v = _get(summaries.get(prefix), "system", "monotonicity", level)
+        if isinstance(v, dict):
+            parts = {k: v[k] for k in ("model", "final") if isinstance(v.get(k), dict)} or {"model": v}
+            top = parts.get("model") or parts.get("final")
+            out = {k: top[k] for k in keep if k in top}
+            out.update({f"{name}": {k: d[k] for k in keep if k in d} for name, d in sorted(parts.items())})
+            out["source"] = f"{prefix} summary: system.monotonicity.{level} (top level = the score model's)"
+            return out
     try:
         from slr.system import LRSystem
         system = LRSystem.load(stage_folder(run_dir, "10") / "system")
