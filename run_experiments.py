@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--grid", default=None, help="grid name from experiments.grids (cpu, gpu); default experiments.grid")
     p.add_argument("--smoke", action="store_true", help="the tiny grid of experiments.smoke (CI)")
     p.add_argument("--force", action="store_true", help="run every stage of every cell, up to date or not")
+    p.add_argument("--dry-run", action="store_true", help="load and plan every cell, say what would run; run nothing")
     p.add_argument("--aggregate-only", action="store_true", help="do not run anything; aggregate what is there")
     p.add_argument("--keep-going", action="store_true", help="after a failed cell, go on with the others")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -43,6 +44,9 @@ def main(argv=None) -> int:
             timing_path = ex.work_dir / "timing.json"
             timing = E.read_json(timing_path) if timing_path.is_file() else {}
             results = E.aggregate(ex, cells, grid, timing, 0.0)
+        elif args.dry_run:
+            E.run_grid(ex, force=args.force, dry_run=True)
+            return 0
         else:
             results = E.run_grid(ex, force=args.force, keep_going=args.keep_going)
         rj, docs = E.write_outputs(ex, results)

@@ -639,13 +639,16 @@ def device_text() -> str:
         return f"cpu: {os.cpu_count()} cores"
 
 
-def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: bool = False) -> dict:
-    """Run (or skip, when up to date) every cell, then aggregate. Returns results.json's content."""
+def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: bool = False,
+             dry_run: bool = False) -> dict | None:
+    """Run (or skip, when up to date) every cell, then aggregate. Returns results.json's content
+    (``None`` with ``dry_run``: every cell's configs are loaded and planned, nothing runs)."""
     table = _stage_table()
     grid = Grid(ex)
     cells = grid_cells(ex) + paper_cells(ex)
     t_all = time.time()
-    ex.work_dir.mkdir(parents=True, exist_ok=True)
+    if not dry_run:
+        ex.work_dir.mkdir(parents=True, exist_ok=True)
     timing_path = ex.work_dir / "timing.json"
     timing = read_json(timing_path) if timing_path.is_file() else {}
     failures = []
@@ -657,10 +660,17 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         conf, cell_ov = grid.cell_overrides(cell, up_cfg, before)
         cell_cfg = load_config(REPO_ROOT / conf, cell_ov)
         cdir = grid.cell_dir(cell)
-        link_upstream(cdir, grid.upstream_dir(cell), before)
+        if not dry_run:
+            link_upstream(cdir, grid.upstream_dir(cell), before)
         run_up, why_up = _plan_needs_run(up_cfg, before, table)
         run_cell, why_cell = _plan_needs_run(cell_cfg, after, table)
         head = f"[{i}/{len(cells)}] {cell.name}"
+        if dry_run:
+            state = "would run (" + (why_up if run_up else why_cell) + ")" if (force or run_up or run_cell) \
+                else "up to date"
+            print(f"{head}: {state} -> {_rel(cdir)} [{conf}, device {cell_cfg.get('device', None)}]",
+                  file=out, flush=True)
+            continue
         if not (force or run_up or run_cell):
             print(f"{head}: up to date, skipped ({_rel(cdir)})", file=out, flush=True)
             continue
@@ -691,6 +701,8 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         rec = read_cell(cdir, "frame")
         brief = (f"test Cllr {rec['test']['cllr']:.3g}, AUC {rec['test']['auc']:.3g}" if rec else "no test figures")
         print(f"{head}: done in {seconds:.1f} s ({brief})", file=out, flush=True)
+    if dry_run:
+        return None
     results = aggregate(ex, cells, grid, timing, time.time() - t_all)
     if failures:
         results["failures"] = failures

@@ -229,3 +229,18 @@ def test_render_is_deterministic_and_findings_follow_the_numbers():
     assert D.fmt(0.123456) == "0.123" and D.fmt(1234.5) == "1.23e+03" and D.fmt(7) == "7"
     assert D.fmt(float("inf")) == "inf" and D.fmt(None) == "n/a"
     assert np.isfinite(g["test"]["auc"]["mean"])
+
+
+def test_gpu_grid_command_plans_every_cell_on_cpu(tmp_path, uadfv_root):
+    """--grid gpu on a machine without a GPU: the command exists, every cell's config loads through
+    the pipeline's own loader and the runner plans it (--dry-run runs nothing)."""
+    env = dict(os.environ, UADFV_ROOT=str(uadfv_root), PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, str(REPO / "run_experiments.py"), "--config", CONFIG, "--grid", "gpu",
+                        "--dry-run", "--set", f"experiments.work_dir={tmp_path / 'work'}"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
+    assert len(lines) == 7 * 3 * 2 * 2 + 1 + 3 * 2            # grid + paper protocol + sound on paper features
+    for det in ("srm", "efficientnet_b4", "lib", "ssaaformer"):
+        assert sum(f"] {det}-seed" in ln and "device cuda" in ln for ln in lines) == 12
+    assert all("would run" in ln for ln in lines) and not (tmp_path / "work").exists()
