@@ -568,7 +568,24 @@ def read_cell(run_dir: Path, level: str) -> dict | None:
     test = pools.pop("test")
     test["bounds_log10"] = system_bounds(summaries, level)
     test["monotonicity"] = monotonicity(run_dir, summaries, level)
+    test["flags"] = degenerate_flags(test, level_figure(summaries, level, "test", "llr_range"),
+                                     {p: pools[p] for p in pools if p == "calib"})
     return {"test": test, "other_pools": pools}
+
+
+def degenerate_flags(test: dict, llr_range, calib: dict) -> list[str]:
+    """Reasons a cell's system is degenerate (issue 10: such a system never passes validation)."""
+    flags = []
+    b = test.get("bounds_log10")
+    if b and abs(b[1] - b[0]) < 1e-9:
+        flags.append("zero-width ELUB bounds")
+    if isinstance(llr_range, (list, tuple)) and len(llr_range) == 2 and abs(llr_range[1] - llr_range[0]) < 1e-12:
+        flags.append("every test LR equal")
+    for pool, rec in (("test", test), *calib.items()):
+        n = rec.get("n_persons")
+        if n is not None and n < 3:
+            flags.append(f"{pool} pool with {n} persons")
+    return flags
 
 
 def pool_counts(run_dir: Path) -> dict:

@@ -84,7 +84,7 @@ def cell_table(entries: list[dict], level: str, extra_paper: bool = False) -> li
     if not rows:
         return [f"_No {level}-level results._", ""]
     head = ["detector", "score", "model", "seed"] + [h for _, h in METRIC_COLS] + \
-           ["ELUB bounds (log10)", "direction changes / largest drop (log10)", "test n_hp / n_hd / persons"]
+           ["ELUB bounds (log10)", "direction changes / largest drop (log10)", "test n_hp / n_hd / persons", "flags"]
     if extra_paper:
         head += ["paper's EER code", "paper's \"calibrated Cllr\""]
     out = [_row(head), _row(["---"] * len(head))]
@@ -94,7 +94,8 @@ def cell_table(entries: list[dict], level: str, extra_paper: bool = False) -> li
         vals = [e["detector"], e["score"], e["model"], e["seed"]]
         vals += [fmt(t.get(k)) + fmt_ci(ci.get(k)) for k, _ in METRIC_COLS]
         vals += [fmt_bounds(t.get("bounds_log10")), _mono(t.get("monotonicity")),
-                 f"{fmt(t.get('n_hp'))} / {fmt(t.get('n_hd'))} / {fmt(t.get('n_persons'))}"]
+                 f"{fmt(t.get('n_hp'))} / {fmt(t.get('n_hd'))} / {fmt(t.get('n_persons'))}",
+                 "degenerate: " + "; ".join(t["flags"]) if t.get("flags") else ""]
         if extra_paper:
             vals += [fmt(t.get("paper_eer")), fmt(t.get("paper_cllr_calibrated"))]
         out.append(_row(vals))
@@ -187,6 +188,21 @@ def findings(results: dict) -> list[str]:
                                            g["score"], g["model"]))
             s += (f" Over seeds the widest Cllr range is {fmt(g['test']['cllr']['min'])}-{fmt(g['test']['cllr']['max'])}"
                   f" bits ({g['detector']}, {g['score']}, {g['model']}; {g['test']['cllr']['n']} seeds).")
+        flagged = sum(1 for e in fc if e["test"].get("flags"))
+        if flagged:
+            s += f" {flagged} of {len(fc)} cells are degenerate (see the flags column) and cannot pass validation."
+        for field, label in (("score", "score"), ("model", "LR model")):
+            vals = sorted({e[field] for e in fc})
+            if len(vals) > 1:
+                means = []
+                for v in vals:
+                    xs = [e["test"]["cllr"] for e in fc if e[field] == v]
+                    means.append(f"{v} {fmt(sum(xs) / len(xs))} bits ({len(xs)} cells)")
+                s += f" Mean test Cllr by {label}: " + ", ".join(means) + "."
+        pp = _frame_cells(results.get("paper", {}).get("paper_protocol", []), level)
+        if pp:
+            s += (f" The `paper` protocol on the paper's features (frame-level split, contaminated) gives a test Cllr "
+                  f"of {', '.join(fmt(e['test']['cllr']) for e in pp)} bits.")
         sp = _frame_cells(results.get("paper", {}).get("sound_on_paper_features", []), level)
         if sp:
             m = sum(e["test"]["cllr"] for e in sp) / len(sp)
@@ -228,7 +244,7 @@ def render(results: dict, docs_path: str | Path | None = None) -> str:
          "(video), columns person_id, video_id, score, label, llr; its run folder is `run_dir` in results.json.", ""]
     if results.get("missing_cells"):
         L += [f"**Unfinished cells** (no figures): {', '.join(results['missing_cells'])}.", ""]
-    L += ["## Findings", ""] + [" ".join(findings(results)), ""]
+    L += ["## Findings", ""] + ["\n\n".join(findings(results)), ""]
     figs = results.get("figures") or {}
     if figs.get("tippett_best_worst"):
         L += [f"![Tippett plots of the best and the worst cell]({link(figs['tippett_best_worst'])})", "",
