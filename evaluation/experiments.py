@@ -416,6 +416,19 @@ def _plan_needs_run(cfg: Config, stages: list, table) -> tuple[bool, str]:
     return False, "up to date"
 
 
+def _first_to_run(cfg: Config, stages: list, table) -> tuple[str, str] | None:
+    """(stage name, reason) of the first stage of ``stages`` that must run, or None. The plan uses the
+    table reduced to ``stages`` (a feature-file run has no stages 03-07 to wait for)."""
+    from common.pipeline import plan
+    sub = tuple(s for s in table if s.name in {x.name for x in stages})
+    decisions, _ = plan(cfg, stages[0].number, stages[-1].number, False, sub)
+    wanted = {s.name for s in stages}
+    for d in decisions:
+        if d.stage.name in wanted and d.run:
+            return d.stage.name, d.reason
+    return None
+
+
 def _run_range(conf: str, overrides: list[str], stages: list, force: bool, log) -> int:
     """run_pipeline.py over ``stages`` (contiguous in the table) as a child process (its own output)."""
     import subprocess
@@ -679,8 +692,14 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         cdir = grid.cell_dir(cell)
         if not dry_run:
             link_upstream(cdir, grid.upstream_dir(cell), before)
-        run_up, why_up = _plan_needs_run(up_cfg, before, table)
-        run_cell, why_cell = _plan_needs_run(cell_cfg, after, table)
+        if dry_run:
+            run_up, why_up = _plan_needs_run(up_cfg, before, table)
+            run_cell, why_cell = _plan_needs_run(cell_cfg, after, table)
+        else:    # one plan over the whole range: the upstream stages are seen through the cell's links
+            first = _first_to_run(cell_cfg, before + after, table)
+            run_up = first is not None and first[0] in {s.name for s in before}
+            run_cell = first is not None
+            why_up = why_cell = f"{first[0]}: {first[1]}" if first else ""
         head = f"[{i}/{len(cells)}] {cell.name}"
         if dry_run:
             state = "would run (" + (why_up if run_up else why_cell) + ")" if (force or run_up or run_cell) \
