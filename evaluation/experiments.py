@@ -80,7 +80,7 @@ class Detector:
 
 @dataclass
 class Experiments:
-    """The ``experiments`` section of a results config, validated (keys listed in docs/results_runner.md)."""
+    """The ``experiments`` section of a results config, validated (keys listed in docs/experiments.md)."""
     source: str
     name: str
     dataset_root: Path
