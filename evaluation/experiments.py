@@ -446,7 +446,9 @@ def _run_range(conf: str, overrides: list[str], stages: list, force: bool, log) 
 
 
 def link_upstream(cell_dir: Path, up_dir: Path, before: list) -> None:
-    """Relative symbolic links ``cell_dir/<stage> -> ../upstream/<stage>`` for every upstream stage."""
+    """Relative symbolic links ``cell_dir/<stage> -> ../upstream/<stage>`` for every upstream stage, made
+    before the upstream runs (so some may dangle until it has; a disabled stage's link always dangles,
+    which reads as "missing", as no folder would)."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     for st in before:
         link, target = cell_dir / st.name, up_dir / st.name

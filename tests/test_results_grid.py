@@ -53,6 +53,7 @@ def _summaries(run_dir: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_smoke_progress_lines_and_schema(smoke):
     res, out = smoke["results"], smoke["stdout"]
     n_cells = len({e["cell"] for e in res["cells"]}) + len({e["cell"] for e in res["paper"]["paper_protocol"]})
@@ -83,6 +84,7 @@ def test_smoke_progress_lines_and_schema(smoke):
     assert res["pools"] and all(set(p) >= {"train", "val", "test"} for p in res["pools"].values())
 
 
+@pytest.mark.slow
 def test_every_cell_figure_equals_its_run_folder(smoke):
     res = smoke["results"]
     checked = 0
@@ -109,6 +111,7 @@ def test_every_cell_figure_equals_its_run_folder(smoke):
     assert checked > 0
 
 
+@pytest.mark.slow
 def test_page_regenerates_byte_identical(smoke, tmp_path):
     tmp = smoke["tmp"]
     page = (tmp / "results.md").read_bytes()
@@ -124,6 +127,7 @@ def test_page_regenerates_byte_identical(smoke, tmp_path):
     assert (tmp / "results" / "tippett_best_worst.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_finished_cell(smoke, uadfv_root):
     tmp = smoke["tmp"]
     before = smoke["results"]
@@ -139,6 +143,7 @@ def _figures(res: dict, cell: str) -> dict:
             for e in res["cells"] if e["cell"] == cell}
 
 
+@pytest.mark.slow
 def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv_root, tmp_path):
     cell = "meso4-seed0-logit-kde"
     one_cell = ("--set", "experiments.smoke.models=[kde]", "--set", "experiments.smoke.paper.enabled=false")
@@ -231,6 +236,7 @@ def test_render_is_deterministic_and_findings_follow_the_numbers():
     assert np.isfinite(g["test"]["auc"]["mean"])
 
 
+@pytest.mark.slow
 def test_gpu_grid_command_plans_every_cell_on_cpu(tmp_path, uadfv_root):
     """--grid gpu on a machine without a GPU: the command exists, every cell's config loads through
     the pipeline's own loader and the runner plans it (--dry-run runs nothing)."""
