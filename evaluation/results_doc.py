@@ -120,15 +120,22 @@ def group_table(groups: list[dict], level: str) -> list[str]:
 
 
 def pools_table(pools: dict) -> list[str]:
+    """Persons, videos and frames per pool; runs with the same split (same seed) share one row group."""
     if not pools:
         return ["_No split files found._", ""]
-    head = ["run (detector / split)", "pool", "persons", "videos real / fake", "frames real / fake"]
-    out = [_row(head), _row(["---"] * len(head))]
+    same: dict[str, list[str]] = {}
     for run in sorted(pools):
-        for pool, c in pools[run].items():
-            out.append(_row([run, pool, fmt(c.get("persons")), f"{fmt(c.get('videos_real'))} / {fmt(c.get('videos_fake'))}",
+        same.setdefault(json.dumps(pools[run]), []).append(run)
+    head = ["runs (detector / split)", "pool", "persons", "videos real / fake", "frames real / fake"]
+    out = [_row(head), _row(["---"] * len(head))]
+    for key, runs in sorted(same.items(), key=lambda kv: kv[1][0]):
+        label = ", ".join(runs)
+        for pool, c in json.loads(key).items():
+            out.append(_row([label, pool, fmt(c.get("persons")),
+                             f"{fmt(c.get('videos_real'))} / {fmt(c.get('videos_fake'))}",
                              f"{fmt(c.get('frames_real'))} / {fmt(c.get('frames_fake'))}"]))
-    return out + [""]
+    return out + ["", "Frames are those of the split; every frame of every pool is dumped and scored unless "
+                  "`features.frames_per_video` says otherwise (the cells' test n_hp / n_hd are the scored ones).", ""]
 
 
 def published_table(published) -> list[str]:
