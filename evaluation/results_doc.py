@@ -206,6 +206,14 @@ def findings(results: dict) -> list[str]:
                     xs = [e["test"]["cllr"] for e in fc if e[field] == v]
                     means.append(f"{v} {fmt(sum(xs) / len(xs))} bits ({len(xs)} cells)")
                 s += f" Mean test Cllr by {label}: " + ", ".join(means) + "."
+        bs = [e["test"]["bounds_log10"] for e in fc if e["test"].get("bounds_log10")]
+        if bs:
+            s += (f" The systems' ELUB bounds lie within [{fmt(min(b[0] for b in bs))}, {fmt(max(b[1] for b in bs))}] "
+                  f"(log10)")
+            pub = [f.get("bounds_log10") for f in ((results.get("paper", {}).get("published") or {}).get("figures")
+                                                   or {}).values() if f and f.get("bounds_log10")]
+            s += (f", against the paper's published [{fmt(pub[0][0])}, {fmt(pub[0][1])}]." if pub and level == "frame"
+                  else ".")
         pp = _frame_cells(results.get("paper", {}).get("paper_protocol", []), level)
         if pp:
             s += (f" The `paper` protocol on the paper's features (frame-level split, contaminated) gives a test Cllr "
