@@ -37,7 +37,7 @@ def fmt(x, digits: int = 3) -> str:
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if x == 0:
+    if abs(x) < 1e-12:          # float noise around zero (e.g. a bound of -8.7e-18)
         return "0"
     return f"{x:.{digits}g}"
 
