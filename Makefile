@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/demo.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-dev demo test results clean
+.PHONY: setup setup-dev demo test test-fast lint results clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ results: setup   # the results grid (docs/results.md); GRID=gpu on a GPU machine
 
 test: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# unit tests only: no dataset, no trainings, no Chromium (markers in pyproject.toml); under 90 s
+test-fast: setup-dev
+	$(PY) -m pytest -m "not slow and not real_data and not chromium" $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) outputs

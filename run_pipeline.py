@@ -1,44 +1,56 @@
 """Run the numbered stages for one config, in order, skipping those that are up to date:
-``python run_pipeline.py --config FILE [--from NN] [--to NN] [--force] [--dry-run] [--set key=value ...]``.
+``python run_pipeline.py --config FILE [--from ID] [--to ID] [--force] [--dry-run] [--print-config] [--set key=value ...]``.
 
 Each stage runs as its own process with the same config and overrides, exactly as if it were
 started by hand. A stage is skipped (and the runner says so) when its config sections, its external
 input files and the outputs of the stages it reads are unchanged since its last successful run;
 everything downstream of a stage that runs runs too. ``--force`` runs every stage of the range.
-A stage that re-runs after a successful run starts from an empty output folder (its old outputs
-are stale); after a failed or interrupted run its folder is kept (stage 03 resumes from last.pt).
-Stage 00 (the embedded demo's videos) runs only when the config sets ``demo.enabled: true``.
+Stage ids come from the stage table (common/stages.py): 00 .. 16, 03a, 04b; ``--from 3`` = ``--from 03``.
+A stage writes into its work folder ``<output_dir>/.<folder>.work`` that replaces its folder only on
+success: a failed run leaves every earlier output as it was (stages 01 and 03 keep their work folder
+and resume there). ``--print-config`` prints the resolved config with each value's origin.
+Stage 00 (the embedded demo's videos) runs only when the config sets ``demo.enabled: true``; 03a and
+04b (DeepFidelity) only with ``training.data_mode: fidelity``.
 Exit code: 0 all stages done or up to date, 2 bad config/arguments or a stage script missing,
 otherwise the failing stage's exit code (later stages are not run).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common.cli import stage_parser
-from common.config import REPO_ROOT, ConfigError, load_config
-from common.pipeline import clear_previous, current_state, plan, write_stamp
-from common.stages import STAGES
+from common.cli import config_path, stage_parser
+from common.config import REPO_ROOT, ConfigError, config_banner, describe_config, load_config
+from common.pipeline import current_state, plan, position, write_stamp
+from common.stages import STAGES, table_env
 
 
 def main(argv=None, table=STAGES) -> int:
     """The runner; ``table`` is the stage table (tests pass a small one)."""
     parser = stage_parser(__doc__)
-    parser.add_argument("--from", dest="first", type=int, default=table[0].number, help="first stage number")
-    parser.add_argument("--to", dest="last", type=int, default=table[-1].number, help="last stage number")
+    parser.add_argument("--from", dest="first", default=table[0].id, help="first stage id (e.g. 08, 3a)")
+    parser.add_argument("--to", dest="last", default=table[-1].id, help="last stage id")
     parser.add_argument("--force", action="store_true", help="run every stage of the range, up to date or not")
     parser.add_argument("--dry-run", action="store_true", help="only say which stages would run and why")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)  # fail early on a bad config
+        cfg = load_config(config_path(args), args.overrides)  # fail early on a bad config
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.first > args.last:
-        print(f"error: --from {args.first} is after --to {args.last}", file=sys.stderr)
+    if args.print_config:
+        print(describe_config(cfg))
+        return 0
+    print(f"== {config_banner(cfg)}", flush=True)
+    try:
+        if position(args.first, table) > position(args.last, table):
+            print(f"error: --from {args.first} is after --to {args.last}", file=sys.stderr)
+            return 2
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     decisions, warnings = plan(cfg, args.first, args.last, args.force, table)
     for w in warnings:
@@ -49,7 +61,7 @@ def main(argv=None, table=STAGES) -> int:
             print(f"error: stage {s.name} must run but its script {s.script} does not exist", file=sys.stderr)
         return 2
     overrides = [a for o in args.overrides for a in ("--set", o)]
-    config_path = str(Path(cfg.source).resolve())     # the stages run from the repository root
+    config_file = str(Path(cfg.source).resolve())     # the stages run from the repository root
     t_all = time.time()
     summary = []
     for d in decisions:
@@ -62,24 +74,22 @@ def main(argv=None, table=STAGES) -> int:
               f"== stage {stage.name}: would run ({d.reason})", flush=True)
         if args.dry_run:
             continue
-        if clear_previous(cfg, stage):
-            print(f"== stage {stage.name}: previous outputs removed (out of date)", flush=True)
         try:    # the config as this stage's process will read it (the file may have been edited meanwhile)
-            now_cfg = load_config(config_path, args.overrides)
+            now_cfg = load_config(config_file, args.overrides)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         state = current_state(now_cfg, stage, table)    # config and inputs as this run reads them
         t0 = time.time()
-        rc = subprocess.call([sys.executable, str(REPO_ROOT / stage.script), "--config", config_path, *overrides],
-                             cwd=REPO_ROOT)
+        rc = subprocess.call([sys.executable, str(REPO_ROOT / stage.script), "--config", config_file, *overrides],
+                             cwd=REPO_ROOT, env={**os.environ, **table_env(table)})
         if rc != 0:
             print(f"== stage {stage.name} failed (exit {rc}); later stages not run", file=sys.stderr)
             return rc
         seconds = time.time() - t0
         write_stamp(now_cfg, stage, state, seconds)
         summary.append((stage.name, "ran", seconds))
-        print(f"== stage {stage.name} done in {seconds:.1f} s; outputs in {cfg.stage_dir(stage.name, create=False)}",
+        print(f"== stage {stage.name} done in {seconds:.1f} s; outputs in {cfg.output_dir / stage.folder}",
               flush=True)
     if not args.dry_run:
         ran = sum(1 for _, s, _ in summary if s == "ran")

@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.sbi import SBIOptions, self_blend_details  # noqa: E402
+from preprocessing.sbi import SBIOptions, self_blend_details  # noqa: E402
 
 
 def uadfv_root() -> Path:

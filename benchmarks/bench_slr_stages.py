@@ -1,5 +1,5 @@
 """Benchmark: stages 08-14 on the real UADFV features of the paper (``paper_srm_features.npz``,
-2,438 frames x 512), split by person, under one protocol: wall and CPU time per stage, total, and
+2,438 frames x 512), split by person (sound: four pools, paper: three), under one protocol: wall and CPU time per stage, total, and
 peak memory (resident set of this process; with --trace also the peak of Python/numpy allocations
 by tracemalloc, which slows the run down).
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from common.config import load_config  # noqa: E402
-from common.stages import BY_NUMBER  # noqa: E402
+from common.stages import get  # noqa: E402
 from slr_helpers import load_script, person_split_json, write_config  # noqa: E402
 
 
@@ -42,7 +42,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        person_split_json(npz, tmp / "split.json", seed=0)
+        if args.protocol == "sound":     # four person-disjoint pools (the LR system is fitted on calib)
+            from preprocessing.splits import make_split, write_split
+            write_split(tmp / "split.json", make_split(Path(args.uadfv), unit="person",
+                                                       ratios=(0.45, 0.15, 0.25, 0.15), seed=1024,
+                                                       dataset_name="UADFV"))
+        else:
+            person_split_json(npz, tmp / "split.json", seed=0)
         cfg = load_config(write_config(tmp, npz, tmp / "split.json", args.protocol))
         scripts = {n: load_script(n) for n in range(8, 15)}     # imports outside the timings
         if args.trace:
@@ -60,7 +66,7 @@ def main(argv=None) -> int:
     print(f"\nstages 08-14 on {npz.name} (2,438 frames x 512, person split), protocol {args.protocol}")
     print(f"  {'stage':24s} {'wall':>8s} {'CPU':>8s}")
     for n, (w, c) in times.items():
-        print(f"  {BY_NUMBER[n].name:24s} {w:7.2f}s {c:7.2f}s")
+        print(f"  {get(n).folder:24s} {w:7.2f}s {c:7.2f}s")
     print(f"  {'total':24s} {total[0]:7.2f}s {total[1]:7.2f}s")
     print(f"  peak memory: {rss:.0f} MiB resident (whole process, imports included)"
           + (f", {py_peak / 2**20:.1f} MiB peak of traced Python/numpy allocations" if py_peak is not None else ""))

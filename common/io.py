@@ -41,6 +41,47 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def replace_dir(src: str | Path, dst: str | Path) -> Path:
+    """Move the folder ``src`` onto ``dst`` (same file system): ``dst``'s old content is swapped out
+    by renames and only then removed, so ``dst`` is at every moment either complete-old or complete-new
+    (but for the instant between two renames)."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+    return dst
+
+
+def link_tree(src: str | Path, dst: str | Path, skip=lambda rel: False) -> int:
+    """Copy the tree ``src`` into ``dst`` as hard links (a plain copy where linking fails); returns
+    the number of files. Files are only ever replaced by rename in this code base, so writing into
+    ``dst`` never changes ``src``."""
+    src, dst = Path(src), Path(dst)
+    n = 0
+    for root, _, files in os.walk(src):
+        for f in files:
+            p = Path(root) / f
+            rel = p.relative_to(src)
+            if skip(rel):
+                continue
+            q = dst / rel
+            q.parent.mkdir(parents=True, exist_ok=True)
+            if q.exists():
+                continue
+            try:
+                os.link(p, q)
+            except OSError:
+                shutil.copy2(p, q)
+            n += 1
+    return n
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``path``; it replaces ``path`` only on success."""
@@ -50,14 +91,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

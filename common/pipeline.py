@@ -1,26 +1,31 @@
 """The runner's logic: which stages of a range are up to date, which must run, and their stamps.
 
-A stage that finished successfully gets a stamp file, ``<output_dir>/<stage>/.stage_stamp.json``,
-written atomically after the stage's process exits with code 0. It records
+A stage that finished successfully gets a stamp file, ``<output_dir>/<folder>/.stage_stamp.json``,
+written atomically after the stage's process exits with code 0 (and so after its work folder has
+replaced its folder, see ``common.cli.stage_output``). It records
 
 - ``config``: the fingerprint (``Config.fingerprint``) of each config section the stage reads;
-- ``paths``: a fingerprint of each external file/folder it reads (``Stage.path_keys``);
+- ``paths``: a content fingerprint of each external file/folder it reads (``Stage.path_keys``);
 - ``inputs``: the fingerprint of each upstream stage's output folder as it was when the stage ran;
 - ``outputs``: the fingerprint of the stage's own output folder when it finished.
 
-A folder's fingerprint hashes the relative name, size and modification time (ns) of every file
-under it (hidden files and ``*.tmp`` excluded), so re-running an upstream stage, or editing or
-deleting an output by hand, makes every stage that reads it out of date, while reading the files'
-contents is never needed (stage 04's feature dumps can be gigabytes). A stage is up to date when its
-stamp exists and every recorded fingerprint still matches; otherwise the decision names the first
-reason found. Code changes are not detected: pass ``--force`` after changing a stage's code.
+A folder's fingerprint hashes, for every file under it (hidden files and ``*.tmp`` excluded), its
+relative name, size, modification time and a SHA-256 of its first and last MiB (``file_fingerprint``;
+the whole file when it is at most 2 MiB). So a source replaced by another file of the same name is
+seen even if its size and time were kept, while a multi-gigabyte feature dump costs two MiB of
+reading. Re-running an upstream stage, or editing or deleting an output by hand, makes every stage
+that reads it out of date. A stage is up to date when its stamp exists and every recorded
+fingerprint still matches; otherwise the decision names the first reason found. Code changes are
+not detected: pass ``--force`` after changing a stage's code.
+
+The runner never deletes a stage's folder: a stage that re-runs writes into its work folder and
+replaces its folder only on success, so a failed run leaves every earlier output as it was.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +33,29 @@ from typing import Iterable, Sequence
 
 from .config import Config
 from .io import write_json
-from .stages import STAGES, Stage
+from .stages import STAGES, Stage, normalize_id
 
 STAMP = ".stage_stamp.json"
+_CHUNK = 1 << 20
+
+
+def file_fingerprint(path: Path, st: os.stat_result | None = None) -> str:
+    """``size|mtime_ns|sha256(first MiB + last MiB)`` of a file (the whole file when <= 2 MiB)."""
+    path = Path(path)
+    st = st or path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if st.st_size <= 2 * _CHUNK:
+            h.update(fh.read())
+        else:
+            h.update(fh.read(_CHUNK))
+            fh.seek(-_CHUNK, os.SEEK_END)
+            h.update(fh.read(_CHUNK))
+    return f"{st.st_size}|{st.st_mtime_ns}|{h.hexdigest()[:16]}"
 
 
 def tree_fingerprint(path: Path | None) -> str:
-    """Hash of (relative name, size, mtime_ns) of every visible file under ``path`` (or of the file).
+    """Hash of (relative name, ``file_fingerprint``) of every visible file under ``path`` (or of the file).
 
     ``"missing"`` when the path does not exist, ``"none"`` when no path is configured.
     """
@@ -45,8 +66,7 @@ def tree_fingerprint(path: Path | None) -> str:
         return "missing"
     h = hashlib.sha256()
     if path.is_file():
-        st = path.stat()
-        h.update(f"{path.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"{path.name}|{file_fingerprint(path)}".encode())
         return h.hexdigest()[:16]
     entries = []
     for root, dirs, files in os.walk(path):
@@ -56,21 +76,23 @@ def tree_fingerprint(path: Path | None) -> str:
                 continue
             p = Path(root) / f
             try:
-                st = p.stat()
+                entries.append(f"{p.relative_to(path).as_posix()}|{file_fingerprint(p)}")
             except FileNotFoundError:      # vanished while walking
                 continue
-            entries.append(f"{p.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}")
     for e in sorted(entries):
         h.update(e.encode() + b"\n")
     return h.hexdigest()[:16]
 
 
 def is_enabled(stage: Stage, cfg: Config) -> bool:
-    return stage.enabled_key is None or bool(cfg.get(stage.enabled_key, False))
+    if stage.enabled_key is None:
+        return True
+    value = cfg.get(stage.enabled_key, False)
+    return bool(value) if stage.enabled_value is True else value == stage.enabled_value
 
 
 def stage_dir(cfg: Config, stage: Stage) -> Path:
-    return cfg.stage_dir(stage.name, create=False)
+    return Path(cfg.output_dir) / stage.folder
 
 
 def read_stamp(cfg: Config, stage: Stage) -> dict | None:
@@ -85,10 +107,10 @@ def read_stamp(cfg: Config, stage: Stage) -> dict | None:
 
 def current_state(cfg: Config, stage: Stage, table: Sequence[Stage] = STAGES) -> dict:
     """The fingerprints a stamp would record for ``stage`` right now (outputs excluded)."""
-    by_number = {s.number: s for s in table}
+    by_id = {s.id: s for s in table}
     inputs = {}
     for n in stage.inputs:
-        up = by_number.get(n)
+        up = by_id.get(n)
         if up is not None and is_enabled(up, cfg):
             inputs[up.name] = tree_fingerprint(stage_dir(cfg, up))
     return {
@@ -98,25 +120,11 @@ def current_state(cfg: Config, stage: Stage, table: Sequence[Stage] = STAGES) ->
     }
 
 
-def clear_previous(cfg: Config, stage: Stage) -> bool:
-    """Remove the output folder of a stage that last *succeeded* (it has a stamp) before it re-runs.
-
-    Its outputs are stale by definition, and stages that reuse what they find (stage 01 skips
-    videos already cropped, stage 03 resumes from ``last.pt``) must not build on them. A folder
-    without a stamp (a failed or interrupted run) is kept, so such stages can resume. Only
-    ``<output_dir>/<stage>`` is touched, never data elsewhere. Returns whether it removed anything.
-    """
-    if read_stamp(cfg, stage) is None:
-        return False
-    shutil.rmtree(stage_dir(cfg, stage))
-    return True
-
-
 def write_stamp(cfg: Config, stage: Stage, state: dict, seconds: float) -> Path:
     """Record a successful run (``state`` from ``current_state`` taken just before the stage ran)."""
     d = stage_dir(cfg, stage)
     d.mkdir(parents=True, exist_ok=True)
-    stamp = {"stage": stage.name, "script": stage.script, **state,
+    stamp = {"stage": stage.id, "folder": stage.folder, "script": stage.script, **state,
              "outputs": tree_fingerprint(d), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
              "seconds": round(seconds, 2)}
     return write_json(d / STAMP, stamp)
@@ -129,18 +137,19 @@ class Decision:
     reason: str
 
 
-def decide(cfg: Config, stage: Stage, rerun: Iterable[int] = (), force: bool = False,
+def decide(cfg: Config, stage: Stage, rerun: Iterable[str] = (), force: bool = False,
            table: Sequence[Stage] = STAGES) -> Decision:
-    """Whether ``stage`` must run, and why. ``rerun``: stage numbers that run (or ran) before it now."""
+    """Whether ``stage`` must run, and why. ``rerun``: ids of the stages that run (or ran) before it now."""
     if not is_enabled(stage, cfg):
-        return Decision(stage, False, f"not enabled ({stage.enabled_key} is false)")
+        want = "false" if stage.enabled_value is True else f"not {stage.enabled_value!r}"
+        return Decision(stage, False, f"not enabled ({stage.enabled_key} is {want})")
     if force:
         return Decision(stage, True, "--force")
-    by_number = {s.number: s for s in table}
+    by_id = {s.id: s for s in table}
     rerun = set(rerun)
-    upstream = [n for n in stage.inputs if n in rerun and n in by_number and is_enabled(by_number[n], cfg)]
+    upstream = [n for n in stage.inputs if n in rerun and n in by_id and is_enabled(by_id[n], cfg)]
     if upstream:
-        return Decision(stage, True, f"upstream stage {by_number[upstream[0]].name} runs first")
+        return Decision(stage, True, f"upstream stage {by_id[upstream[0]].name} runs first")
     stamp = read_stamp(cfg, stage)
     if stamp is None:
         return Decision(stage, True, "no record of a successful run")
@@ -159,29 +168,41 @@ def decide(cfg: Config, stage: Stage, rerun: Iterable[int] = (), force: bool = F
     return Decision(stage, False, f"up to date (config and inputs unchanged since {stamp.get('finished', '?')})")
 
 
-def plan(cfg: Config, first: int, last: int, force: bool = False,
+def position(stage_id: str | int, table: Sequence[Stage] = STAGES) -> int:
+    """Index of a stage in the table (``--from``/``--to`` accept ``3``, ``"03"``, ``"3a"``, ``"03a"``)."""
+    sid = normalize_id(stage_id)
+    for i, s in enumerate(table):
+        if s.id == sid:
+            return i
+    raise KeyError(f"no stage '{stage_id}'; stages: {', '.join(s.id for s in table)}")
+
+
+def plan(cfg: Config, first: str | int, last: str | int, force: bool = False,
          table: Sequence[Stage] = STAGES) -> tuple[list[Decision], list[str]]:
-    """Decisions for the stages ``first..last`` and warnings about stale stages before the range.
+    """Decisions for the stages ``first..last`` (ids, in table order) and warnings about stale stages
+    before the range.
 
     A stage before the range that the range reads from (directly or not) and that would re-run is
     not run, but it is flagged: the stages of the range then read its stale outputs.
     """
+    i0, i1 = position(first, table), position(last, table)
     decisions, warnings, rerun = [], [], set()
-    by_number = {s.number: s for s in table}
-    needed, todo = set(), [s.number for s in table if first <= s.number <= last]
+    by_id = {s.id: s for s in table}
+    inside_ids = {s.id for s in table[i0:i1 + 1]}
+    needed, todo = set(), list(inside_ids)
     while todo:                                   # every stage the range reads from, transitively
-        for n in by_number[todo.pop()].inputs:
-            if n in by_number and n not in needed:
+        for n in by_id[todo.pop()].inputs:
+            if n in by_id and n not in needed:
                 needed.add(n)
                 todo.append(n)
-    for stage in table:
-        inside = first <= stage.number <= last
+    for i, stage in enumerate(table):
+        inside = stage.id in inside_ids
         d = decide(cfg, stage, rerun, force and inside, table)
         if inside:
             decisions.append(d)
             if d.run:
-                rerun.add(stage.number)
-        elif stage.number < first and stage.number in needed and d.run and is_enabled(stage, cfg):
+                rerun.add(stage.id)
+        elif i < i0 and stage.id in needed and d.run and is_enabled(stage, cfg):
             warnings.append(f"stage {stage.name} (before --from) is out of date: {d.reason}; "
                             f"later stages read its old outputs")
     return decisions, warnings

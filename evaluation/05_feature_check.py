@@ -14,16 +14,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.cli import run_stage
+from common.stages import folder
 from common.figures import save_figure
 from common.io import InputError, atomic_path, write_csv, write_json
 from evaluation.feature_check import TABLE_COLUMNS, check_dump, plot_counts, table
 from evaluation.inputs import load_dumps
 
-STAGE = "05_feature_check"
+STAGE = folder("05")
 
 
-def main(cfg, args):
-    out = cfg.stage_dir(STAGE)
+def main(cfg, args, out):
     results = {name: check_dump(d, progress=True) for name, d in load_dumps(cfg).items()}
     text = table(results)
     print(text)
@@ -36,7 +36,7 @@ def main(cfg, args):
     save_figure(fig, out / "counts.png")
     write_json(out / "summary.json", {"stage": STAGE, "splits": results,
                                       "ok": all(r["ok"] for r in results.values())})
-    print(f"05_feature_check: table.txt, checks.csv, counts.png, summary.json in {out}")
+    print(f"{STAGE}: table.txt, checks.csv, counts.png, summary.json written")
     bad = [n for n, r in results.items() if not r["ok"]]
     if bad and cfg.get("evaluation.fail_on_nonfinite", True):
         raise InputError(f"feature dump(s) {bad} failed the checks (NaN/inf values, probabilities outside [0, 1] "
@@ -44,4 +44,4 @@ def main(cfg, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="05"))

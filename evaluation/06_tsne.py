@@ -16,16 +16,16 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from common.cli import run_stage
+from common.stages import folder
 from common.figures import save_figure
 from common.io import write_csv, write_json
 from evaluation.inputs import load_dumps
 from evaluation.tsne import plot_tsne, tsne_of_dump
 
-STAGE = "06_tsne"
+STAGE = folder("06")
 
 
-def main(cfg, args):
-    out = cfg.stage_dir(STAGE)
+def main(cfg, args, out):
     max_points = cfg.get("evaluation.tsne.max_points", 2000)
     perplexity = float(cfg.get("evaluation.tsne.perplexity", 30.0))
     pca_dims = cfg.get("evaluation.tsne.pca_dims", 50)
@@ -43,8 +43,8 @@ def main(cfg, args):
         summary["splits"][name] = {"n_rows": len(dump), "n_embedded": len(r["index"]),
                                    "n_real": int((r["labels"] == 0).sum()), "n_fake": int((r["labels"] == 1).sum())}
     write_json(out / "summary.json", summary)
-    print(f"06_tsne: tsne_<split>.png, tsne_<split>.csv, summary.json in {out}")
+    print(f"{STAGE}: tsne_<split>.png, tsne_<split>.csv, summary.json written")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="06"))

@@ -15,16 +15,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from common.cli import run_stage
+from common.stages import folder
 from common.figures import save_figure
 from common.io import write_csv, write_json
 from evaluation.classifier_eval import curves_of, evaluate, plot_pr, plot_roc, write_predictions
 from evaluation.inputs import load_dumps
 
-STAGE = "07_classifier_eval"
+STAGE = folder("07")
 
 
-def main(cfg, args):
-    out = cfg.stage_dir(STAGE)
+def main(cfg, args, out):
     dumps = load_dumps(cfg)
     reports = {}
     for name, dump in dumps.items():
@@ -47,9 +47,9 @@ def main(cfg, args):
     for name, level, r in rows:
         print(f"07 {name:>6} {level:>5}: n={r['n']:5d}  AUC {r['auc']:.4f}  AP {r['ap']:.4f}  "
               f"acc@0.5 {r['acc']:.4f}  EER {r['eer']:.4f}")
-    print(f"07_classifier_eval: roc.png, pr.png, predictions_<split>.csv, videos_<split>.csv, metrics.csv, "
-          f"summary.json in {out}")
+    print(f"{STAGE}: roc.png, pr.png, predictions_<split>.csv, videos_<split>.csv, metrics.csv, "
+          f"summary.json written")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="07"))

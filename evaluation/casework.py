@@ -242,7 +242,8 @@ def track_faces(frames, cropper, min_fraction: float, min_iou: float = 0.3) -> l
         faces = cropper.crop_all(frame)
         if not faces:
             continue
-        area = lambda f: max(0, f.box[2] - f.box[0]) * max(0, f.box[3] - f.box[1])
+        def area(f):
+            return max(0, f.box[2] - f.box[0]) * max(0, f.box[3] - f.box[1])
         largest = max(area(f) for f in faces)
         faces = [f for f in faces if area(f) >= min_fraction * largest]
         used = set()

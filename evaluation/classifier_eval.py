@@ -13,7 +13,7 @@ import numpy as np
 from common.features import FeatureDump
 from common.io import InputError, write_csv
 
-from . import metrics as M
+from common import metrics as M
 
 
 def evaluate(dump: FeatureDump, name: str = "") -> dict:

@@ -60,7 +60,8 @@ def table(results: dict[str, dict]) -> str:
     rows = [[str(name)] + [("x".join(map(str, r[c])) if c == "shape" else str(r[c])) for c in TABLE_COLUMNS[1:]]
             for name, r in results.items()]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(TABLE_COLUMNS)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    def line(cells):
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(TABLE_COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 

@@ -24,7 +24,7 @@ def dump_paths(cfg: Config) -> dict[str, Path]:
             p = Path(str(p)).expanduser()
             out[str(name)] = p if p.is_absolute() else REPO_ROOT / p
         return out
-    base = cfg.path("evaluation.features_dir", None) or cfg.stage_dir("04_features", create=False)
+    base = cfg.path("evaluation.features_dir", None) or cfg.stage_dir("04", create=False)
     splits = cfg.get("evaluation.splits", ["train", "val", "test"])
     if not isinstance(splits, list) or not splits:
         raise ConfigError(f"{cfg.source}: evaluation.splits must be a non-empty list such as [train, val, test]")

@@ -1,15 +1,21 @@
-"""The validation report: one self-contained HTML page per run (stage 15).
+"""The validation report: one self-contained HTML page per run (stage 16).
 
 It reads what stages 00-14 left in ``<output_dir>/<NN_stage>/`` -- their ``*.json`` summaries, their
 PNG figures and the runner's stamps -- and never recomputes a number. Missing stages or keys are
 shown as "not run" / "n/a", never a crash: the report of a half-finished run says what is missing.
 
-Sections: run status; data and split (with the leakage report); detector and training curve;
-classifier metrics (frame and video level); the LR system; the validation matrix in the form of
-Meuwly, Ramos and Haraksim (2017, Forensic Sci. Int. 276:142-153) -- performance characteristic,
-performance metric, graphical representation, validation criterion (config ``report.criteria``),
-analytical result, validation decision; and, with ``report.compare``, a table of several runs side
-by side (AUC, EER, Cllr, Cllr_min, Cllr_cal, ELUB range).
+Sections, in this order: banners (demo, contaminated features, degenerate system); persons,
+videos and frames per pool and class; the validation matrix in the form of Meuwly, Ramos and
+Haraksim (2017, Forensic Sci. Int. 276:142-153) -- performance characteristic, performance metric,
+level, pool (test and the cross-fitted calib), analytical result with its 95 % person-cluster
+interval, validation criterion (config ``report.criteria``), validation decision judged on the
+pessimistic end of the interval; the saved LR system (loaded from stage 10's ``system/`` and its
+SHA-256 verified); run status; data and split (with the leakage report); detector and training
+curve; classifier metrics; the LR stages' figures; and, with ``report.compare``, a table of several
+runs side by side. A degenerate system (zero-width bounds, every LR 1, a CV bandwidth on the edge
+of its grid, a pool with fewer than 3 persons of a class) is flagged in a banner and never passes.
+Numbers are formatted for reading (counts as integers, figures to 3 significant digits); raw JSON
+only in collapsed sections.
 
 Conventions: LLR = log10 LR with Hp = real in the numerator; Cllr in bits; EER and AUC as fractions.
 Figures are embedded as base64 PNG, so the one file can be mailed or archived on its own.
@@ -27,7 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from common.config import REPO_ROOT, Config, ConfigError
-from common.stages import STAGES, Stage
+from common.pipeline import is_enabled
+from common.stages import BY_ID, STAGES, Stage, folder
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,11 @@ METRICS = {
     "misleading_hp": ("accuracy", "Tippett plot (stage 11)", "max"),
     "misleading_hd": ("accuracy", "Tippett plot (stage 11)", "max"),
     "elub_range": ("calibration", "ELUB / NBE plot (stage 14)", "min"),
+    "direction_changes": ("monotonicity", "LLR curve (stage 10)", "max"),
+    "largest_drop_log10": ("monotonicity", "LLR curve (stage 10)", "max"),
 }
+POOL_ORDER = ("test", "calib")      # the matrix judges these pools (calib: cross-fitted LLRs)
+MIN_PERSONS_PER_CLASS = 3
 DEMO_NOTE = ("This run uses the embedded demo: a few short videos made from one public-domain portrait, with "
              "self-blended fakes, and a small detector trained for a couple of epochs on a CPU. It demonstrates "
              "that the pipeline runs end to end and what the report contains. It is a demonstration, not "
@@ -67,8 +78,9 @@ class Run:
     stages: dict                                 # stage name -> StageResult
     config: Config | None = None
 
-    def summary(self, stage_name: str, file: str = "summary.json") -> dict:
-        r = self.stages.get(stage_name)
+    def summary(self, stage: str, file: str = "summary.json") -> dict:
+        """A stage's JSON summary, by stage id (``"10"``) or folder name."""
+        r = self.stages.get(folder(stage) if stage in BY_ID else stage)
         return (r.summaries.get(file) or {}) if r else {}
 
 
@@ -85,10 +97,10 @@ def load_run(output_dir: str | Path, config: Config | None = None) -> Run:
     output_dir = Path(output_dir)
     stages = {}
     for st in STAGES:
-        if st.name == "15_report":
+        if st.id == "16":
             continue
         d = output_dir / st.name
-        enabled = st.enabled_key is None or config is None or bool(config.get(st.enabled_key, False))
+        enabled = config is None or is_enabled(st, config)
         if not d.is_dir():
             stages[st.name] = StageResult(st, "not run" if enabled else "not enabled")
             continue
@@ -153,7 +165,7 @@ def pick(data: Any, key: str, split: str = "test", level: str = "frame") -> Any:
 
 def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
     """AUC, EER, Cllr, Cllr_min, Cllr_cal, ELUB bounds and rates of misleading evidence of one run."""
-    s11, s12, s13, s14 = (run.summary(n) for n in ("11_tippett", "12_det_eer", "13_ece_cllr", "14_elub"))
+    s11, s12, s13, s14 = (run.summary(n) for n in ("11", "12", "13", "14"))
     out = {}
     for key in ("cllr", "cllr_min", "cllr_cal", "auc"):
         out[key] = _num(pick(s13, key, split, level))
@@ -170,7 +182,7 @@ def lr_metrics(run: Run, split: str = "test", level: str = "frame") -> dict:
 
 def classifier_metrics(run: Run, split: str = "test") -> dict:
     """Frame- and video-level classifier metrics from stage 07 (whatever numeric keys it wrote)."""
-    s07 = run.summary("07_classifier_eval")
+    s07 = run.summary("07")
     out = {}
     for level in LEVELS:
         row = {}
@@ -205,6 +217,178 @@ def judge(criteria: Iterable[dict], metrics_by_level: dict, source: str = "repor
     return rows
 
 
+# ------------------------------------------------------------------------------------------ LR validation
+def lr_block(run: Run, pool: str, level: str) -> dict:
+    """The figures of one pool at one level: stage 10's summary block (``levels.<level>.<pool>``,
+    with ``ci95``) when present, else the values the stages 11-14 summaries hold (no intervals)."""
+    s10 = run.summary("10")
+    blk = ((s10.get("levels") or {}).get(level) or {}).get(pool) if isinstance(s10.get("levels"), dict) else None
+    if isinstance(blk, dict) and "cllr" in blk:
+        out = dict(blk)
+        e = blk.get("elub")
+        if isinstance(e, dict):
+            out["elub_range"] = _num(e.get("upper_log10")) - _num(e.get("lower_log10"))
+        mono = (((s10.get("system") or {}).get("monotonicity") or {}).get(level) or {}).get("model")
+        if isinstance(mono, dict):
+            out.update(direction_changes=mono.get("direction_changes"),
+                       largest_drop_log10=mono.get("largest_drop_log10"))
+        return out
+    if pool == "calib":
+        return {}
+    return {k: v for k, v in lr_metrics(run, pool, level).items() if v is not None}
+
+
+def degenerate_reasons(run: Run) -> list[str]:
+    """Why the LR system is degenerate (empty list when it is not): zero-width bounds, every LR 1,
+    a CV bandwidth on the edge of its grid, a pool with fewer than 3 persons of a class."""
+    s10 = run.summary("10")
+    sysb = s10.get("system") or {}
+    out = []
+    for lv, b in (sysb.get("bounds_log10") or {}).items():
+        if isinstance(b, list) and len(b) == 2 and b[0] is not None and b[1] is not None and b[1] - b[0] <= 0:
+            out.append(f"{lv} level: the ELUB bounds have zero width ([{fmt(float(b[0]))}, {fmt(float(b[1]))}]): "
+                       f"every LR is 1")
+    for lv, d in (sysb.get("bandwidth_details") or {}).items():
+        for key, det in (d or {}).items():
+            if isinstance(det, dict) and det.get("at_grid_edge"):
+                out.append(f"{lv} level: the CV bandwidth of {'Hp (real)' if key == 'hp' else 'Hd (fake)'} "
+                           f"({fmt(_num(det.get('cv_best')))}) is on the edge of its grid: widen "
+                           f"slr.bandwidth.grid_min/grid_max")
+    for lv, pools in (s10.get("levels") or {}).items():
+        if not isinstance(pools, dict):
+            continue
+        for pool, blk in pools.items():
+            if not isinstance(blk, dict):
+                continue
+            rng = blk.get("llr_range")
+            if isinstance(rng, list) and len(rng) == 2 and rng[0] == 0 and rng[1] == 0:
+                out.append(f"{lv} level, {pool}: every LR is 1 (log10 LR = 0)")
+            for cls, key in (("real", "n_persons_hp"), ("fake", "n_persons_hd")):
+                n = blk.get(key)
+                if isinstance(n, int) and n < MIN_PERSONS_PER_CLASS:
+                    out.append(f"{lv} level, {pool}: {n} person(s) with {cls} items (fewer than "
+                               f"{MIN_PERSONS_PER_CLASS})")
+    return out
+
+
+def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False,
+                 source: str = "report.criteria") -> list[dict]:
+    """Validation decisions per criterion, pool (test, calib) and level, on the pessimistic end of
+    the 95 % interval (upper end for a ``max`` criterion, lower end for ``min``); the point value
+    when there is no interval (said in ``basis``). A degenerate system never passes."""
+    rows = []
+    for i, c in enumerate(criteria or []):
+        if not isinstance(c, dict) or "metric" not in c or not ({"max", "min"} & set(c)):
+            raise ConfigError(f"{source}[{i}]: each criterion needs 'metric' and 'max' or 'min', got {c!r}")
+        metric = str(c["metric"])
+        if metric not in METRICS:
+            raise ConfigError(f"{source}[{i}]: unknown metric '{metric}'; known: {sorted(METRICS)}")
+        what, graph, _ = METRICS[metric]
+        for pool in POOL_ORDER:
+            for level in ([c["level"]] if c.get("level") else list(LEVELS)):
+                blk = lr_block(run, pool, level)
+                if level == "video" and not blk and not c.get("level"):
+                    continue
+                value = _num(blk.get(metric))
+                ci = (blk.get("ci95") or {}).get(metric)
+                lo, hi = (_num(ci[0]), _num(ci[1])) if isinstance(ci, list) and len(ci) == 2 else (None, None)
+                if "max" in c:
+                    crit, end = f"{metric} ≤ {c['max']}", hi if hi is not None else value
+                    ok = None if end is None else end <= float(c["max"])
+                else:
+                    crit, end = f"{metric} ≥ {c['min']}", lo if lo is not None else value
+                    ok = None if end is None else end >= float(c["min"])
+                decision = "not available" if ok is None else ("pass" if ok else "fail")
+                if degenerate and decision == "pass":
+                    decision = "not passed (degenerate system)"
+                rows.append({"characteristic": c.get("characteristic", what), "metric": metric, "level": level,
+                             "pool": pool, "graphical": graph, "criterion": crit, "value": value,
+                             "interval": [lo, hi] if lo is not None else None, "judged_value": end,
+                             "basis": ("pessimistic end of the 95 % interval" if lo is not None else
+                                       "point value (no interval)"), "decision": decision})
+    judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
+    if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
+        for level in LEVELS:
+            blk = lr_block(run, "calib", level)
+            if "direction_changes" not in blk:
+                continue
+            for metric in ("direction_changes", "largest_drop_log10"):
+                rows.append({"characteristic": "monotonicity", "metric": metric, "level": level,
+                             "pool": "calib score range", "graphical": METRICS[metric][1],
+                             "criterion": "none (add one to report.criteria)", "value": _num(blk.get(metric)),
+                             "interval": None, "judged_value": None, "basis": "reported",
+                             "decision": "reported"})
+    return rows
+
+
+def counts_html(run: Run) -> str:
+    s10 = run.summary("10")
+    counts = s10.get("counts")
+    if not isinstance(counts, dict) or not counts:
+        return '<p class="status-missing">No counts (stage 10 not run).</p>'
+    labels = s10.get("labels") or {}
+    rows = []
+    for pool, c in counts.items():
+        for cls, sfx, n in (("real (Hp)", "hp", "n_hp"), ("fake (Hd)", "hd", "n_hd")):
+            rows.append([esc(labels.get(pool, pool)), cls, c.get(f"n_persons_{sfx}"), c.get(f"n_videos_{sfx}"),
+                         c.get(n)])
+    return ('<div id="pool-counts">' + table(["pool", "class", "persons", "videos", "frames"], rows) + "</div>")
+
+
+def matrix_html(rows: list[dict], split: str = "test") -> str:
+    def interval(r):
+        iv = r.get("interval")
+        return f"[{fmt(iv[0])}, {fmt(iv[1])}]" if iv else "n/a"
+    body = [[esc(r["characteristic"]), esc(r["metric"]), esc(r["level"]), esc(r.get("pool", split)), r["value"],
+             interval(r), esc(r["criterion"]), esc(r.get("basis", "")), esc(r["graphical"]), esc(r["decision"])]
+            for r in rows]
+    classes = [["", "", "", "", "num", "num", "", "small", "small",
+                {"pass": "pass", "fail": "fail"}.get(r["decision"], "fail" if "degenerate" in r["decision"] else "na")]
+               for r in rows]
+    return ('<div id="validation-matrix">' +
+            table(["performance characteristic", "performance metric", "level", "pool", "analytical result",
+                   "95 % interval (persons)", "validation criterion", "judged on", "graphical representation",
+                   "validation decision"], body, classes=classes) + "</div>")
+
+
+def system_html(run: Run) -> tuple[str, dict]:
+    """The saved LR system, loaded and verified (slr.system.LRSystem.load)."""
+    d = run.output_dir / folder("10") / "system"
+    if not d.is_dir() and (run.output_dir / "system").is_dir():     # a run_scores output folder
+        d = run.output_dir / "system"
+    s10 = run.summary("10")
+    if not d.is_dir():
+        why = ("the paper protocol fits no single system (its KDEs are re-fitted on each split)"
+               if s10.get("protocol") == "paper" else "stage 10 not run")
+        return f"<p>No saved LR system: {esc(why)}.</p>", {"loaded": False, "reason": why}
+    from slr.system import LRSystem
+
+    try:
+        system = LRSystem.load(d)
+    except Exception as exc:        # noqa: BLE001 - shown in the report, never a crash
+        return (f"<div class='banner fail' id='system-error'><b>The saved LR system failed verification.</b> "
+                f"{esc(exc)}</div>", {"loaded": False, "reason": str(exc)})
+    rows = []
+    for lv, lm in system.levels.items():
+        desc = lm.model.describe()
+        bw = lm.bandwidth()
+        mono = lm.monotonicity.get("model", {})
+        rows.append([lv, esc(desc["name"]), esc(lm.calibration), f"[{fmt(lm.lower_log10)}, {fmt(lm.upper_log10)}]",
+                     esc(f"Hp {fmt(bw['hp'])}, Hd {fmt(bw['hd'])}") if bw else "n/a",
+                     "higher = real" if lm.model.direction > 0 else "lower = real",
+                     mono.get("direction_changes"), _num(mono.get("largest_drop_log10")), int(lm.crossfit.get("k", 0)),
+                     lm.counts.get("n_persons"), lm.counts.get("n_videos"), lm.counts.get("n_frames")])
+    html_ = (f"<p>Loaded from <code>{esc(d)}</code>; SHA-256 <code>{esc(system.sha256)}</code> (every file verified "
+             f"against its manifest). Score: <b>{esc(system.score_spec.get('name'))}</b>. Fitted on the calib pool "
+             f"only; calibration and bounds on cross-fitted calib LLRs.</p>" +
+             table(["level", "score model", "calibration", "bounds (log10)", "bandwidth (score units)", "direction",
+                    "LLR direction changes", "largest LLR drop (log10)", "cross-fitting folds", "calib persons",
+                    "calib videos", "calib frames"], rows) +
+             "<details><summary>LR system: conditions of the calib data</summary><pre>" +
+             esc(json.dumps(system.conditions, indent=1)[:4000]) + "</pre></details>")
+    return html_, {"loaded": True, "sha256": system.sha256, "levels": sorted(system.levels)}
+
+
 # ------------------------------------------------------------------------------------------ HTML
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;
@@ -231,16 +415,25 @@ def esc(x: Any) -> str:
 
 
 def fmt(v: Any, digits: int = 3) -> str:
+    """For reading: integers as integers, other numbers to ``digits`` significant digits."""
     if v is None:
         return "n/a"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, (int,)) and not isinstance(v, bool):
+        return f"{v:d}"
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+        if v == 0:
+            return "0"
+        txt = f"{v:.{digits}g}"
+        if "e" in txt:
+            m, e = txt.split("e")
+            return f"{m}×10^{int(e)}"
+        return txt
     return esc(v)
 
 
@@ -302,7 +495,10 @@ def figures_of(res: StageResult | None) -> str:
     return "\n".join(figure(p, f"{res.stage.name}/{p.name}") for p in res.figures) if base else ""
 
 
-def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
+def stage_block(run: Run, stage: str, title: str | None = None, intro: str = "") -> str:
+    """A stage's section: its figures and summaries; ``stage`` an id of the stage table (its title from there)."""
+    name = folder(stage) if stage in BY_ID else stage
+    title = title or (BY_ID[stage].title if stage in BY_ID else name)
     res = run.stages.get(name)
     if res is None or res.status in ("not run", "not enabled"):
         status = res.status if res else "not run"
@@ -311,7 +507,7 @@ def stage_block(run: Run, name: str, title: str, intro: str = "") -> str:
 
 
 def leakage_html(run: Run) -> str:
-    s02 = run.stages.get("02_split")
+    s02 = run.stages.get(folder("02"))
     if not s02 or not s02.summaries:
         return '<p class="status-missing">No split summary (stage 02 not run): leakage unknown.</p>'
     found = []
@@ -321,7 +517,8 @@ def leakage_html(run: Run) -> str:
             found.append((f"{name}: {'.'.join(map(str, path))}", value))
     if not found:
         return '<p class="status-missing">The split summary holds no leakage report.</p>'
-    return "".join(f"<p><b>{esc(k)}</b></p><pre>{esc(json.dumps(v, indent=1)[:4000])}</pre>" for k, v in found)
+    return "".join(f"<details><summary>{esc(k)}</summary><pre>{esc(json.dumps(v, indent=1)[:4000])}</pre></details>"
+                   for k, v in found)
 
 
 def status_table(run: Run) -> str:
@@ -334,24 +531,14 @@ def status_table(run: Run) -> str:
     return table(["stage", "status", "finished", "seconds", "figures"], rows, classes=classes)
 
 
-def matrix_html(rows: list[dict], split: str) -> str:
-    body = [[esc(r["characteristic"]), esc(r["metric"]), esc(r["level"]), esc(r["graphical"]),
-             esc(r["criterion"]), r["value"], esc(r["decision"])] for r in rows]
-    classes = [["", "", "", "", "", "num", {"pass": "pass", "fail": "fail"}.get(r["decision"], "na")] for r in rows]
-    return ('<div id="validation-matrix">' +
-            table(["performance characteristic", "performance metric", "level", "graphical representation",
-                   "validation criterion", f"analytical result ({split})", "validation decision"], body,
-                  classes=classes) + "</div>")
-
-
 def comparison_rows(runs: list[Run], split: str) -> list[list]:
     rows = []
     for r in runs:
         m = lr_metrics(r, split, "frame")
         c = classifier_metrics(r, split)["frame"]
-        model = pick(r.summary("03_train"), "model", split, "frame") or pick(r.summary("03_train"), "name")
+        model = pick(r.summary("03"), "model", split, "frame") or pick(r.summary("03"), "name")
         model = model if isinstance(model, str) else (model.get("name") if isinstance(model, dict) else None)
-        elub = (f"[{fmt(m['elub_lower_log10'], 2)}, {fmt(m['elub_upper_log10'], 2)}]"
+        elub = (f"[{m['elub_lower_log10']:.2f}, {m['elub_upper_log10']:.2f}]"
                 if m["elub_lower_log10"] is not None else "n/a")
         rows.append([esc(r.output_dir.name), esc(model or "n/a"), c.get("auc"), m["auc"], m["eer"], m["cllr"],
                      m["cllr_min"], m["cllr_cal"], elub])
@@ -364,11 +551,14 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     criteria = cfg.get("report.criteria", []) or []
     by_level = {lv: lr_metrics(run, split, lv) for lv in LEVELS}
     by_level = {lv: m for lv, m in by_level.items() if lv == "frame" or any(v is not None for v in m.values())}
-    decisions = judge(criteria, by_level)
+    degenerate = degenerate_reasons(run)
+    decisions = judge_matrix(criteria, run, bool(degenerate))
     clf = classifier_metrics(run, split)
     demo = bool(cfg.get("demo.enabled", False))
     experiment = cfg.get("experiment", run.output_dir.name)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    s10 = run.summary("10")
+    note = s10.get("note") or ""
 
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Validation report: {esc(experiment)}"
          f"</title><style>{CSS}</style><script>{CHECK_JS}</script></head><body>",
@@ -377,18 +567,56 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
          f"LLR = log10 LR, Hp = the image is real (numerator), Hd = it is fake; Cllr in bits.</p>"]
     if demo:
         h.append(f"<div class='banner' id='demo-note'><b>Demonstration only.</b> {esc(DEMO_NOTE)}</div>")
-    h.append("<h2>Run status</h2>" + status_table(run))
+    if note:
+        h.append(f"<div class='banner' id='data-note'><b>Data note.</b> {esc(note)}. No pool is data the detector "
+                 f"never saw; every figure below is optimistic and none may be quoted as a validation result.</div>")
+    if degenerate:
+        h.append("<div class='banner fail' id='degenerate'><b>Degenerate LR system: no criterion can pass.</b><ul>" +
+                 "".join(f"<li>{esc(r)}</li>" for r in degenerate) + "</ul></div>")
 
+    h.append("<h2>Validation data</h2><p>Persons, videos and frames per pool and class (stage 10's input). "
+             "<i>train</i> and <i>val</i> are detector-training data, shown as diagnostics only; the LR system is "
+             "fitted on <i>calib</i> (its figures are those of cross-fitted LLRs) and validated on <i>test</i>.</p>")
+    h.append(counts_html(run))
+    h.append("<h2>Validation matrix</h2><p>In the form of Meuwly, Ramos and Haraksim (2017). Each result has its "
+             "95 % person-cluster bootstrap interval; the decision is taken on the interval's pessimistic end "
+             "(its upper end for a maximum, lower end for a minimum). Criteria come from the config "
+             "(<code>report.criteria</code>); they are this run's choice, not a standard. A missing result is "
+             "<i>not available</i>, never a pass.</p>")
+    h.append(matrix_html(decisions, split) if decisions else "<p>No criteria in report.criteria.</p>")
+
+    h.append("<h2>The likelihood-ratio system</h2>")
+    sys_html, sys_summary = system_html(run)
+    sysb = s10.get("system") or {}
+    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol', 'n/a')))}</b>; score model "
+             f"{esc(sysb.get('model', 'n/a'))}; calibration {esc(sysb.get('calibration', 'n/a'))}.</p>" + sys_html)
+    rows = []
+    for pool in (s10.get("pools") or [split]):
+        for lv in LEVELS:
+            blk = lr_block(run, pool, lv)
+            if not blk:
+                continue
+            rows.append([esc((s10.get("labels") or {}).get(pool, pool)), lv] +
+                        [_ci_cell(blk, k) for k in ("auc", "eer", "cllr", "cllr_min", "cllr_cal", "misleading_hp",
+                                                    "misleading_hd")])
+    h.append("<p>Final (bounded) LLRs; 95 % person-cluster intervals in brackets.</p><div id='lr-figures'>" +
+             table(["pool", "level", "AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal", "P(LLR<0|Hp)", "P(LLR>0|Hd)"],
+                   rows) + "</div>")
+    for sid in ("08", "09", "10", "11", "12", "13", "14"):
+        h.append(stage_block(run, sid))
+
+    h.append("<h2>Run status</h2>" + status_table(run))
     h.append("<h2>Data and split</h2>")
     if demo:
-        h.append(stage_block(run, "00_demo_videos", "Demo videos (stage 00)"))
-    h.append(stage_block(run, "01_faces", "Face crops (stage 01)"))
-    h.append(stage_block(run, "02_split", "Split (stage 02)"))
+        h.append(stage_block(run, "00"))
+    h.append(stage_block(run, "01"))
+    h.append(stage_block(run, "02"))
     h.append("<h3>Leakage report</h3>" + leakage_html(run))
 
     h.append("<h2>Detector and training</h2>")
-    h.append(stage_block(run, "03_train", "Training curve (stage 03)"))
-    h.append(stage_block(run, "04_features", "Feature dumps (stage 04)"))
+    for sid in ("03a", "03", "04", "04b"):
+        if run.stages.get(folder(sid)) is not None and run.stages[folder(sid)].status != "not enabled":
+            h.append(stage_block(run, sid))
 
     h.append("<h2>Classifier metrics</h2>")
     keys = sorted({k for lv in LEVELS for k in clf[lv]})
@@ -397,31 +625,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  table(["level"] + keys, [[lv] + [clf[lv].get(k) for k in keys] for lv in LEVELS]))
     else:
         h.append('<p class="status-missing">No classifier metrics (stage 07 not run or no numbers found).</p>')
-    for name, title in (("05_feature_check", "Feature check (stage 05)"), ("06_tsne", "t-SNE (stage 06)"),
-                        ("07_classifier_eval", "Classifier evaluation (stage 07)")):
-        h.append(stage_block(run, name, title))
-
-    h.append("<h2>The likelihood-ratio system</h2>")
-    s10 = run.summary("10_kde_lr")
-    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol', 'n/a')))}</b>; "
-             f"calibration {esc(pick(s10, 'calibration') or 'n/a')}; bandwidths (score units) "
-             f"{esc(json.dumps(s10.get('bandwidth')) if s10 else 'n/a')}.</p>")
-    lr_rows = [[lv] + [by_level[lv].get(k) for k in ("auc", "eer", "cllr", "cllr_min", "cllr_cal", "misleading_hp",
-                                                      "misleading_hd", "elub_lower_log10", "elub_upper_log10")]
-               for lv in by_level]
-    h.append(f"<p>Split <b>{esc(split)}</b>, final (bounded) LLRs.</p>" +
-             table(["level", "AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal", "P(LLR<0|Hp)", "P(LLR>0|Hd)",
-                    "ELUB lower (log10)", "ELUB upper (log10)"], lr_rows))
-    for name, title in (("08_scores", "Scores (stage 08)"), ("09_score_distributions", "Score distributions (09)"),
-                        ("10_kde_lr", "KDE likelihood ratios (stage 10)"), ("11_tippett", "Tippett (stage 11)"),
-                        ("12_det_eer", "DET and EER (stage 12)"), ("13_ece_cllr", "ECE and Cllr (stage 13)"),
-                        ("14_elub", "ELUB bounds (stage 14)")):
-        h.append(stage_block(run, name, title))
-
-    h.append("<h2>Validation matrix</h2><p>In the form of Meuwly, Ramos and Haraksim (2017). Criteria come from "
-             "the config (<code>report.criteria</code>); they are this run's choice, not a standard. A missing "
-             "result is <i>not available</i>, never a pass.</p>")
-    h.append(matrix_html(decisions, split) if decisions else "<p>No criteria in report.criteria.</p>")
+    for sid in ("05", "06", "07"):
+        h.append(stage_block(run, sid))
 
     if compare:
         runs = [run] + list(compare)
@@ -429,14 +634,23 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
                  "stage 07; the rest from the LR system's final LLRs (stages 12-14).</p><div id='comparison'>" +
                  table(["run", "detector", "classifier AUC", "LR AUC", "EER", "Cllr", "Cllr_min", "Cllr_cal",
                         "ELUB range (log10)"], comparison_rows(runs, split)) + "</div>")
-    h.append("<p class='small'>Generated by evaluation/15_report.py from the stages' own summaries; "
-             "no number here is recomputed.</p></body></html>")
-    summary = {"experiment": experiment, "split": split, "demo": demo,
+    h.append("<p class='small'>Generated by evaluation/16_report.py from the stages' own summaries and the saved "
+             "LR system; no number here is recomputed.</p></body></html>")
+    summary = {"experiment": experiment, "split": split, "demo": demo, "note": note,
                "stages": {n: r.status for n, r in run.stages.items()},
                "lr_metrics": by_level, "classifier_metrics": clf, "validation_matrix": decisions,
+               "degenerate": degenerate, "lr_system": sys_summary,
                "n_figures": sum(len(r.figures) for r in run.stages.values()),
                "compared_runs": [str(r.output_dir) for r in compare]}
     return "\n".join(h), summary
+
+
+def _ci_cell(blk: dict, key: str) -> str:
+    v = _num(blk.get(key))
+    ci = (blk.get("ci95") or {}).get(key)
+    if isinstance(ci, list) and len(ci) == 2 and ci[0] is not None:
+        return f"{fmt(v)} [{fmt(_num(ci[0]))}, {fmt(_num(ci[1]))}]"
+    return fmt(v)
 
 
 def load_compare_runs(cfg: Config) -> list[Run]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common.cli import run_stage
+from common.cli import in_work, run_stage
 from common.io import write_json
+from common.stages import stage_dir
 from preprocessing.splits import (leakage_path, make_split, person_function, pool_summary, read_person_map,
                                   write_split)
 from preprocessing.plots import plot_split_counts
@@ -25,9 +26,11 @@ def add_args(p):
     p.add_argument("--output", help="split JSON to write (overrides split.file)")
 
 
-def main(cfg, args):
+def main(cfg, args, stage):
     root = Path(args.dataset_root) if args.dataset_root else cfg.path("dataset.root")
     out = Path(args.output) if args.output else cfg.path("split.file")
+    target = out                                    # where the split file is published
+    out = in_work(out, stage_dir(cfg, "02"), stage)  # inside the stage folder: written with the rest
     map_path = cfg.path("split.person_map", None)
     person_map = read_person_map(map_path) if map_path else None
     regex = cfg.get("split.person_regex", None)
@@ -36,10 +39,9 @@ def main(cfg, args):
                        person_map=person_map, person_regex=regex)
     person = person_function(person_map, regex)
     write_split(out, split, person)
-    stage = cfg.stage_dir("02_split")
     meta = split["meta"]
     per_pool = pool_summary(split, person)
-    write_json(stage / "summary.json", {"split_file": str(out), "leakage_file": str(leakage_path(out)),
+    write_json(stage / "summary.json", {"split_file": str(target), "leakage_file": str(leakage_path(target)),
                                         **{k: meta[k] for k in ("dataset", "unit", "seed", "ratios", "pools", "leaky",
                                                                 "person_rule", "counts", "leakage")},
                                         "per_pool": per_pool})
@@ -49,8 +51,8 @@ def main(cfg, args):
     for pool, v in per_pool.items():
         print(f"  {pool:<5}: " + "; ".join(f"{cls} {v[cls]['persons']} persons / {v[cls]['videos']} videos / "
                                             f"{v[cls]['frames']} frames" for cls in ("real", "fake")))
-    print(f"wrote {out}, {leakage_path(out)}, {stage / 'summary.json'}, {stage / 'split_counts.png'}")
+    print(f"wrote {target}, {leakage_path(target)}, summary.json, split_counts.png")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__, extra_args=add_args))
+    sys.exit(run_stage(main, __doc__, extra_args=add_args, stage="02"))

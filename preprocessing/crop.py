@@ -1,8 +1,11 @@
 """Stage 01 engine: crop every sampled frame of every input video into the DeepfakeBench layout.
 
 Per video, outputs are first written into a staging folder and moved into place when the video is
-finished; the video's manifest (``<out>/.manifest/<label>/<video_id>.csv``) is written last and
-marks it done, so an interrupted run resumes by skipping videos that have one and redoing the rest.
+finished; the video's manifest (``<out>/.manifest/<label>/<video_id>.csv``) and the fingerprint of its
+source (``<video_id>.source``: size, modification time and a SHA-256 of the first and last MiB of
+each source file, see ``source_fingerprint``) are written last and mark it done. A run resumes by
+skipping the videos whose recorded fingerprint equals their source's current one, so a source
+replaced by another file of the same name is cropped again; the rest are redone.
 At the end the per-video manifests are merged into ``<out>/manifest.csv``: one row per sampled
 frame with its status (ok, no_face, multiple_faces, unreadable), detector box and score. A video
 that cannot be opened gets one row with an empty frame index and status ``unreadable``.
@@ -13,6 +16,7 @@ that cannot be opened gets one row with an empty frame index and status ``unread
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import multiprocessing as mp
 import os
@@ -28,6 +32,7 @@ from tqdm import tqdm
 
 from common.config import ConfigError
 from common.io import atomic_path, read_json, write_json
+from common.pipeline import file_fingerprint
 from .faces import PAPER_POINTS, FaceCropper
 from .video import InputItem, Unreadable, list_inputs, mask_frames, open_item
 
@@ -117,9 +122,10 @@ def _row(item: InputItem, source: str, frame_idx, status: str, **kw) -> dict:
 
 def process_item(item: InputItem, cropper: FaceCropper, opts: dict, out_root: Path, staging: Path,
                  input_root: Path | None = None) -> list[dict]:
-    """Crop one input into ``staging/<video_id>``, move it into ``out_root``, write its manifest last.
-    Returns its manifest rows."""
+    """Crop one input into ``staging/<video_id>``, move it into ``out_root``, write its manifest and
+    source fingerprint last. Returns its manifest rows."""
     label = item.label_name
+    fingerprint = source_fingerprint(item)      # before reading: a source replaced meanwhile is redone next time
     try:
         source = item.path.relative_to(input_root).as_posix() if input_root else str(item.path)
     except ValueError:
@@ -173,11 +179,37 @@ def process_item(item: InputItem, cropper: FaceCropper, opts: dict, out_root: Pa
             os.replace(d, dest)
     shutil.rmtree(work, ignore_errors=True)
     write_manifest(video_manifest_path(out_root, item), rows)
+    with atomic_path(source_path(out_root, item)) as tmp:
+        tmp.write_text(fingerprint + "\n")
     return rows
 
 
 def video_manifest_path(out_root: Path, item: InputItem) -> Path:
     return out_root / ".manifest" / item.label_name / f"{item.video_id}.csv"
+
+
+def source_fingerprint(item: InputItem) -> str:
+    """Content fingerprint of an input (its video file, frame images or image, and its mask)."""
+    paths = list(item.frames) if item.kind == "frames" and item.frames else [item.path]
+    if item.mask is not None:
+        mask = Path(item.mask)
+        paths += sorted(p for p in mask.rglob("*") if p.is_file()) if mask.is_dir() else [mask]
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(f"{Path(p).name}|{file_fingerprint(Path(p))}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def source_path(out_root: Path, item: InputItem) -> Path:
+    return out_root / ".manifest" / item.label_name / f"{item.video_id}.source"
+
+
+def is_done(out_root: Path, item: InputItem, fingerprint: str | None = None) -> bool:
+    """The video has a manifest and was made from a source with the same content fingerprint."""
+    fp_path = source_path(out_root, item)
+    if not video_manifest_path(out_root, item).is_file() or not fp_path.is_file():
+        return False
+    return fp_path.read_text().strip() == (fingerprint or source_fingerprint(item))
 
 
 def write_manifest(path: Path, rows: Iterable[dict]) -> None:
@@ -226,6 +258,12 @@ def _settings_id(opts: dict) -> dict:
     return ident
 
 
+def settings_match(out_root: Path, opts: dict) -> bool:
+    """Whether ``out_root`` was started with these crop settings (False when it has none recorded)."""
+    path = out_root / ".manifest" / "settings.json"
+    return path.is_file() and read_json(path) == _settings_id(opts)
+
+
 def _check_settings(out_root: Path, opts: dict) -> None:
     """A resumed run must use the settings the output was started with."""
     path = out_root / ".manifest" / "settings.json"
@@ -262,7 +300,7 @@ def run_crop(input_root: str | Path, out_root: str | Path, opts: dict, shard: tu
     items = shard_items(list_inputs(input_root), shard)
     out_root.mkdir(parents=True, exist_ok=True)
     _check_settings(out_root, opts)
-    todo = [it for it in items if not video_manifest_path(out_root, it).is_file()]
+    todo = [it for it in items if not is_done(out_root, it)]
     skipped = len(items) - len(todo)
     if skipped:
         log.info("resuming: %d of %d videos already done, %d to do", skipped, len(items), len(todo))

@@ -13,7 +13,7 @@ as sample data, so the demo needs no download. What is made:
   left-right gradient) and compression (each frame JPEG-compressed at a per-video quality, then the
   video codec's own).
 - *Fake video* ``fake/NNNN_fake.mp4``: the same person, self-blended once per video with
-  ``training.sbi.self_blend`` (source copy with colour/frequency changes and a small warp pasted
+  ``preprocessing.sbi.self_blend`` (source copy with colour/frequency changes and a small warp pasted
   through a soft landmark-hull mask -- the blending artefacts of a face swap), then moved, lit and
   compressed the same way with its own random draws. ``NNNN_fake`` is made from ``NNNN``, the
   UADFV naming that the person split understands.
@@ -194,7 +194,7 @@ def build_demo(out_dir: Path, seed: int, options: DemoOptions, sbi_options: dict
     """
     from tqdm import tqdm
 
-    from training.sbi import self_blend
+    from preprocessing.sbi import self_blend
 
     rng = np.random.default_rng(seed)
     finder = LandmarkFinder()

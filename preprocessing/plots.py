@@ -26,7 +26,7 @@ def plot_split_counts(meta: dict, path: str | Path) -> Path:
         ax.annotate(f"{c['persons']} persons\n{c['videos_real']}+{c['videos_fake']} videos",
                     (i, max(real[i], fake[i])), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(x), splits)
-    ax.set_xlabel("split")
+    ax.set_xlabel("pool")
     ax.set_ylabel("frames (count)")
     leak = meta.get("leakage", {})
     ax.set_title(f"{meta.get('dataset', '')} split by {meta['unit']} (seed {meta['seed']})"

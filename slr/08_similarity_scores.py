@@ -12,7 +12,7 @@ import sys
 from common.cli import run_stage
 from common.config import ConfigError
 from common.splits import person_of_video
-from slr._stage import feature_dumps, stage_output
+from slr._stage import feature_dumps
 from slr.scores import SCORE_NAMES, stage08
 
 
@@ -24,18 +24,17 @@ def stage08_persons(cfg, dumps) -> dict | None:
     return person_of_video(split_file) if split_file is not None and split_file.is_file() else None
 
 
-def main(cfg, args):
-    score = str(cfg.get("slr.score", "cosine_centroid"))
+def main(cfg, args, out):
+    score = str(cfg.get("slr.score"))
     if score not in SCORE_NAMES:
         raise ConfigError(f"{cfg.source}: slr.score must be one of {', '.join(SCORE_NAMES)}, got {score!r}")
     dumps = feature_dumps(cfg)
-    with stage_output(cfg, "08_scores") as out:
-        summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size", 64)), score=score,
-                          persons=stage08_persons(cfg, dumps))
+    summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size", 64)), score=score,
+                      persons=stage08_persons(cfg, dumps))
     print(f"  score: {summary['score']}")
     for split, s in summary["splits"].items():
         print(f"  {split}: {s['n_hp']} real, {s['n_hd']} fake, {s['n_persons']} persons, score AUC {s['auc']:.4f}")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="08"))

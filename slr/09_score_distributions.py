@@ -5,16 +5,15 @@ and val as diagnostics; paper: train, val, test); writes <output_dir>/09_score_d
 import sys
 
 from common.cli import run_stage
-from slr._stage import data_note, read_pool_scores, stage_output
+from slr._stage import data_note, read_pool_scores
 from slr.pipeline import Settings, stage09
 
 
-def main(cfg, args):
+def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
-    with stage_output(cfg, "09_score_distributions") as out:
-        stage09(sets, out, settings, data_note(cfg))
+    stage09(sets, out, settings, data_note(cfg))
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="09"))

@@ -10,16 +10,15 @@ re-fitted on each split). Reads slr.scores_dir; writes <output_dir>/10_kde_lr/ (
 import sys
 
 from common.cli import run_stage
-from slr._stage import centroid, data_note, read_pool_scores, stage_output
+from slr._stage import centroid, data_note, read_pool_scores
 from slr.pipeline import Settings, stage10
 
 
-def main(cfg, args):
+def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
-    with stage_output(cfg, "10_kde_lr") as out:
-        _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), note=data_note(cfg))
+    _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), note=data_note(cfg))
     sysb = summary["system"]
     bw = sysb["bandwidth"].get("frame")
     bw_txt = f", frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}" if bw else ""
@@ -30,4 +29,4 @@ def main(cfg, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="10"))

@@ -7,15 +7,14 @@ prior 0.5 the ECE equals Cllr). Reads stage 10's outputs (<output_dir>/10_kde_lr
 import sys
 
 from common.cli import run_stage
-from slr._stage import stage_output
+from common.stages import stage_dir
 from slr.pipeline import load_stage10, stage13
 
 
-def main(cfg, args):
-    levels = load_stage10(cfg.stage_dir("10_kde_lr", create=False))
-    with stage_output(cfg, "13_ece_cllr") as out:
-        stage13(levels, out)
+def main(cfg, args, out):
+    levels = load_stage10(stage_dir(cfg, "10"))
+    stage13(levels, out)
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="13"))

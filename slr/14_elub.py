@@ -7,15 +7,14 @@ outputs (<output_dir>/10_kde_lr/); writes <output_dir>/14_elub/ (elub_*.png, sum
 import sys
 
 from common.cli import run_stage
-from slr._stage import stage_output
+from common.stages import stage_dir
 from slr.pipeline import load_stage10, stage14
 
 
-def main(cfg, args):
-    levels = load_stage10(cfg.stage_dir("10_kde_lr", create=False))
-    with stage_output(cfg, "14_elub") as out:
-        stage14(levels, out)
+def main(cfg, args, out):
+    levels = load_stage10(stage_dir(cfg, "10"))
+    stage14(levels, out)
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="14"))

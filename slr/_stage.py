@@ -1,26 +1,16 @@
-"""Helpers shared by the numbered SLR scripts (08-14): settings, inputs and atomic stage folders."""
+"""Helpers shared by the numbered SLR scripts (08-14): their inputs (outputs go through common.cli.run_stage)."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from common.config import Config, ConfigError
-from common.io import InputError, atomic_dir
+from common.io import InputError
 from common.splits import POOLS, SPLITS, pools_in
+from common.stages import stage_dir
 
 CONTAMINATED = "contaminated: features of a detector trained on all persons (slr.features_file)"
-
-
-@contextlib.contextmanager
-def stage_output(cfg: Config, name: str) -> Iterator[Path]:
-    """A temporary folder that replaces ``<output_dir>/<name>`` only if the stage succeeds."""
-    final = cfg.stage_dir(name, create=False)
-    with atomic_dir(final) as tmp:
-        yield tmp
-    print(f"stage {name}: outputs written to {final}")
 
 
 def feature_dumps(cfg: Config) -> dict:
@@ -44,7 +34,7 @@ def feature_dumps(cfg: Config) -> dict:
 
 
 def score_dir(cfg: Config) -> Path:
-    return cfg.path("slr.scores_dir", None) or cfg.stage_dir("08_scores", create=False)
+    return cfg.path("slr.scores_dir", None) or stage_dir(cfg, "08")
 
 
 def read_pool_scores(cfg: Config, settings) -> dict:

@@ -28,6 +28,7 @@ from .calibration import LogisticCalibrator, PAVCalibrator
 from .metrics import auc
 
 MODEL_NAMES = ("kde", "logistic", "isotonic")
+CV_EXACT_BUDGET = 1e6   # kernel terms up to which the bandwidth CV evaluates densities exactly
 
 
 # ------------------------------------------------------------------------------------- folds
@@ -59,13 +60,15 @@ def group_folds(groups: Any, n_folds: int, seed: int, labels: Any = None) -> tup
 def grouped_cv_bandwidth(scores: Any, groups: Any, grid: Any, n_folds: int = 10, seed: int = 0
                          ) -> tuple[float, dict]:
     """KDE bandwidth maximising the mean over folds of the held-out fold's total log-likelihood
-    (nats), folds grouped by ``groups`` (videos). Ties go to the first grid value.
+    (nats), folds grouped by ``groups`` (videos). Ties go to the first grid value. Held-out
+    densities are exact while that takes at most 10^6 kernel terms, beyond that from the KDE's FFT
+    grid (within 5e-4 in log10, exact in the tails; docs/slr_metrics.md): 20x faster on 10^4 scores.
     Returns (best, {"bandwidth", "cv_loglik", "n_folds", "n_groups"})."""
     x = np.asarray(scores, dtype=np.float64).reshape(-1)
     grid = np.asarray(grid, dtype=np.float64).reshape(-1)
     fold, k = group_folds(groups, n_folds, seed)
     cv = np.zeros(grid.size)
-    est = kde_mod.GaussianKDE1D()
+    est = kde_mod.GaussianKDE1D(exact_budget=CV_EXACT_BUDGET)
     for i in range(k):
         tr, te = x[fold != i], x[fold == i]
         for j, bw in enumerate(grid):

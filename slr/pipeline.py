@@ -38,6 +38,7 @@ import numpy as np
 
 from common.io import InputError, numeric_column, read_csv, read_json, write_csv, write_json
 from common.splits import SPLITS
+from common.stages import folder
 
 from . import calibration, elub, kde, metrics, plots
 from .bootstrap import pool_metrics
@@ -499,7 +500,8 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note,
                "pools": levels["frame"].pools, "labels": {p: pool_label(p, settings.protocol)
                                                           for p in levels["frame"].pools},
-               "levels": ev, "system": _system_block(levels, settings, system), "skipped": skipped}
+               "levels": ev, "system": _system_block(levels, settings, system), "skipped": skipped,
+               "counts": {p: sets[p].counts() for p in levels["frame"].pools}}
     if settings.protocol == "paper":
         summary["paper_notes"] = ("llr = the paper's KDE LR (KDEs re-fitted on each split's own scores); "
                                   "eer is the correctly interpolated EER, paper_eer the paper's code; "
@@ -717,8 +719,7 @@ def stage14(levels: dict[str, LevelLR], out: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- everything
-STAGE_DIRS = {9: "09_score_distributions", 10: "10_kde_lr", 11: "11_tippett", 12: "12_det_eer",
-              13: "13_ece_cllr", 14: "14_elub"}
+STAGE_DIRS = {int(i): folder(i) for i in ("09", "10", "11", "12", "13", "14")}   # names from the stage table
 
 
 def run_scores(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str = "") -> dict:

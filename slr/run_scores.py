@@ -37,14 +37,7 @@ from .pipeline import SOUND_OPTIONAL, SOUND_REQUIRED, run_scores
 from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings
 
 
-def _check_output_dir(out: Path, scores_dir: Path) -> None:
-    out, scores_dir = out.resolve(), scores_dir.resolve()
-    if out == scores_dir or scores_dir in out.parents:
-        raise InputError(f"--output-dir {out} is inside --scores-dir {scores_dir}; give an output folder outside "
-                         f"the input folder")
-    if out in scores_dir.parents:
-        raise InputError(f"--output-dir {out} contains --scores-dir {scores_dir} (it would be replaced); give an "
-                         f"output folder that does not hold the input")
+def _check_output_dir(out: Path) -> None:
     if not out.exists():
         return
     if not out.is_dir():
@@ -60,6 +53,14 @@ def _check_output_dir(out: Path, scores_dir: Path) -> None:
     if not ours:
         raise InputError(f"--output-dir {out} exists and holds other files; give an empty or new folder "
                          f"(an earlier run_scores output is replaced)")
+
+
+def _check_apart(scores: Path, out: Path) -> None:
+    """The output folder is replaced whole, so it must neither contain nor lie inside the input folder."""
+    if out == scores or out in scores.parents or scores in out.parents:
+        raise InputError(f"--output-dir {out} {'contains' if out in scores.parents else 'is inside' if scores in out.parents else 'is'} "
+                         f"the --scores-dir {scores}; replacing it would delete the input scores. Give an output "
+                         f"folder outside the scores folder")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,6 +88,8 @@ def main(argv=None) -> int:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
                             video_level=not args.no_video_level, model=args.model,
                             crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed)
+        out = Path(args.output_dir).resolve()
+        _check_apart(Path(args.scores_dir).resolve(), out)
         if args.protocol == "sound":
             scores_dir = Path(args.scores_dir)
             if scores_dir.is_dir() and not (scores_dir / "calib.csv").is_file():
@@ -95,8 +98,7 @@ def main(argv=None) -> int:
             sets = read_score_dir(args.scores_dir, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
         else:
             sets = read_score_dir(args.scores_dir)
-        out = Path(args.output_dir).resolve()
-        _check_output_dir(out, Path(args.scores_dir))
+        _check_output_dir(out)
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)
     except (ConfigError, InputError) as exc:

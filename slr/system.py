@@ -26,11 +26,13 @@ import copy
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from common.io import InputError, atomic_dir
 
@@ -58,6 +60,7 @@ class LevelModel:
     crossfit: dict = field(default_factory=dict)     # k, seed, folds description
     monotonicity: dict = field(default_factory=dict)  # {"model": {...}, "final": {...}}
     counts: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)      # seconds per fitting step (not saved)
 
     def llr_parts(self, scores: Any) -> dict[str, np.ndarray]:
         """``{"model": score-model LLR, "calibrated": after calibration, "llr": after the bounds}``."""
@@ -105,15 +108,22 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     videos, persons = calib.videos(), calib.persons()
     fold, k = models_mod.group_folds(persons, settings.crossfit_folds, settings.seed, y)
     cf_model = np.empty(len(x))
+    timings = {}
+    t0 = time.perf_counter()
     try:
-        for i in range(k):
+        for i in tqdm(range(k), desc=f"cross-fitting ({level}, {settings.model})", unit="fold", leave=False,
+                      disable=None):
             tr, te = fold != i, fold == i
             for lab, name in ((0, "real"), (1, "fake")):
                 if len(np.unique(videos[tr & (y == lab)])) < 2:
                     raise InputError(f"{src}: cross-fitting fold {i + 1} of {k} leaves fewer than 2 {name} videos to "
                                      f"fit on; give calib more persons or lower slr.crossfit_folds")
             cf_model[te] = models_mod.make_model(settings).fit(x[tr], y[tr], videos[tr]).llr(x[te])
+        timings["crossfit_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         final = models_mod.make_model(settings).fit(x, y, videos)
+        timings["final_fit_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         if settings.calibration == "pav":
             cal = make_calibrator("pav")
         else:
@@ -122,6 +132,7 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
         cf_cal = np.asarray(cal.transform(cf_model), np.float64)
         weights = video_weights(videos)
         bounder = ELUBBounder().fit(cf_cal, y, weights)
+        timings["calibration_elub_s"] = time.perf_counter() - t0
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
@@ -137,10 +148,13 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
                            "(frame weights 1 / frames of the video)",
                    "calibration": f"{settings.calibration}, fitted on the cross-fitted calib LLRs"}
     lo_s, hi_s = float(x.min()), float(x.max())
+    t0 = time.perf_counter()
     lm.monotonicity = {"model": models_mod.monotonicity(final.llr, lo_s, hi_s, final.direction),
                        "final": models_mod.monotonicity(lambda s: lm.llr(s, bounded=False), lo_s, hi_s,
                                                         final.direction)}
+    timings["monotonicity_s"] = time.perf_counter() - t0
     lm.counts = calib.counts()
+    lm.timings = timings          # not saved (would change the SHA-256 between identical fits)
     return lm
 
 
@@ -296,7 +310,7 @@ class LRSystem:
         man = directory / MANIFEST
         if not man.is_file():
             raise InputError(f"{man}: LR system manifest not found; {directory} is not a saved LR system "
-                             f"(stage 10 writes one to <output_dir>/10_kde_lr/system/)")
+                             f"(stage 10 writes one into its output folder, system/)")
         text = man.read_text()
         listed = {}
         for i, line in enumerate(text.splitlines(), start=1):

@@ -35,3 +35,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the real data gets the ``real_data`` marker (``make test-fast`` leaves them out)."""
+    for item in items:
+        if {"uadfv_root", "paper_features"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)

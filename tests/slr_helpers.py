@@ -59,10 +59,10 @@ def write_config(tmp_path: Path, features_file: Path, split_file: Path, protocol
 
 
 def load_script(number: int):
-    """Import a numbered SLR script (``slr/NN_*.py``) as a module, to call its ``main(cfg, args)``."""
-    from common.stages import BY_NUMBER
+    """Import a numbered SLR script (``slr/NN_*.py``) as a module, to run with ``common.cli.call_main``."""
+    from common.stages import get
 
-    path = REPO / BY_NUMBER[number].script
+    path = REPO / get(number).script
     spec = importlib.util.spec_from_file_location(f"slr_stage_{number:02d}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -20,13 +20,14 @@ def write_yaml(tmp_path, text):
 
 
 def test_overrides_and_references(tmp_path):
-    p = write_yaml(tmp_path, "output_dir: out/a\nseed: 1\nslr:\n  dir: ${output_dir}/08\n  n: ${seed}\n")
+    p = write_yaml(tmp_path, "output_dir: out/a\nseed: 1\nslr:\n  scores_dir: ${output_dir}/08\n  paper_seed: ${seed}\n")
     cfg = load_config(p, ["output_dir=/x/y", "slr.protocol=paper", "seed=7"])
-    assert cfg.get("slr.dir") == "/x/y/08"          # references resolve after overrides
-    assert cfg.get("slr.n") == 7 and isinstance(cfg.get("slr.n"), int)  # bare reference keeps its type
+    assert cfg.get("slr.scores_dir") == "/x/y/08"          # references resolve after overrides
+    assert cfg.get("slr.paper_seed") == 7 and isinstance(cfg.get("slr.paper_seed"), int)  # bare reference keeps its type
     assert cfg.get("slr.protocol") == "paper"
-    assert cfg.path("slr.dir").as_posix() == "/x/y/08"
+    assert cfg.path("slr.scores_dir").as_posix() == "/x/y/08"
     assert cfg.path("output_dir") == cfg.output_dir
+    assert cfg.get("slr.features_dir") == "/x/y/04_features"   # a schema default through ${stage:04}
 
 
 def test_relative_paths_resolve_against_repo_root(tmp_path):
@@ -35,13 +36,15 @@ def test_relative_paths_resolve_against_repo_root(tmp_path):
 
 
 def test_missing_key_and_bad_type_name_the_key(tmp_path):
-    cfg = load_config(write_yaml(tmp_path, "seed: abc\n"))
-    with pytest.raises(ConfigError, match=r"slr\.protocol"):
-        cfg.get("slr.protocol")
-    with pytest.raises(ConfigError, match="'seed' must be a int"):
-        cfg.seed
+    with pytest.raises(ConfigError, match=r"c\.yaml: config key 'seed' must be an integer, got 'abc'"):
+        load_config(write_yaml(tmp_path, "seed: abc\n"))
+    cfg = load_config(write_yaml(tmp_path, "seed: 3\n"))
+    with pytest.raises(ConfigError, match=r"'model\.base' is missing"):   # declared without default, not set
+        cfg.get("model.base")
+    with pytest.raises(ConfigError, match=r"not declared in common/schema\.py; did you mean 'slr\.protocol'"):
+        cfg.get("slr.protocl", "sound")
     with pytest.raises(ConfigError, match="circular"):
-        load_config(write_yaml(tmp_path, "a: ${b}\nb: ${a}\n"))
+        load_config(write_yaml(tmp_path, "experiment: ${dataset.name}\ndataset: {name: '${experiment}'}\n"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
 
@@ -54,7 +57,7 @@ def test_fingerprint_changes_only_with_its_keys(tmp_path):
 
 
 def test_shipped_configs_load():
-    for name in ("demo", "uadfv"):
+    for name in ("demo", "uadfv", "uadfv_sbi", "uadfv_lib", "uadfv_deepfidelity"):
         cfg = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
         assert cfg.get("slr.protocol") in ("sound", "paper")
         assert "${" not in json.dumps(cfg.data)
@@ -122,8 +125,12 @@ def test_read_split(tmp_path):
 
 
 def test_stage_table_is_consistent():
-    numbers = [s.number for s in STAGES]
-    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    ids = [s.id for s in STAGES]
+    assert len(set(ids)) == len(ids) and all(isinstance(i, str) for i in ids)
+    assert {"03a", "04b", "16"} <= set(ids) and STAGES[-1].folder == "16_report"
+    seen = set()
     for s in STAGES:
-        assert s.name.startswith(f"{s.number:02d}_")
-        assert all(i < s.number for i in s.inputs)
+        assert s.folder.startswith(f"{s.id}_")
+        assert all(i in seen or i not in ids for i in s.inputs)   # inputs come earlier in the table
+        seen.add(s.id)
+        assert (REPO_ROOT / s.script).is_file() and s.title

@@ -206,7 +206,7 @@ def test_svr_orders_two_separated_classes(tmp_path):
 def test_full_size_default_builds_and_runs():
     m = SSAAFormer().eval()                      # ViT-S sized defaults at 224 px (the GPU configuration)
     assert m.grid == (14, 14) and m.feature_dim == 384 and len(m.blocks) == 12 and m.n_symmetric == 4
-    assert [type(l).__name__ for l in m.patch_embed][::3] == ["Conv2d"] * 4      # 16 = 2^4: four stride-2 convs
+    assert [type(layer).__name__ for layer in m.patch_embed][::3] == ["Conv2d"] * 4      # 16 = 2^4: four stride-2 convs
     with torch.no_grad():
         out = m(torch.randn(1, 3, 224, 224))
     assert out["feature"].shape == (1, 384) and out["logits"].shape == (1, 2)

@@ -14,46 +14,49 @@ from common.config import load_config
 from common.pipeline import STAMP, plan, tree_fingerprint
 from common.stages import STAGES, Stage
 
+# The toy stages read real schema keys (a strict config knows no others): each stage "owns" one.
+KEYS = {"00": ("demo", "demo.persons"), "01": ("preprocessing", "preprocessing.size"),
+        "02": ("split", "split.unit"), "03": ("features", "features.batch_size"), "04": ("slr", "slr.batch_size")}
 SCRIPT = '''"""fake stage {name}"""
 import sys
 from common.cli import run_stage
 from common.io import write_json
 
-def main(cfg, args):
-    if cfg.get("fail", None) == "{name}":
-        raise SystemExit(3)
-    d = cfg.stage_dir("{name}")
-    write_json(d / "out.json", {{"value": cfg.get("{key}", None)}})
-    (d / "value_{{}}.txt".format(cfg.get("{key}", None))).write_text("x")
-    with open(cfg.path("log"), "a") as fh:
+def main(cfg, args, out):
+    write_json(out / "out.json", {{"value": cfg.get("{key}")}})
+    (out / "value_{{}}.txt".format(cfg.get("{key}"))).write_text("x")
+    with open(cfg.output_dir.parent / "log.txt", "a") as fh:
         fh.write("{name}\\n")
+    if cfg.get("experiment") == "fail_{name}":      # fails after writing (half-written outputs)
+        raise SystemExit(3)
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="{sid}"))
 '''
 
 
 @pytest.fixture
 def toy(tmp_path):
     """A 5-stage table: 0 (optional generator) -> 1 -> {2, 3} -> 4, each with its own config section."""
-    keys = {"00_gen": "gen", "01_a": "a", "02_b": "b", "03_c": "c", "04_d": "d"}
+    names = {"00": "00_gen", "01": "01_a", "02": "02_b", "03": "03_c", "04": "04_d"}
     scripts = {}
-    for name, key in keys.items():
+    for sid, name in names.items():
         p = tmp_path / f"{name}.py"
-        p.write_text(SCRIPT.format(name=name, key=f"{key}.x"))
+        p.write_text(SCRIPT.format(name=name, key=KEYS[sid][1], sid=sid))
         scripts[name] = str(p)
     table = (
-        Stage(0, "00_gen", scripts["00_gen"], ("gen",), enabled_key="gen.enabled"),
-        Stage(1, "01_a", scripts["01_a"], ("seed", "a"), (0,), ("ext",)),
-        Stage(2, "02_b", scripts["02_b"], ("b",), (1,)),
-        Stage(3, "03_c", scripts["03_c"], ("c",), (1,)),
-        Stage(4, "04_d", scripts["04_d"], ("d",), (2, 3)),
+        Stage("00", "00_gen", scripts["00_gen"], ("demo",), enabled_key="demo.enabled"),
+        Stage("01", "01_a", scripts["01_a"], ("seed", "preprocessing"), ("00",), ("preprocessing.input",)),
+        Stage("02", "02_b", scripts["02_b"], ("split",), ("01",)),
+        Stage("03", "03_c", scripts["03_c"], ("features",), ("01",)),
+        Stage("04", "04_d", scripts["04_d"], ("slr",), ("02", "03")),
     )
     ext = tmp_path / "ext"
     ext.mkdir()
     (ext / "in.txt").write_text("x")
-    cfg = {"seed": 1, "output_dir": str(tmp_path / "out"), "log": str(tmp_path / "log.txt"), "ext": str(ext),
-           "gen": {"enabled": True, "x": 0}, "a": {"x": 1}, "b": {"x": 2}, "c": {"x": 3}, "d": {"x": 4}}
+    cfg = {"seed": 1, "output_dir": str(tmp_path / "out"), "preprocessing": {"input": str(ext), "size": 64},
+           "demo": {"enabled": True, "persons": 5}, "split": {"unit": "person"}, "features": {"batch_size": 3},
+           "slr": {"batch_size": 4}}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
 
@@ -84,13 +87,13 @@ def test_second_run_skips_everything(toy, capfd):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("b.x=20", ["02_b", "04_d"]),
-    ("c.x=30", ["03_c", "04_d"]),
-    ("d.x=40", ["04_d"]),
-    ("a.x=10", ["01_a", "02_b", "03_c", "04_d"]),
+    ("split.unit=video", ["02_b", "04_d"]),
+    ("features.batch_size=30", ["03_c", "04_d"]),
+    ("slr.batch_size=40", ["04_d"]),
+    ("preprocessing.size=100", ["01_a", "02_b", "03_c", "04_d"]),
     ("seed=2", ["01_a", "02_b", "03_c", "04_d"]),
-    ("gen.x=5", ["00_gen", "01_a", "02_b", "03_c", "04_d"]),
-    ("unrelated=1", []),
+    ("demo.persons=6", ["00_gen", "01_a", "02_b", "03_c", "04_d"]),
+    ("evaluation.splits=[test]", []),
 ])
 def test_changed_value_reruns_exactly_downstream(toy, override, expected):
     toy.run()
@@ -117,34 +120,34 @@ def test_range_force_and_stale_upstream_warning(toy, capfd):
     assert toy.run("--from", "2", "--to", "3", "--force") == (0, ["02_b", "03_c"])
     assert toy.run() == (0, ["04_d"])                       # its inputs changed under it
     capfd.readouterr()
-    assert toy.run("--from", "2", "--set", "a.x=11") == (0, [])
+    assert toy.run("--from", "2", "--set", "preprocessing.size=20") == (0, [])
     err = capfd.readouterr().err
-    assert "stage 01_a (before --from) is out of date: config 'a' changed" in err
+    assert "stage 01_a (before --from) is out of date: config 'preprocessing' changed" in err
 
 
 def test_failure_stops_and_leaves_no_stamp(toy, capfd):
-    rc, ran = toy.run("--set", "fail=02_b")
-    assert rc == 3 and ran == ["00_gen", "01_a"]
+    rc, ran = toy.run("--set", "experiment=fail_02_b")
+    assert rc == 3 and ran == ["00_gen", "01_a", "02_b"]      # 02_b started, wrote, then failed
     assert not (toy.out / "02_b" / STAMP).exists()
     assert "stage 02_b failed (exit 3)" in capfd.readouterr().err
     assert toy.run() == (0, ["02_b", "03_c", "04_d"])       # 00 and 01 were stamped before the failure
 
 
 def test_disabled_stage_and_dry_run(toy, capfd):
-    rc, ran = toy.run("--set", "gen.enabled=false")
+    rc, ran = toy.run("--set", "demo.enabled=false")
     assert rc == 0 and ran == ["01_a", "02_b", "03_c", "04_d"]
     assert not (toy.out / "00_gen").exists()
-    assert "00_gen: skipped, not enabled (gen.enabled is false)" in capfd.readouterr().out
-    rc, ran = toy.run("--set", "gen.enabled=false", "--set", "c.x=9", "--dry-run")
+    assert "00_gen: skipped, not enabled (demo.enabled is false)" in capfd.readouterr().out
+    rc, ran = toy.run("--set", "demo.enabled=false", "--set", "features.batch_size=9", "--dry-run")
     assert rc == 0 and ran == []
     out = capfd.readouterr().out
-    assert "03_c: would run (config 'c' changed)" in out
+    assert "03_c: would run (config 'features' changed)" in out
     assert "04_d: would run (upstream stage 03_c runs first)" in out
     assert "02_b: skipped, up to date" in out
 
 
 def test_missing_script_is_a_clear_error(toy, capfd):
-    table = toy.table[:2] + (Stage(2, "02_b", "no/such_script.py", ("b",), (1,)),)
+    table = toy.table[:2] + (Stage("02", "02_b", "no/such_script.py", ("split",), ("01",)),)
     rc = run_pipeline.main(["--config", toy.config], table)
     assert rc == 2
     assert "stage 02_b must run but its script no/such_script.py does not exist" in capfd.readouterr().err
@@ -163,25 +166,25 @@ def test_tree_fingerprint(tmp_path):
 
 
 def test_real_stage_table_is_consistent():
-    numbers = [s.number for s in STAGES]
-    assert numbers == sorted(numbers) == list(range(0, 16))
-    for s in STAGES:
-        assert s.name.startswith(f"{s.number:02d}_")
-        assert all(i < s.number for i in s.inputs)
+    ids = [s.id for s in STAGES]
+    assert ids[:3] == ["00", "01", "02"] and "03a" in ids and "04b" in ids and ids[-1] == "16"
     cfg = load_config("configs/uadfv.yaml")
-    decisions, _ = plan(cfg, 0, 15)
+    decisions, _ = plan(cfg, "00", "16")
     assert decisions[0].stage.name == "00_demo_videos" and not decisions[0].run
+    assert [d.stage.id for d in decisions if not d.run and "not enabled" in d.reason] == ["00", "03a", "04b"]
+    fid = load_config("configs/uadfv_deepfidelity.yaml")
+    decisions, _ = plan(fid, "03a", "04b")
+    assert [d.stage.id for d in decisions] == ["03a", "03", "04", "04b"] and all(d.run for d in decisions)
 
 
-def test_rerun_starts_clean_but_a_failed_run_keeps_its_folder(toy, capfd):
+def test_rerun_keeps_outputs_until_replaced_and_a_failed_run_changes_nothing(toy, capfd):
     toy.run()
-    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_2.txt"]
-    assert toy.run("--set", "b.x=7") == (0, ["02_b", "04_d"])
-    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_7.txt"]   # stale file gone
-    assert "02_b: previous outputs removed (out of date)" in capfd.readouterr().out
-    # a failed run leaves no stamp; its partial outputs are kept for a stage that resumes
-    (toy.out / "03_c" / "partial.txt").write_text("resume state")
-    (toy.out / "03_c" / STAMP).unlink()
-    assert toy.run("--set", "fail=03_c")[0] == 3
-    assert (toy.out / "03_c" / "partial.txt").is_file()
-    assert toy.run() == (0, ["03_c", "04_d"]) and (toy.out / "03_c" / "partial.txt").is_file()
+    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_person.txt"]
+    assert toy.run("--set", "split.unit=video") == (0, ["02_b", "04_d"])
+    assert sorted(p.name for p in (toy.out / "02_b").glob("value_*")) == ["value_video.txt"]   # replaced whole
+    assert "previous outputs removed" not in capfd.readouterr().out
+    # a failing re-run (it writes, then fails) leaves the stage folder as it was and no work folder
+    before = {p.name: p.read_bytes() for p in (toy.out / "03_c").iterdir()}
+    assert toy.run("--set", "features.batch_size=7", "--set", "experiment=fail_03_c")[0] == 3
+    assert {p.name: p.read_bytes() for p in (toy.out / "03_c").iterdir()} == before
+    assert not (toy.out / ".03_c.work").exists()

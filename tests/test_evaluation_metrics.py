@@ -9,7 +9,7 @@ from sklearn import metrics as SK
 
 from common.features import read_feature_dump
 from common.io import InputError
-from evaluation import metrics as M
+from common import metrics as M
 
 
 @pytest.fixture(scope="module")

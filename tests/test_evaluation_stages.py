@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+
+from common.cli import call_main
 from sklearn import metrics as SK
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.model_selection import cross_val_score
@@ -53,7 +55,7 @@ def cfg_for(out_dir, features_dir, **evaluation) -> Config:
 
 
 def test_05_counts_and_table(dumps, tmp_path, capsys):
-    script("evaluation/05_feature_check.py").main(cfg_for(tmp_path, dumps), None)
+    call_main(script("evaluation/05_feature_check.py"), cfg_for(tmp_path, dumps))
     summary = json.loads((tmp_path / "05_feature_check" / "summary.json").read_text())
     assert summary["ok"] is True
     total = 0
@@ -81,10 +83,10 @@ def test_05_finds_nan_and_inf_and_fails(tmp_path):
     assert r["feature_min"] == 1.0 and r["feature_max"] == 1.0
     cfg = cfg_for(tmp_path, tmp_path / "04_features", splits=["test"])
     with pytest.raises(InputError, match=r"\['test'\] failed the checks"):
-        script("evaluation/05_feature_check.py").main(cfg, None)
+        call_main(script("evaluation/05_feature_check.py"), cfg)
     assert (tmp_path / "05_feature_check" / "summary.json").is_file()      # written before failing
     with pytest.raises(InputError, match="run stage 04 first"):
-        script("evaluation/05_feature_check.py").main(cfg_for(tmp_path, tmp_path / "nowhere"), None)
+        call_main(script("evaluation/05_feature_check.py"), cfg_for(tmp_path, tmp_path / "nowhere"))
 
 
 def test_06_tsne_subsamples_with_seed_and_separates_paper_features(dumps, tmp_path):
@@ -94,7 +96,7 @@ def test_06_tsne_subsamples_with_seed_and_separates_paper_features(dumps, tmp_pa
     assert abs(d.labels[idx].mean() - d.labels.mean()) < 0.01             # stratified
     assert np.array_equal(idx, subsample_index(d.labels, 300, seed=1024))
     assert not np.array_equal(idx, subsample_index(d.labels, 300, seed=1))
-    script("evaluation/06_tsne.py").main(cfg_for(tmp_path, dumps, splits=["train"]), None)
+    call_main(script("evaluation/06_tsne.py"), cfg_for(tmp_path, dumps, splits=["train"]))
     coords = read_csv(tmp_path / "06_tsne" / "tsne_train.csv")
     xy = np.c_[np.asarray(coords["x"], float), np.asarray(coords["y"], float)]
     lab = np.asarray(coords["label"], int)
@@ -108,7 +110,7 @@ def test_06_tsne_subsamples_with_seed_and_separates_paper_features(dumps, tmp_pa
 
 
 def test_07_numbers_match_sklearn_and_csvs(dumps, tmp_path):
-    script("evaluation/07_classifier_eval.py").main(cfg_for(tmp_path, dumps), None)
+    call_main(script("evaluation/07_classifier_eval.py"), cfg_for(tmp_path, dumps))
     out = tmp_path / "07_classifier_eval"
     summary = json.loads((out / "summary.json").read_text())
     for name in ("train", "val", "test"):
@@ -132,7 +134,7 @@ def test_07_numbers_match_sklearn_and_csvs(dumps, tmp_path):
 
 def test_07_reads_the_paper_npz_through_evaluation_inputs(paper_features, tmp_path):
     cfg = cfg_for(tmp_path, tmp_path / "unused", inputs={"paper": str(paper_features)})
-    script("evaluation/07_classifier_eval.py").main(cfg, None)
+    call_main(script("evaluation/07_classifier_eval.py"), cfg)
     summary = json.loads((tmp_path / "07_classifier_eval" / "summary.json").read_text())
     d = read_feature_dump(paper_features)
     assert summary["splits"]["paper"]["frame"]["n"] == 2438

@@ -9,7 +9,7 @@ import torch
 from training.detectors import build_detector
 from training.fed import (ArcFaceEmbedder, DlibEmbedder, FEDHead, IResNet, embedding_discrepancy,
                           fed_distillation_loss)
-from training.sbi import self_blend
+from preprocessing.sbi import self_blend
 
 
 def load(root, vid, idx=0):

@@ -58,7 +58,7 @@ def test_default_is_four_resnet34_blocks_with_1000_500_bottleneck():
     m = build_detector("lib", input_size=32).eval()        # registry name, original defaults
     assert m.num_libs == 4 and m.local_dim == 512 and m.feature_dim == 500
     assert type(m.blocks[0]).__name__.lower().startswith("resnet")
-    linears = [l.out_features for l in m.bottleneck if isinstance(l, torch.nn.Linear)]
+    linears = [layer.out_features for layer in m.bottleneck if isinstance(layer, torch.nn.Linear)]
     assert linears == [1000, 500]
     with torch.no_grad():
         out = m(torch.randn(2, 3, 32, 32))

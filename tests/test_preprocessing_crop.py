@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,3 +270,22 @@ def test_shard_parsing():
     items = list(range(10))
     parts = [shard_items(items, (i, 3)) for i in range(3)]
     assert sorted(sum(parts, [])) == items and parts[0] == [0, 3, 6, 9]
+
+
+def test_a_replaced_source_with_the_same_name_is_cropped_again(small_videos, tmp_path):
+    """Issue 11 regression: resume used to go by file name, so a replaced video was never redone."""
+    src, ref = small_videos
+    inp = tmp_path / "in"
+    shutil.copytree(src, inp)
+    out = tmp_path / "out"
+    assert run_crop(inp, out, opts(frames_per_video=5), progress=False).n_processed == 4
+    old = inp / "real" / f"0012{EXT}"
+    st = old.stat()
+    shutil.copyfile(inp / "real" / f"0013{EXT}", old)          # another video under the same name ...
+    os.utime(old, ns=(st.st_atime_ns, st.st_mtime_ns))           # ... even with the old modification time
+    r = run_crop(inp, out, opts(frames_per_video=5), progress=False)
+    assert (r.n_processed, r.n_skipped) == (1, 3)
+    a = {p.name: p.read_bytes() for p in (out / "real" / "frames" / "0012").iterdir()}
+    b = {p.name: p.read_bytes() for p in (ref / "real" / "frames" / "0013").iterdir()}
+    assert a == b                                                # the crops are now those of the new source
+    assert run_crop(inp, out, opts(frames_per_video=5), progress=False).n_processed == 0

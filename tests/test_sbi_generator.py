@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.sbi import HULL_VARIANTS, SBIOptions, face_scale, hull_mask, self_blend, self_blend_details
+from preprocessing.sbi import HULL_VARIANTS, SBIOptions, face_scale, hull_mask, self_blend, self_blend_details
 
 VIDEOS = ("0000", "0007", "0013", "0021", "0035")
 

@@ -120,7 +120,7 @@ def _train_and_score(uadfv_root, train, test):
 
     from training.data import Augment, FrameDataset, InputSpec
     from training.detectors import build_detector
-    from training.sbi import SBIOptions
+    from preprocessing.sbi import SBIOptions
     from training.sbi_data import SBIPairDataset, sbi_collate
     from training.windows import video_scores
 

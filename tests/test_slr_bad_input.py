@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pytest
 
+from common.cli import call_main
+
 from common.config import load_config
 from common.features import FeatureDumpWriter
 from common.io import InputError, write_csv
@@ -134,7 +136,7 @@ def test_feature_sizes_differing_across_splits_stop_stage_08(tmp_path):
                         f"  features_file: null\n  batch_size: 8\n")
     cfg = load_config(cfg_path)
     with pytest.raises(InputError, match=r"feature sizes differ across splits \(train .*: 16, val .*: 12"):
-        load_script(8).main(cfg, None)
+        call_main(load_script(8), cfg)
     assert not (tmp_path / "out" / "08_scores").exists()
 
 
@@ -142,7 +144,7 @@ def test_stage_11_without_stage_10_says_run_stage_10(tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"seed: 1\noutput_dir: {tmp_path / 'out'}\nslr:\n  protocol: sound\n")
     with pytest.raises(InputError, match="run stage 10 first"):
-        load_script(11).main(load_config(cfg_path), None)
+        call_main(load_script(11), load_config(cfg_path))
     assert not (tmp_path / "out" / "11_tippett").exists()
 
 
@@ -152,7 +154,7 @@ def test_bad_protocol_names_the_config_key(tmp_path):
 
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text("seed: 1\noutput_dir: out\nslr:\n  protocol: fancy\n")
-    with pytest.raises(ConfigError, match=r"slr\.protocol must be one of \('sound', 'paper'\), got 'fancy'"):
+    with pytest.raises(ConfigError, match=r"slr\.protocol'? must be one of .*sound.*paper.*got 'fancy'"):
         Settings.from_config(load_config(cfg_path))
 
 
@@ -163,3 +165,27 @@ def test_too_few_training_scores_for_the_paper_cv_is_a_clear_error(tmp_path, cap
     err = capsys.readouterr().err
     assert rc == 2 and re.search(r"train\.csv: frame level, paper protocol: 10-fold .*at least 10", err), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["inside", "contains", "same"])
+def test_output_folder_inside_or_holding_the_input_is_refused(tmp_path, capsys, where):
+    _good(tmp_path / "in")
+    out = {"inside": tmp_path / "in" / "out", "contains": tmp_path, "same": tmp_path / "in"}[where]
+    before = sorted(p.name for p in (tmp_path / "in").iterdir())
+    rc = run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert re.search(r"--output-dir .* (is inside|contains|is) the --scores-dir .*would delete the input", err), err
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == before
+
+
+def test_stage_10_under_sound_without_a_calib_pool_says_how_to_make_one(tmp_path):
+    _good(tmp_path / "scores")
+    (tmp_path / "scores" / "calib.csv").unlink()
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"seed: 1\noutput_dir: {tmp_path / 'out'}\nslr:\n  protocol: sound\n"
+                        f"  scores_dir: {tmp_path / 'scores'}\n")
+    with pytest.raises(InputError, match=r"calib\.csv: score file not found \(slr\.protocol = sound, .*c\.yaml\); "
+                                         r".*split\.ratios of 4 values"):
+        call_main(load_script(10), load_config(cfg_path))
+    assert not (tmp_path / "out" / "10_kde_lr").exists()

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from common.cli import call_main
 from common.config import REPO_ROOT, load_config
 from common.io import read_csv
-from common.stages import BY_NUMBER
+from common.stages import get
 from preprocessing.splits import make_split, write_split
 
 from slr_helpers import lir_cllr, lir_elub, load_script, person_split_json, write_config
@@ -41,24 +42,24 @@ def real(tmp_path_factory, paper_features, uadfv_root):
                              bootstrap={"n": 300, "seed": 7})
     for n in STAGES:
         if n in (8, 14):   # the first and last as commands (argument parsing, exit code), the rest in process
-            p = subprocess.run([sys.executable, str(REPO_ROOT / BY_NUMBER[n].script), "--config", str(cfg_sound)],
+            p = subprocess.run([sys.executable, str(REPO_ROOT / get(n).script), "--config", str(cfg_sound)],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
             assert p.returncode == 0, f"stage {n}: {p.stderr[-2000:]}"
-            assert "outputs written to" in p.stdout
+            assert "outputs in" in p.stdout
         else:
-            load_script(n).main(load_config(cfg_sound), None)
+            call_main(load_script(n), load_config(cfg_sound))
     outs["sound"] = load_config(cfg_sound).output_dir
     cfg_paper = load_config(write_config(tmp, paper_features, tmp / "split.json", "paper", name="paper.yaml",
                                          bootstrap={"n": 0}))
     for n in STAGES:
-        load_script(n).main(cfg_paper, None)
+        call_main(load_script(n), cfg_paper)
     outs["paper"] = cfg_paper.output_dir
     outs["tmp"] = tmp
     return outs
 
 
 def _summary(out, stage):
-    return json.loads((out / BY_NUMBER[stage].name / "summary.json").read_text())
+    return json.loads((out / get(stage).folder / "summary.json").read_text())
 
 
 def _lr(out, split, level="frame"):
@@ -71,7 +72,7 @@ def _lr(out, split, level="frame"):
 def test_every_stage_writes_figures_and_summary(real):
     for protocol in ("sound", "paper"):
         for n in STAGES:
-            d = real[protocol] / BY_NUMBER[n].name
+            d = real[protocol] / get(n).folder
             assert (d / "summary.json").is_file(), d
             pngs = list(d.glob("*.png"))
             assert pngs and all(p.stat().st_size > 5000 for p in pngs), d
@@ -187,7 +188,7 @@ def test_second_run_gives_identical_numbers(real, paper_features):
     cfg = load_config(write_config(real["tmp"], paper_features, real["tmp"] / "split4.json", "sound",
                                    name="again.yaml", bootstrap={"n": 300, "seed": 7}),
                       [f"output_dir={real['tmp'] / 'again'}", f"slr.scores_dir={real['sound'] / '08_scores'}"])
-    load_script(10).main(cfg, None)       # stage 10 holds every number; 11-14 only redraw them
+    call_main(load_script(10), cfg)       # stage 10 holds every number; 11-14 only redraw them
     assert _summary(real["sound"], 10) == _summary(cfg.output_dir, 10)
     for split in POOLS:
         assert (real["sound"] / "10_kde_lr" / f"{split}_lr.csv").read_bytes() == \

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from common.config import Config
+from common.config import config_from_dict
 from evaluation.classifier_eval import evaluate
 from common.features import read_feature_dump
 from preprocessing.splits import make_split, write_split
@@ -23,7 +23,7 @@ from training import trainer as T
 def test_meso4_learns_to_separate_held_out_persons(uadfv_root, tmp_path):
     split = tmp_path / "split.json"
     write_split(split, make_split(uadfv_root, unit="person", ratios=(0.7, 0.15, 0.15), seed=1024))
-    cfg = Config({
+    cfg = config_from_dict({
         "seed": 1024, "output_dir": str(tmp_path / "out"), "device": "cpu",
         "dataset": {"name": "UADFV", "root": str(uadfv_root)}, "split": {"file": str(split)},
         "model": {"name": "meso4", "pretrained_path": None, "input_size": 256},

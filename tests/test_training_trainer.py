@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from common.config import REPO_ROOT, Config, ConfigError
+from common.config import Config, ConfigError, REPO_ROOT, config_from_dict
 from common.features import read_feature_dump
 from common.io import InputError
 from common.splits import read_split
@@ -52,7 +52,7 @@ def small_split(uadfv_root: Path, out: Path, n_train: int = 6, n_val: int = 4, f
 def make_cfg(root: Path, split: Path, out: Path, model: dict | None = None, **training) -> Config:
     t = {"epochs": 2, "batch_size": 8, "num_workers": 0, "optimizer": {"name": "adam", "lr": 1e-3},
          "select_metric": "val_auc", "cache_images": True, "tensorboard": False, **training}
-    return Config({"seed": 1024, "output_dir": str(out), "device": "cpu",
+    return config_from_dict({"seed": 1024, "output_dir": str(out), "device": "cpu",
                    "dataset": {"name": "UADFV", "root": str(root)}, "split": {"file": str(split)},
                    "model": {"name": "meso4", "pretrained_path": None, "input_size": 64, **(model or {})}, "training": t,
                    "features": {"splits": ["train", "val"], "dtype": "float32", "batch_size": 16, "num_workers": 0}},
@@ -206,7 +206,7 @@ def test_stage_scripts_run_from_the_command_line(uadfv_root, split_file, tmp_pat
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "04_features" / "val" / "features.npy").is_file()
     r = run("training/03_train.py", "--set", "training.select_metric=val_f1")
-    assert r.returncode == 2 and "training.select_metric must be one of" in r.stderr
+    assert r.returncode == 2 and "'training.select_metric' must be one of" in r.stderr
 
 
 def _free_port() -> int:
@@ -220,7 +220,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg_data: dict, result_dir: st
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
     det = build_detector("meso4", input_size=64)
-    summary = T.train(Config(cfg_data, "ddp-test"), detector=det, progress=False)
+    summary = T.train(config_from_dict(cfg_data, "ddp-test"), detector=det, progress=False)
     torch.save({"model": det.state_dict(), "n_train": summary["n_train"],
                 "loss": summary["history"][-1]["train_loss"]}, Path(result_dir) / f"rank{rank}.pt")
 

@@ -2,8 +2,8 @@
 
 Reads the split file (``split.file``) and the frames under ``dataset.root``; selects the best
 epoch on the ``val`` split by ``training.select_metric`` (never on test). Writes to
-``<output_dir>/03_train/``: ``last.pt`` (each epoch; resumed automatically unless
-``--set training.resume=false``), ``best.pt``, ``log.csv``, ``training_curves.png`` and
+``<output_dir>/03_train/`` (through its work folder ``.03_train.work``, kept after a failure):
+``last.pt`` (each epoch; resumed automatically unless ``--set training.resume=false``), ``best.pt``, ``log.csv``, ``training_curves.png`` and
 ``summary.json``. Multi-GPU: ``torchrun --nproc_per_node N training/03_train.py --config ...``.
 """
 from __future__ import annotations
@@ -15,13 +15,12 @@ from common.cli import run_stage
 from training.trainer import STAGE, train
 
 
-def main(cfg, args):
-    summary = train(cfg)
-    out = cfg.stage_dir(STAGE)
+def main(cfg, args, out):
+    summary = train(cfg, out=out)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"03_train: best {summary['select_metric']} = {summary['best_value']:.4f} at epoch "
-              f"{summary['best_epoch']}; checkpoints, log.csv, training_curves.png, summary.json in {out}")
+        print(f"{STAGE}: best {summary['select_metric']} = {summary['best_value']:.4f} at epoch "
+              f"{summary['best_epoch']}; checkpoints, log.csv, training_curves.png, summary.json written")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="03"))

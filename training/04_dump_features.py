@@ -13,12 +13,12 @@ from common.cli import run_stage
 from training.dump import STAGE, dump_features
 
 
-def main(cfg, args):
-    summary = dump_features(cfg)
+def main(cfg, args, out):
+    summary = dump_features(cfg, out=out)
     for split, s in summary["splits"].items():
         print(f"04_features: {split}: {s['n']} rows x {s['dim']} ({s['dtype']}) -> {s['path']}")
-    print(f"04_features: summary in {cfg.stage_dir(STAGE) / 'summary.json'}")
+    print(f"{STAGE}: summary.json written")
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="04"))

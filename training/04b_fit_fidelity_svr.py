@@ -16,8 +16,8 @@ from common.cli import run_stage
 from training.fidelity_stages import fit_svr
 
 
-def main(cfg, args):
-    s = fit_svr(cfg)
+def main(cfg, args, out):
+    s = fit_svr(cfg, out)
     for split, r in s["splits"].items():
         print(f"04b_fidelity_svr: {split}: n={r['n']} AUC frame {r['auc_frame']:.4f}, video {r['auc_video']:.4f}")
     print(f"04b_fidelity_svr: svr.pkl, scores/, scores_video/, fidelity_scores.png, summary.json in {s['output_dir']}")
@@ -26,4 +26,4 @@ def main(cfg, args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main, __doc__))
+    sys.exit(run_stage(main, __doc__, stage="04b"))

@@ -29,18 +29,19 @@ from common.config import Config, ConfigError
 from common.features import FeatureDumpWriter
 from common.io import InputError, write_json
 from common.splits import person_of_video, pools_in
+from common.stages import folder, stage_dir
 
 from . import data as D
 from .trainer import build_detector, resolve_device, to_device
 
 log = logging.getLogger(__name__)
 
-STAGE = "04_features"
+STAGE = folder("04")
 
 
 def checkpoint_path(cfg: Config) -> Path:
     p = cfg.path("features.checkpoint", None)
-    return p if p is not None else cfg.stage_dir("03_train", create=False) / "best.pt"
+    return p if p is not None else stage_dir(cfg, "03") / "best.pt"
 
 
 def load_trained_detector(cfg: Config, path: Path | None = None):
@@ -126,15 +127,15 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
             "dtype": dtype, "full_map": full_map, "skipped_missing": len(skipped)}
 
 
-def dump_features(cfg: Config, progress: bool = True) -> dict:
-    """Dump every pool of ``features.splits`` (null: all pools of the split file); writes and returns
-    ``04_features/summary.json``'s content."""
+def dump_features(cfg: Config, progress: bool = True, out: Path | None = None) -> dict:
+    """Dump every pool of ``features.splits`` (null: all pools of the split file) into ``out`` (the
+    stage's work folder; default its folder); writes and returns ``summary.json``'s content."""
     t0 = time.time()
     split_file = cfg.path("split.file")
     if not split_file.is_file():
         raise InputError(f"{split_file}: split file not found (config key split.file); run stage 02 first")
     have = pools_in(split_file)
-    splits = cfg.get("features.splits", None)
+    splits = cfg.get("features.splits")
     if splits is None:
         splits = list(have)
     if not isinstance(splits, list) or not splits:
@@ -148,10 +149,11 @@ def dump_features(cfg: Config, progress: bool = True) -> dict:
     device = resolve_device(cfg)
     ck = checkpoint_path(cfg)
     detector = load_trained_detector(cfg, ck).to(device)
-    out_dir = cfg.stage_dir(STAGE)
+    out_dir = Path(out) if out is not None else stage_dir(cfg, "04", create=True)
     per_split = {}
     for split in splits:
         per_split[split] = dump_split(cfg, detector, str(split), out_dir / str(split), device, progress, persons)
+        per_split[split]["path"] = str(stage_dir(cfg, "04") / str(split))   # where it is published
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
     summary = {"stage": STAGE, "model": cfg.get("model.name", None), "checkpoint": str(ck),

@@ -2,7 +2,7 @@
 
 - :func:`make_targets` (03a, after stage 02, before 03): face quality of every frame of
   ``fidelity.splits`` (train must be one), the per-class mapping fitted on train, the cache
-  ``fidelity.cache_file`` next to the split file, and ``<output_dir>/03a_fidelity_targets/``
+  ``fidelity.cache_file`` (default: in the 03a folder), and ``<output_dir>/03a_fidelity_targets/``
   (``summary.json``, ``quality.png``).
 - :func:`fit_svr` (04b, after stage 04): the RBF SVR from the stage-04 features of train to the
   fidelity targets, saved; per-split fidelity scores in the bring-your-own-scores format
@@ -17,22 +17,26 @@ SVR saved and applied to val and test is fitted on all of train.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from common.cli import in_work
 from common.config import Config, ConfigError
 from common.features import read_feature_dump
 from common.io import InputError, atomic_dir, write_csv, write_json
 from common.splits import SPLITS, read_split
+from common.stages import folder, stage_dir
 
 from . import fidelity as FD
 
 log = logging.getLogger(__name__)
 
-TARGETS_STAGE = "03a_fidelity_targets"
-SVR_STAGE = "04b_fidelity_svr"
+TARGETS_STAGE = folder("03a")
+SVR_STAGE = folder("04b")
 
 
 def _auc_real_high(labels, scores) -> float:
@@ -45,7 +49,9 @@ def _auc_real_high(labels, scores) -> float:
 
 
 # ------------------------------------------------------------------------------------------- 03a
-def make_targets(cfg: Config) -> dict:
+def make_targets(cfg: Config, out: Path | None = None) -> dict:
+    """Stage 03a into ``out`` (its work folder; None: replace the stage folder atomically). A cache file
+    configured inside the stage folder is written into ``out`` with the rest."""
     split_file, root = cfg.path("split.file"), cfg.path("dataset.root")
     if not split_file.is_file():
         raise InputError(f"{split_file}: split file not found (config key split.file); run stage 02 first")
@@ -56,6 +62,7 @@ def make_targets(cfg: Config) -> dict:
     perturbations = int(cfg.get("fidelity.perturbations", 4))
     face_model = cfg.path("fidelity.face_model_path", None)
     cache_path = cfg.path("fidelity.cache_file")
+    write_path = in_work(cache_path, stage_dir(cfg, "03a"), out) if out is not None else cache_path
     info = {"quality_method": method, "perturbations": perturbations, "seed": cfg.seed, "splits": splits,
             "split_file": str(split_file), "split_hash": FD.file_hash(split_file),
             "face_model": str(face_model or FD.default_face_model()) if method == "embedding_stability" else None}
@@ -63,7 +70,11 @@ def make_targets(cfg: Config) -> dict:
         old = FD.read_cache(cache_path)["info"]
         if all(old.get(k) == v for k, v in info.items() if k != "mapping") and not cfg.get("fidelity.recompute", False):
             log.info("fidelity cache %s is up to date; reusing it (--set fidelity.recompute=true to redo)", cache_path)
-            return _targets_summary(cfg, FD.read_cache(cache_path), reused=True)
+            if write_path != cache_path:
+                for p in (cache_path, cache_path.with_suffix(".json")):
+                    write_path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, write_path.with_name(p.name))
+            return _targets_summary(cfg, FD.read_cache(cache_path), reused=True, out=out)
     rows = [(s, split) for split in splits for s in read_split(split_file, split)]
     if not rows:
         raise InputError(f"{split_file}: no frames in splits {splits}")
@@ -75,13 +86,21 @@ def make_targets(cfg: Config) -> dict:
     mapping = FD.FidelityMapping().fit(quality[train], labels[train])
     fidelity = mapping.apply(quality, labels)
     info["mapping"] = mapping.to_dict()
-    FD.write_cache(cache_path, paths, [s.video_id for s, _ in rows], labels, split_of, quality, fidelity, info)
-    return _targets_summary(cfg, FD.read_cache(cache_path), reused=False)
+    FD.write_cache(write_path, paths, [s.video_id for s, _ in rows], labels, split_of, quality, fidelity, info)
+    return _targets_summary(cfg, FD.read_cache(write_path), reused=False, out=out)
 
 
-def _targets_summary(cfg: Config, cache: dict, reused: bool) -> dict:
+@contextlib.contextmanager
+def _stage_folder(cfg: Config, stage_id: str, out: Path | None):
+    if out is not None:
+        yield out
+    else:
+        with atomic_dir(stage_dir(cfg, stage_id)) as tmp:
+            yield tmp
+
+
+def _targets_summary(cfg: Config, cache: dict, reused: bool, out: Path | None = None) -> dict:
     from . import fidelity_plots
-    out = cfg.output_dir / TARGETS_STAGE
     summary = {"cache_file": str(cfg.path("fidelity.cache_file")), "reused_cache": reused,
                "quality_method": cache["info"].get("quality_method"), "mapping": cache["info"].get("mapping"),
                "splits": {}}
@@ -93,10 +112,10 @@ def _targets_summary(cfg: Config, cache: dict, reused: bool) -> dict:
             "quality_mean_real": float(q[lab == 0].mean()) if (lab == 0).any() else None,
             "quality_mean_fake": float(q[lab == 1].mean()) if (lab == 1).any() else None,
             "quality_auc_real_high": _auc_real_high(lab, q)}
-    with atomic_dir(out) as tmp:
+    with _stage_folder(cfg, "03a", out) as tmp:
         fidelity_plots.quality_figure(cache, tmp / "quality.png")
         write_json(tmp / "summary.json", summary)
-    summary["output_dir"] = str(out)
+    summary["output_dir"] = str(stage_dir(cfg, "03a"))
     return summary
 
 
@@ -119,9 +138,10 @@ def cross_fit_scores(features: np.ndarray, targets: np.ndarray, groups: np.ndarr
     return out
 
 
-def fit_svr(cfg: Config) -> dict:
+def fit_svr(cfg: Config, out: Path | None = None) -> dict:
+    """Stage 04b into ``out`` (its work folder; None: replace the stage folder atomically)."""
     from . import fidelity_plots
-    dump_dir = cfg.path("fidelity.features_dir", None) or cfg.stage_dir("04_features", create=False)
+    dump_dir = cfg.path("fidelity.features_dir", None) or stage_dir(cfg, "04")
     svr_cfg = cfg.section("fidelity.svr")
     mode = str(svr_cfg.get("train_scores", "cross_fit"))
     if mode not in ("cross_fit", "in_sample"):
@@ -147,10 +167,9 @@ def fit_svr(cfg: Config) -> dict:
     for split in ("val", "test"):
         scores[split] = svr.predict(np.asarray(dumps[split].features, np.float64))
 
-    out = cfg.output_dir / SVR_STAGE
     summary = {"features_dir": str(dump_dir), "train_scores": mode,
                "svr": {**svr.params, "n_train": svr.n_train}, "score": "fidelity (high = real, Hp)", "splits": {}}
-    with atomic_dir(out) as tmp:
+    with _stage_folder(cfg, "04b", out) as tmp:
         svr.save(tmp / "svr.pkl")
         for split, dump in dumps.items():
             s = scores[split]
@@ -168,5 +187,5 @@ def fit_svr(cfg: Config) -> dict:
         summary["splits"]["train"]["target_mse"] = float(np.mean((scores["train"] - y) ** 2))
         fidelity_plots.score_figure(dumps, scores, tmp / "fidelity_scores.png")
         write_json(tmp / "summary.json", summary)
-    summary["output_dir"] = str(out)
+    summary["output_dir"] = str(stage_dir(cfg, "04b"))
     return summary

@@ -4,7 +4,7 @@
 are ignored and counted in the log: SBI needs no fake videos). Item ``i`` is a pair made from real
 frame ``i``:
 
-- ``image`` (2, 3, H, W): the real crop and its self-blended version (training/sbi.py), in that
+- ``image`` (2, 3, H, W): the real crop and its self-blended version (preprocessing/sbi.py), in that
   order; ``label`` (2,) = [0, 1];
 - ``fed_delta`` (E,) float32, when ``training.fed.enabled``: ``e(fake) - e(real)`` from the frozen
   face embedder (training/fed.py), both aligned with the real frame's landmarks;
@@ -38,7 +38,7 @@ from common.config import Config, ConfigError
 from common.io import InputError
 from common.splits import Sample
 
-from .sbi import SBIOptions, make_sbi_options, self_blend
+from preprocessing.sbi import SBIOptions, make_sbi_options, self_blend
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def pick_frames(root: Path, n: int = 10) -> list[tuple[Path, Path]]:
 
 def make_examples(root: Path, options: dict, seed: int, n: int = 10) -> list[dict]:
     from training.data import read_image
-    from training.sbi import make_sbi_options, self_blend_details
+    from preprocessing.sbi import make_sbi_options, self_blend_details
     opts = make_sbi_options(options)
     rng = np.random.default_rng(seed)
     out = []

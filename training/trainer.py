@@ -13,7 +13,7 @@ What the loop does, and the config keys that steer it (section ``training``; see
   ``grad_clip`` (max global L2 norm).
 - speed: ``amp`` (auto = bf16 autocast on CUDA, off on CPU; bf16 | off), ``channels_last`` (auto =
   on CUDA), ``cudnn_benchmark``.
-- checkpoints in ``<output_dir>/03_train/``: ``last.pt`` after every epoch (model, optimiser,
+- checkpoints in stage 03's folder (``<output_dir>/03_train/``; written in its work folder first): ``last.pt`` after every epoch (model, optimiser,
   scheduler, RNG states, history) and ``best.pt`` (model weights + epoch + metric) whenever the
   validation metric ``select_metric`` improves strictly; ``resume: true`` continues from
   ``last.pt`` with the same state an uninterrupted run would have.
@@ -46,14 +46,15 @@ from tqdm.auto import tqdm
 
 from common.config import Config, ConfigError
 from common.figures import save_figure
-from common.io import InputError, atomic_path, write_csv, write_json
-from evaluation import metrics as M
+from common.io import InputError, atomic_path, link_tree, write_csv, write_json
+from common.stages import folder, stage_dir
+from common import metrics as M
 
 from . import data as D
 
 log = logging.getLogger(__name__)
 
-STAGE = "03_train"
+STAGE = folder("03")
 METRICS = ("auc", "video_auc", "ap", "acc", "eer", "loss")   # val_<name> may be the select_metric
 LOWER_IS_BETTER = ("eer", "loss")
 # config keys whose change makes an existing last.pt unusable for resuming
@@ -115,7 +116,7 @@ def setup_distributed(device_type: str) -> Dist:
 
 def resolve_device(cfg: Config, local_rank: int = 0) -> torch.device:
     """Top-level ``device``: auto (CUDA if available) | cpu | cuda."""
-    want = str(cfg.get("device", "auto")).lower()
+    want = str(cfg.get("device")).lower()
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want.startswith("cuda"):
@@ -129,7 +130,7 @@ def resolve_device(cfg: Config, local_rank: int = 0) -> torch.device:
 
 def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """``training.amp``: auto (bf16 on CUDA, none on CPU) | bf16 | off."""
-    mode = cfg.get("training.amp", "auto")
+    mode = cfg.get("training.amp")
     mode = "off" if mode is False else str(mode).lower()
     if mode == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
@@ -141,7 +142,7 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 
 def use_channels_last(cfg: Config, device: torch.device) -> bool:
-    v = cfg.get("training.channels_last", "auto")
+    v = cfg.get("training.channels_last")
     return device.type == "cuda" if v == "auto" else bool(v)
 
 
@@ -165,41 +166,40 @@ def to_device(batch: dict, device: torch.device, channels_last: bool = False) ->
 
 
 def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
-    o = cfg.section("training.optimizer")
-    name = str(o.get("name", "adam")).lower()
-    lr, wd = float(o.get("lr", 2e-4)), float(o.get("weight_decay", 0.0))
+    o = cfg.section("training.optimizer")       # every key has its schema default
+    name = str(o["name"]).lower()
+    lr, wd = float(o["lr"]), float(o["weight_decay"])
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=tuple(o.get("betas", (0.9, 0.999))))
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=tuple(o["betas"]))
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=tuple(o.get("betas", (0.9, 0.999))))
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=tuple(o["betas"]))
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(o.get("momentum", 0.9)),
-                               nesterov=bool(o.get("nesterov", False)))
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(o["momentum"]),
+                               nesterov=bool(o["nesterov"]))
     raise ConfigError(f"{cfg.source}: training.optimizer.name must be adam, adamw or sgd, got {name!r}")
 
 
 def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, epochs: int):
     """Stepped once per epoch (``plateau`` with the validation metric)."""
-    s = cfg.section("training.scheduler")
-    name = str(s.get("name", "none")).lower()
+    s = cfg.section("training.scheduler")       # every key has its schema default
+    name = str(s["name"]).lower()
     if name in ("none", "constant"):
         return None
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(s.get("t_max", epochs))),
-                                                          eta_min=float(s.get("min_lr", 0.0)))
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(s["t_max"] or epochs)),
+                                                          eta_min=float(s["min_lr"]))
     if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(s.get("step_size", 10)),
-                                               gamma=float(s.get("gamma", 0.1)))
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(s["step_size"]), gamma=float(s["gamma"]))
     if name == "plateau":
         mode = "min" if select_metric(cfg)[1] in LOWER_IS_BETTER else "max"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=float(s.get("factor", 0.1)),
-                                                          patience=int(s.get("patience", 2)))
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=float(s["factor"]),
+                                                          patience=int(s["patience"]))
     raise ConfigError(f"{cfg.source}: training.scheduler.name must be none, cosine, step or plateau, got {name!r}")
 
 
 def select_metric(cfg: Config) -> tuple[str, str]:
     """(``val_<metric>``, ``<metric>``) from ``training.select_metric``."""
-    key = str(cfg.get("training.select_metric", "val_auc"))
+    key = str(cfg.get("training.select_metric"))
     base = key[4:] if key.startswith("val_") else key
     if base not in METRICS:
         raise ConfigError(f"{cfg.source}: training.select_metric must be one of "
@@ -208,11 +208,20 @@ def select_metric(cfg: Config) -> tuple[str, str]:
 
 
 def improved(value: float, best: float | None, metric: str) -> bool:
+    """Whether ``value`` beats ``best`` strictly (lower for eer/loss, higher otherwise); NaN never does."""
     if value is None or not math.isfinite(value):
         return False
     if best is None:
         return True
     return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+def update_best(best: dict, value: float, epoch: int, metric: str) -> tuple[dict, bool]:
+    """The best-epoch record after ``epoch`` scored ``value``: ``(best, is_best)``. Ties keep the earlier
+    epoch (improvement must be strict), a NaN epoch is never best."""
+    if improved(value, best["value"], metric):
+        return {"metric": best["metric"], "value": float(value), "epoch": int(epoch)}, True
+    return best, False
 
 
 class StepModule(nn.Module):
@@ -365,185 +374,293 @@ def _loader(dataset, batch_size: int, sampler, workers: int, device: torch.devic
                       persistent_workers=False, generator=torch.Generator().manual_seed(seed))
 
 
-def train(cfg: Config, detector: nn.Module | None = None, progress: bool = True) -> dict:
-    """Train ``model`` per the config (see module docstring); returns the summary dict.
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``training`` keys the loop uses, read and checked once (the schema has filled the defaults)."""
+    seed: int
+    epochs: int
+    batch_size: int
+    metric_key: str                  # val_<metric>
+    metric: str
+    frames_per_video: int | None
+    val_frames_per_video: int | None
+    balanced: bool
+    num_workers: int
+    max_steps: int | None
+    grad_clip: float | None
+    resume: bool
+    tensorboard: bool
+    cudnn_benchmark: bool
+    find_unused_parameters: bool
 
-    ``detector`` overrides the one the config's ``model`` section builds (tests, notebooks).
-    Under torchrun every process calls this; only rank 0 writes files.
-    """
-    dd = setup_distributed("cuda" if str(cfg.get("device", "auto")) != "cpu" and torch.cuda.is_available() else "cpu")
-    try:
-        return _train(cfg, detector, progress, dd)
-    finally:
-        if dd.owns_group:
-            dist.destroy_process_group()
+    @classmethod
+    def from_config(cls, cfg: Config) -> "TrainSettings":
+        metric_key, metric = select_metric(cfg)
+        s = cls(seed=cfg.seed, epochs=int(cfg.require("training.epochs", int)),
+                batch_size=int(cfg.require("training.batch_size", int)), metric_key=metric_key, metric=metric,
+                frames_per_video=cfg.get("training.frames_per_video"),
+                val_frames_per_video=cfg.get("training.val_frames_per_video"),
+                balanced=bool(cfg.get("training.balanced")), num_workers=int(cfg.get("training.num_workers")),
+                max_steps=cfg.get("training.max_steps_per_epoch"), grad_clip=cfg.get("training.grad_clip"),
+                resume=bool(cfg.get("training.resume")), tensorboard=bool(cfg.get("training.tensorboard")),
+                cudnn_benchmark=bool(cfg.get("training.cudnn_benchmark")),
+                find_unused_parameters=bool(cfg.get("training.find_unused_parameters")))
+        if s.epochs < 1 or s.batch_size < 1:
+            raise ConfigError(f"{cfg.source}: training.epochs and training.batch_size must be >= 1, "
+                              f"got {s.epochs}, {s.batch_size}")
+        return s
 
 
-def _train(cfg: Config, detector, progress: bool, dd: Dist) -> dict:
-    t_start = time.time()
-    seed = cfg.seed
-    epochs = int(cfg.require("training.epochs", int))
-    batch_size = int(cfg.require("training.batch_size", int))
-    metric_key, metric = select_metric(cfg)
-    device = resolve_device(cfg, dd.local_rank)
-    dtype = amp_dtype(cfg, device)
-    chl = use_channels_last(cfg, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = bool(cfg.get("training.cudnn_benchmark", True))
-    out_dir = cfg.stage_dir(STAGE)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+@dataclass
+class Loaders:
+    train_set: object
+    val_set: object
+    train: DataLoader
+    val: DataLoader
+    sampler: object
+    skipped_train: list
+    skipped_val: list
 
-    seed_everything(seed)
-    if detector is None:
-        detector = build_detector(cfg)
-    seed_everything(seed + 1)   # training randomness independent of how the detector was built
-    spec = D.input_spec(cfg, detector)
 
-    # data: train and val only; the test split is never read here
-    train_samples, skipped_train = D.split_samples(cfg, "train", cfg.get("training.frames_per_video", None))
-    val_samples, skipped_val = D.split_samples(cfg, "val", cfg.get("training.val_frames_per_video", None))
+@dataclass
+class Progress:
+    """What survives an epoch: the history, the best epoch so far and where to continue."""
+    history: list
+    best: dict
+    start_epoch: int
+
+
+@dataclass
+class Env:
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+    dd: Dist
+    progress: bool
+
+
+def build_loaders(cfg: Config, st: TrainSettings, spec, env: Env) -> Loaders:
+    """Train and val loaders (the test split is never read here); the order of every epoch depends
+    only on (seed, epoch)."""
+    dd = env.dd
+    train_samples, skipped_train = D.split_samples(cfg, "train", st.frames_per_video)
+    val_samples, skipped_val = D.split_samples(cfg, "val", st.val_frames_per_video)
     root = cfg.path("dataset.root")
     train_set = D.build_train_dataset(cfg, train_samples, root, spec)
     val_set = D.build_eval_dataset(cfg, val_samples, root, spec)
     labels = getattr(train_set, "labels", None)
     if labels is None:
         labels = np.array([s.label for s in train_samples])
-    per_rank = max(1, batch_size // dd.world_size)
-    if batch_size % dd.world_size:
+    per_rank = max(1, st.batch_size // dd.world_size)
+    if st.batch_size % dd.world_size:
         log.warning("training.batch_size %d is not a multiple of %d processes; using %d per process",
-                    batch_size, dd.world_size, per_rank)
-    workers = int(cfg.get("training.num_workers", 2))
-    sampler = D.EpochSampler(labels, seed, balanced=bool(cfg.get("training.balanced", False)),
-                             rank=dd.rank, world_size=dd.world_size)
-    train_loader = _loader(train_set, per_rank, sampler, workers, device, len(sampler) > per_rank, seed)
-    val_sampler = D.EpochSampler(np.zeros(len(val_set), int), seed, shuffle=False, rank=dd.rank,
+                    st.batch_size, dd.world_size, per_rank)
+    sampler = D.EpochSampler(labels, st.seed, balanced=st.balanced, rank=dd.rank, world_size=dd.world_size)
+    train_loader = _loader(train_set, per_rank, sampler, st.num_workers, env.device, len(sampler) > per_rank, st.seed)
+    val_sampler = D.EpochSampler(np.zeros(len(val_set), int), st.seed, shuffle=False, rank=dd.rank,
                                  world_size=dd.world_size)
-    val_loader = _loader(val_set, per_rank, val_sampler, workers, device, False, seed)
-    max_steps = cfg.get("training.max_steps_per_epoch", None)
+    val_loader = _loader(val_set, per_rank, val_sampler, st.num_workers, env.device, False, st.seed)
+    return Loaders(train_set, val_set, train_loader, val_loader, sampler, skipped_train, skipped_val)
 
-    detector.to(device)
-    if chl:
-        detector.to(memory_format=torch.channels_last)
-    step_module: nn.Module = StepModule(detector)
-    if dd.world_size > 1:
-        step_module = nn.parallel.DistributedDataParallel(
-            step_module, device_ids=[dd.local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=bool(cfg.get("training.find_unused_parameters", False)))
-    optimizer = build_optimizer(cfg, [p for p in detector.parameters() if p.requires_grad])
-    scheduler = build_scheduler(cfg, optimizer, epochs)
-    grad_clip = cfg.get("training.grad_clip", None)
 
-    # the split's content, not only its path: a re-made split must not resume an old run
+def resume_fingerprint(cfg: Config) -> str:
+    """Identity of a training run: the resume-relevant config keys and the split file's *content*
+    (a re-made split must not resume an old run)."""
     split_digest = hashlib.sha256(cfg.path("split.file").read_bytes()).hexdigest()[:16]
-    fingerprint = f"{cfg.fingerprint(RESUME_KEYS)}-{split_digest}"
-    history: list[dict] = []
-    best = {"metric": metric_key, "value": None, "epoch": None}
-    start_epoch = 1
-    if cfg.get("training.resume", True) and last_path.is_file():
+    return f"{cfg.fingerprint(RESUME_KEYS)}-{split_digest}"
+
+
+def resume_or_start(cfg: Config, st: TrainSettings, out_dir: Path, published: Path | None, fingerprint: str,
+                    detector: nn.Module, optimizer, scheduler, dd: Dist) -> Progress:
+    """Continue from ``out_dir/last.pt`` (an interrupted run), else from the published folder's
+    ``last.pt`` when it was written for the same fingerprint (its files are linked into ``out_dir``),
+    else start at epoch 1. A ``last.pt`` in ``out_dir`` for another fingerprint is a ConfigError."""
+    fresh = Progress([], {"metric": st.metric_key, "value": None, "epoch": None}, 1)
+    last_path = out_dir / "last.pt"
+    source = None
+    if st.resume and last_path.is_file():
         ck = load_last(last_path)
         if ck.get("fingerprint") != fingerprint:
             raise ConfigError(f"{cfg.source}: {last_path} was written with a different configuration (model, data "
                               f"or optimiser keys changed); pass --set training.resume=false to start over, "
                               f"or use another output_dir")
-        detector.load_state_dict(ck["model"], strict=True)
-        optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None:
-            scheduler.load_state_dict(ck["scheduler"])
-        history, best = ck["history"], ck["best"]
-        start_epoch = int(ck["epoch"]) + 1
-        set_rng_state(ck["rng"])
-        log.info("resuming from %s after epoch %d (best %s = %s at epoch %s)", last_path, ck["epoch"],
-                 metric_key, best["value"], best["epoch"])
-    elif dd.main:
-        for stale in (last_path, best_path):
-            if stale.exists():
-                log.warning("starting over: removing %s from an earlier run", stale)
-                stale.unlink()
-    tb = _tensorboard(out_dir, bool(cfg.get("training.tensorboard", True))) if dd.main else None
+        source = last_path
+    elif st.resume and published is not None and (published / "last.pt").is_file():
+        ck = load_last(published / "last.pt")
+        if ck.get("fingerprint") == fingerprint:
+            if dd.main:   # the completed run's files; tensorboard event files are appended to, so not linked
+                link_tree(published, out_dir, skip=lambda rel: rel.parts[0] == "tensorboard" or rel.name.startswith("."))
+            source = published / "last.pt"
+        else:
+            log.info("the published run in %s was made with another configuration; starting over", published)
+    if source is None:
+        if dd.main:
+            for stale in (last_path, out_dir / "best.pt"):
+                if stale.exists():
+                    log.warning("starting over: removing %s from an earlier run", stale)
+                    stale.unlink()
+        return fresh
+    detector.load_state_dict(ck["model"], strict=True)
+    optimizer.load_state_dict(ck["optimizer"])
+    if scheduler is not None and ck.get("scheduler") is not None:
+        scheduler.load_state_dict(ck["scheduler"])
+    set_rng_state(ck["rng"])
+    log.info("resuming from %s after epoch %d (best %s = %s at epoch %s)", source, ck["epoch"],
+             st.metric_key, ck["best"]["value"], ck["best"]["epoch"])
+    return Progress(ck["history"], ck["best"], int(ck["epoch"]) + 1)
 
-    for epoch in range(start_epoch, epochs + 1):
-        sampler.set_epoch(epoch)
-        train_loader.generator.manual_seed(seed * 1009 + epoch)   # worker seeds depend on (seed, epoch) only
-        step_module.train()
-        sums: dict[str, float] = {}
-        n_seen, t0 = 0, time.time()
-        total = len(train_loader) if not max_steps else min(len(train_loader), int(max_steps))
-        bar = tqdm(train_loader, total=total, desc=f"epoch {epoch}/{epochs}", leave=False,
-                   disable=not (progress and dd.main))
-        for step, batch in enumerate(bar):
-            if max_steps and step >= int(max_steps):
-                break
-            batch = to_device(batch, device, chl)
-            with autocast(device, dtype):
-                loss, logs = step_module(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {float(loss)} at epoch {epoch}, step {step}; "
-                                         f"lower training.optimizer.lr or set training.grad_clip")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(detector.parameters(), float(grad_clip))
-            optimizer.step()
-            b = len(batch["label"])
-            n_seen += b
-            for k, v in {"loss": float(loss.detach()), **logs}.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-            bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
-        train_seconds = time.time() - t0
-        if dd.world_size > 1:   # average the logs over all processes
-            keys = sorted(sums)
-            t = torch.tensor([sums[k] for k in keys] + [n_seen], dtype=torch.float64, device=device)
-            dist.all_reduce(t)
-            sums, n_seen = dict(zip(keys, t[:-1].tolist())), int(t[-1])
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-               **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
-               "train_images_per_s": n_seen / max(train_seconds, 1e-9)}
 
-        pred = predict(detector, val_loader, device, dtype, chl, progress, f"val {epoch}", dd)
-        row.update(validation_metrics(pred))
+def train_one_epoch(step_module: nn.Module, detector: nn.Module, loaders: Loaders, optimizer, st: TrainSettings,
+                    env: Env, epoch: int) -> dict:
+    """One pass over the train loader; the epoch's log row (``epoch``, ``lr``, ``train_<log>``, speed)."""
+    dd, device = env.dd, env.device
+    loaders.sampler.set_epoch(epoch)
+    loaders.train.generator.manual_seed(st.seed * 1009 + epoch)   # worker seeds depend on (seed, epoch) only
+    step_module.train()
+    sums: dict[str, float] = {}
+    n_seen, t0 = 0, time.time()
+    total = len(loaders.train) if not st.max_steps else min(len(loaders.train), int(st.max_steps))
+    bar = tqdm(loaders.train, total=total, desc=f"epoch {epoch}/{st.epochs}", leave=False,
+               disable=not (env.progress and dd.main))
+    for step, batch in enumerate(bar):
+        if st.max_steps and step >= int(st.max_steps):
+            break
+        batch = to_device(batch, device, env.channels_last)
+        with autocast(device, env.dtype):
+            loss, logs = step_module(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {float(loss)} at epoch {epoch}, step {step}; "
+                                     f"lower training.optimizer.lr or set training.grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if st.grad_clip:
+            torch.nn.utils.clip_grad_norm_(detector.parameters(), float(st.grad_clip))
+        optimizer.step()
+        b = len(batch["label"])
+        n_seen += b
+        for k, v in {"loss": float(loss.detach()), **logs}.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * b
+        bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
+    seconds = time.time() - t0
+    if dd.world_size > 1:   # average the logs over all processes
+        keys = sorted(sums)
+        t = torch.tensor([sums[k] for k in keys] + [n_seen], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        sums, n_seen = dict(zip(keys, t[:-1].tolist())), int(t[-1])
+    return {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+            **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
+            "train_images_per_s": n_seen / max(seconds, 1e-9), "_t0": t0}
+
+
+def validate(detector: nn.Module, loaders: Loaders, env: Env, epoch: int) -> dict:
+    """Validation metrics of the current weights on the val split (see ``validation_metrics``)."""
+    pred = predict(detector, loaders.val, env.device, env.dtype, env.channels_last, env.progress, f"val {epoch}",
+                   env.dd)
+    return validation_metrics(pred)
+
+
+def save_epoch(cfg: Config, out_dir: Path, detector: nn.Module, optimizer, scheduler, progress: Progress,
+               row: dict, is_best: bool, fingerprint: str, tb) -> None:
+    """``best.pt`` when the epoch is the best so far, ``last.pt`` (everything a resume needs), log.csv."""
+    epoch = row["epoch"]
+    state = {k: v.detach().cpu() for k, v in detector.state_dict().items()}
+    if is_best:
+        save_checkpoint(out_dir / "best.pt", {"model": state, "epoch": epoch, "metric": progress.best["metric"],
+                                              "value": float(progress.best["value"]),
+                                              "model_name": str(cfg.get("model.name")),
+                                              "feature_dim": int(getattr(detector, "feature_dim", 0))})
+    save_checkpoint(out_dir / "last.pt", {"model": state, "optimizer": optimizer.state_dict(),
+                                          "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                          "epoch": epoch, "history": progress.history, "best": progress.best,
+                                          "rng": rng_state(), "fingerprint": fingerprint})
+    write_log(out_dir / "log.csv", progress.history)
+    if tb is not None:
+        for k, v in row.items():
+            if k != "epoch":
+                tb.add_scalar(k, v, epoch)
+
+
+def train(cfg: Config, detector: nn.Module | None = None, progress: bool = True, out: Path | None = None) -> dict:
+    """Train the config's detector (see module docstring); returns the summary dict.
+
+    ``detector`` overrides the one the config's ``model`` section builds (tests, notebooks). ``out`` is
+    the folder to write into (stage 03's work folder; default the stage folder itself); a run that
+    writes into a work folder may continue from the published folder's ``last.pt``. Under torchrun
+    every process calls this; only rank 0 writes files.
+    """
+    dd = setup_distributed("cuda" if str(cfg.get("device")) != "cpu" and torch.cuda.is_available() else "cpu")
+    try:
+        return _train(cfg, detector, progress, dd, out)
+    finally:
+        if dd.owns_group:
+            dist.destroy_process_group()
+
+
+def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = None) -> dict:
+    t_start = time.time()
+    st = TrainSettings.from_config(cfg)
+    device = resolve_device(cfg, dd.local_rank)
+    env = Env(device, amp_dtype(cfg, device), use_channels_last(cfg, device), dd, progress)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = st.cudnn_benchmark
+    published = stage_dir(cfg, "03")
+    out_dir = Path(out) if out is not None else stage_dir(cfg, "03", create=True)
+
+    seed_everything(st.seed)
+    if detector is None:
+        detector = build_detector(cfg)
+    seed_everything(st.seed + 1)   # training randomness independent of how the detector was built
+    loaders = build_loaders(cfg, st, D.input_spec(cfg, detector), env)
+
+    detector.to(device)
+    if env.channels_last:
+        detector.to(memory_format=torch.channels_last)
+    step_module: nn.Module = StepModule(detector)
+    if dd.world_size > 1:
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[dd.local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=st.find_unused_parameters)
+    optimizer = build_optimizer(cfg, [p for p in detector.parameters() if p.requires_grad])
+    scheduler = build_scheduler(cfg, optimizer, st.epochs)
+    fingerprint = resume_fingerprint(cfg)
+    state = resume_or_start(cfg, st, out_dir, published if out_dir.resolve() != published.resolve() else None,
+                            fingerprint, detector, optimizer, scheduler, dd)
+    tb = _tensorboard(out_dir, st.tensorboard) if dd.main else None
+
+    for epoch in range(state.start_epoch, st.epochs + 1):
+        row = train_one_epoch(step_module, detector, loaders, optimizer, st, env, epoch)
+        t0 = row.pop("_t0")
+        row.update(validate(detector, loaders, env, epoch))
         row["seconds"] = time.time() - t0
-        history.append(row)
-        value = row[metric_key]
+        state.history.append(row)
+        value = row[st.metric_key]
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(value if math.isfinite(value) else 0.0)
             else:
                 scheduler.step()
-        is_best = improved(value, best["value"], metric)
-        if is_best:
-            best = {"metric": metric_key, "value": float(value), "epoch": epoch}
+        state.best, is_best = update_best(state.best, value, epoch, st.metric)
         if dd.main:
-            state = {k: v.detach().cpu() for k, v in detector.state_dict().items()}
-            if is_best:
-                save_checkpoint(best_path, {"model": state, "epoch": epoch, "metric": metric_key,
-                                            "value": float(value), "model_name": str(cfg.get("model.name", "")),
-                                            "feature_dim": int(getattr(detector, "feature_dim", 0))})
-            save_checkpoint(last_path, {"model": state, "optimizer": optimizer.state_dict(),
-                                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                                        "epoch": epoch, "history": history, "best": best, "rng": rng_state(),
-                                        "fingerprint": fingerprint})
-            write_log(out_dir / "log.csv", history)
-            if tb is not None:
-                for k, v in row.items():
-                    if k != "epoch":
-                        tb.add_scalar(k, v, epoch)
-            log.info("epoch %d/%d: train loss %.4f, %s %.4f%s (%.0f img/s)", epoch, epochs, row["train_loss"],
-                     metric_key, value, " (best)" if is_best else "", row["train_images_per_s"])
+            save_epoch(cfg, out_dir, detector, optimizer, scheduler, state, row, is_best, fingerprint, tb)
+            log.info("epoch %d/%d: train loss %.4f, %s %.4f%s (%.0f img/s)", epoch, st.epochs, row["train_loss"],
+                     st.metric_key, value, " (best)" if is_best else "", row["train_images_per_s"])
         if dd.world_size > 1:
             dist.barrier()
 
     if tb is not None:
         tb.close()
-    summary = {"stage": STAGE, "model": str(cfg.get("model.name", "")), "device": str(device),
-               "world_size": dd.world_size, "amp": str(dtype) if dtype else "off", "channels_last": chl,
-               "epochs": epochs, "n_train": len(train_set), "n_val": len(val_set),
-               "skipped_missing": {"train": len(skipped_train), "val": len(skipped_val)},
-               "select_metric": metric_key, "best_epoch": best["epoch"], "best_value": best["value"],
-               "history": history, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
-               "seconds": time.time() - t_start}
+    history, best = state.history, state.best
+    summary = {"stage": STAGE, "model": str(cfg.get("model.name")), "device": str(device),
+               "world_size": dd.world_size, "amp": str(env.dtype) if env.dtype else "off",
+               "channels_last": env.channels_last, "epochs": st.epochs, "n_train": len(loaders.train_set),
+               "n_val": len(loaders.val_set),
+               "skipped_missing": {"train": len(loaders.skipped_train), "val": len(loaders.skipped_val)},
+               "select_metric": st.metric_key, "best_epoch": best["epoch"], "best_value": best["value"],
+               "history": history, "best_checkpoint": str(published / "best.pt"),
+               "last_checkpoint": str(published / "last.pt"), "seconds": time.time() - t_start}
     if dd.main and history:
-        plot_curves(out_dir / "training_curves.png", history, metric_key, best["epoch"])
+        plot_curves(out_dir / "training_curves.png", history, st.metric_key, best["epoch"])
         write_json(out_dir / "summary.json", summary)
     if best["epoch"] is None and dd.main:
-        raise InputError(f"no epoch gave a finite {metric_key}; the validation split cannot rank real against fake")
+        raise InputError(f"no epoch gave a finite {st.metric_key}; the validation split cannot rank real against fake")
     return summary

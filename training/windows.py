@@ -116,7 +116,7 @@ def video_scores(video_ids: Sequence[str], scores: Sequence[float], labels: Sequ
     v = video_means(video_ids, scores, labels)
     if v.mixed is not None and v.mixed.any():
         bad = v.video_ids[np.argmax(v.mixed)]
-        found = sorted({int(l) for vid, l in zip(np.asarray(video_ids).astype(str), labels) if vid == bad})
+        found = sorted({int(lab) for vid, lab in zip(np.asarray(video_ids).astype(str), labels) if vid == bad})
         raise ValueError(f"video '{bad}' has windows with different labels {found}")
     return {"video_ids": v.video_ids, "scores": v.scores, "labels": v.labels, "counts": v.counts}
 

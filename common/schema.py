@@ -1,0 +1,515 @@
+"""The config schema: every key any stage or command reads, declared once.
+
+One declaration per key (``K(name, type, default, ...)``): its dotted name, its type(s), its default,
+the allowed values or range and a one-line meaning. ``common.config.load_config`` uses it to
+
+- refuse an unknown key (in a config file, a base file or ``--set``), naming the closest valid key;
+- fill every key the config does not set with its default (defaults live here, nowhere else);
+- check every value's type, allowed values and range after ``${key}`` references are resolved.
+
+Types: ``int``, ``float`` (an int is accepted), ``str``, ``bool``, ``null``, ``list``, ``map``
+(a mapping whose keys are listed in ``keys``, or any keys when ``keys`` is None), ``path`` (a string
+naming a file or folder; relative values are taken from the repository root). A key may accept
+several types, e.g. ``("int", "null")``. ``items`` is the type of a list's items, ``length`` the
+allowed list lengths; ``lo``/``hi`` bound a number (or each item of a list of numbers).
+
+A default may refer to other keys (``${seed}``) or to a stage's folder (``${stage:08}`` =
+``<output_dir>/08_scores``, from the stage table). ``UNSET`` means "no default: the key is absent
+unless a config sets it" (a detector option whose default depends on the detector).
+
+Declare a new key by adding one ``K(...)`` line to ``KEYS`` below (and the README/docs line that a
+user reads); code then reads it with ``cfg.get("section.key")`` with no default of its own.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+UNSET = object()   # no default: absent unless set
+
+
+@dataclass(frozen=True)
+class K:
+    name: str                         # dotted key, e.g. "slr.calibration"
+    type: str | tuple                 # one type name or a tuple of accepted type names
+    default: Any                      # a value, a ${ref} string, or UNSET
+    help: str = ""                    # one-line meaning
+    choices: tuple | None = None      # allowed values (for str/int)
+    lo: float | None = None           # inclusive lower bound of a number / of each list item
+    hi: float | None = None           # inclusive upper bound
+    items: str | tuple | None = None  # type(s) of list items
+    length: tuple | None = None       # allowed list lengths
+    keys: tuple | None = None         # allowed keys of a map value (None = any)
+    pattern: str | None = None        # regex a str value must match fully
+    check: Callable | None = None     # extra check: value -> error text or None
+
+    @property
+    def types(self) -> tuple:
+        return self.type if isinstance(self.type, tuple) else (self.type,)
+
+
+_SBI_KEYS = ("rgb_shift", "hue_shift_deg", "sat_scale", "brightness", "contrast", "downscale_factors",
+             "sharpen_alpha", "sharpen_prob", "translate", "scale", "elastic_alpha", "elastic_sigma",
+             "hull_variants", "hull_deform", "blur_kernels", "blend_ratios")
+_CRITERION_KEYS = ("characteristic", "metric", "max", "level")
+_DEFAULT_CRITERIA = [
+    {"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
+    {"characteristic": "discriminating power", "metric": "cllr_min", "max": 0.3},
+    {"characteristic": "discriminating power", "metric": "eer", "max": 0.1},
+    {"characteristic": "calibration", "metric": "cllr_cal", "max": 0.2},
+]
+_DEFAULT_VERBAL_SCALE = [
+    [0.0, "the findings do not support one proposition over the other"],
+    [0.30103, "weak support for the proposition that {h}"],
+    [1.0, "moderate support for the proposition that {h}"],
+    [2.0, "moderately strong support for the proposition that {h}"],
+    [3.0, "strong support for the proposition that {h}"],
+    [4.0, "very strong support for the proposition that {h}"],
+    [6.0, "extremely strong support for the proposition that {h}"],
+]
+_SPLIT_NAMES = ("train", "val", "calib", "test")
+
+
+def _criteria_check(value) -> str | None:
+    for i, c in enumerate(value or []):
+        if not isinstance(c, dict) or "metric" not in c or "max" not in c:
+            return f"item {i} must be a mapping with at least 'metric' and 'max', got {c!r}"
+        bad = sorted(set(c) - set(_CRITERION_KEYS))
+        if bad:
+            return f"item {i} has unknown key(s) {bad}; allowed: {list(_CRITERION_KEYS)}"
+    return None
+
+
+def _verbal_scale_check(value) -> str | None:
+    for i, row in enumerate(value or []):
+        if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], (int, float))
+                and isinstance(row[1], str)):
+            return f"item {i} must be [lowest |log10 LR|, words], got {row!r}"
+    return None
+
+
+def _degradations_check(value) -> str | None:
+    known = ("jpeg", "downscale", "blur", "noise")
+    for family, strengths in (value or {}).items():
+        if family not in known:
+            close = difflib.get_close_matches(family, known, n=1)
+            return (f"unknown degradation family '{family}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                    + f" (known: {', '.join(known)})")
+        if not isinstance(strengths, list) or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                                                       for s in strengths):
+            return f"'{family}' must be a list of numbers (strengths), got {strengths!r}"
+    return None
+
+
+def _ratios_check(value) -> str | None:
+    if any(r <= 0 for r in value):
+        return f"every ratio must be > 0, got {value}"
+    if abs(sum(value) - 1.0) > 1e-6:
+        return f"the ratios must sum to 1, got {value} (sum {sum(value):g})"
+    return None
+
+
+KEYS: tuple[K, ...] = (
+    # ------------------------------------------------------------------------------------ top level
+    K("base", ("path", "null"), None, "a base config (relative to this file's folder) whose values this file overrides"),
+    K("experiment", ("str", "null"), None, "experiment name (report title); null -> the output folder's name"),
+    K("seed", "int", 1024, "the seed every random choice derives from"),
+    K("output_dir", "path", "outputs/uadfv", "root of every stage's output folder <output_dir>/<NN_stage>/"),
+    K("device", "str", "auto", "auto | cpu | cuda | cuda:N", pattern=r"auto|cpu|cuda(:\d+)?"),
+    # ------------------------------------------------------------------------------------ demo (stage 00)
+    K("demo.enabled", "bool", False, "stage 00 builds the embedded demo's videos (demo config only)"),
+    K("demo.persons", "int", 10, "portrait variants; each person gets a real and a fake video", lo=3),
+    K("demo.frames", "int", 12, "frames per demo video", lo=1),
+    K("demo.frame_size", "int", 320, "square demo frame side, px", lo=128),
+    K("demo.fps", ("int", "float"), 10, "demo video frame rate", lo=1),
+    K("demo.motion.shift", "float", 0.04, "peak translation, fraction of the frame side", lo=0),
+    K("demo.motion.rotation_deg", "float", 5.0, "peak rotation, degrees", lo=0),
+    K("demo.motion.zoom", "float", 0.06, "peak relative zoom", lo=0),
+    K("demo.lighting.gain", "float", 0.15, "peak relative brightness gain change", lo=0),
+    K("demo.lighting.gamma", "float", 0.15, "peak gamma change (gamma = 1 +- this)", lo=0),
+    K("demo.lighting.gradient", "float", 0.15, "peak left-right lighting gradient (relative)", lo=0),
+    K("demo.jpeg_quality", "list", [50, 95], "per-video JPEG quality range [low, high]", items="int", length=(2,),
+      lo=1, hi=100),
+    K("demo.face_fraction", "list", [0.35, 0.6], "face side as a fraction of the frame side [low, high]",
+      items="float", length=(2,), lo=0.05, hi=1.0),
+    K("demo.sbi", "map", {}, "self_blend options for the demo's fakes (keys of training.sbi; {} = SBI paper defaults)",
+      keys=_SBI_KEYS),
+    # ------------------------------------------------------------------------------------ report (stage 16)
+    K("report.split", "str", "test", "the pool whose LRs the validation matrix judges", choices=_SPLIT_NAMES),
+    K("report.compare", "list", [], "other runs' output_dir to compare with", items="path"),
+    K("report.criteria", "list", _DEFAULT_CRITERIA,
+      "validation criteria (Meuwly, Ramos & Haraksim 2017): {characteristic, metric, max[, level]}; pass if value <= max",
+      check=_criteria_check),
+    # ------------------------------------------------------------------------------------ casework (evidence.py)
+    K("evidence.output", "path", "${output_dir}/evidence", "default --output folder of the casework command"),
+    K("evidence.checkpoint", ("path", "null"), None,
+      "detector weights; null -> the ones stage 04 used (features.checkpoint)"),
+    K("evidence.scores_dir", "path", "${slr.scores_dir}", "stage 08 outputs the casework command reads (centroid.npy)"),
+    K("evidence.lr_dir", "path", "${stage:10}", "stage 10 outputs the casework command reads"),
+    K("evidence.lr_system", "path", "${stage:10}/system", "the saved LR system (slr.system.LRSystem) casework loads"),
+    K("evidence.max_frames", "int", 32, "frames read from a questioned video, evenly spaced", lo=1),
+    K("evidence.min_face_fraction", "float", 0.5, "faces smaller than this fraction of the largest face are ignored",
+      lo=0, hi=1),
+    K("evidence.hypotheses.hp", "str", "the image is real (not manipulated)", "the proposition Hp (numerator)"),
+    K("evidence.hypotheses.hd", "str", "the image is a deepfake", "the proposition Hd (denominator)"),
+    K("evidence.population", "str",
+      "faces of the kind in the calibration data (see the report's conditions)",
+      "the relevant population the LR system's calibration data stand for"),
+    K("evidence.verbal_scale", "list", _DEFAULT_VERBAL_SCALE,
+      "verbal equivalents: [lowest |log10 LR|, words]; {h} = the supported proposition", check=_verbal_scale_check),
+    K("evidence.verbal_scale_source", "str", "ENFSI Guideline for Evaluative Reporting in Forensic Science (2015)",
+      "where the verbal scale comes from (printed with it)"),
+    # ------------------------------------------------------------------------------------ dataset
+    K("dataset.name", ("str", "null"), "UADFV", "dataset name written into the split file"),
+    K("dataset.root", "path", "data/UADFV", "DeepfakeBench layout: <root>/<real|fake>/frames/<video_id>/<idx>.png"),
+    # ------------------------------------------------------------------------------------ preprocessing (01)
+    K("preprocessing.input", "path", "data/UADFV_videos", "stage 01 input: <input>/<real|fake>/ videos or frame images"),
+    K("preprocessing.output", "path", "${dataset.root}", "stage 01 output dataset root (DeepfakeBench layout)"),
+    K("preprocessing.frames_per_video", "int", 32, "frames per video, evenly spaced (the paper: 32)", lo=1),
+    K("preprocessing.frame_stride", ("int", "null"), None, "every k-th frame instead (overrides frames_per_video)",
+      lo=1),
+    K("preprocessing.detector", "str", "hog", "face detector: hog (dlib, the paper's) | cnn (dlib MMOD)",
+      choices=("hog", "cnn")),
+    K("preprocessing.detector_path", ("path", "null"), None, "cnn only: local mmod .dat; null -> face_recognition_models"),
+    K("preprocessing.upsample", "int", 1, "detector upsampling of the full-resolution pass", lo=0, hi=4),
+    K("preprocessing.detect_max_width", ("int", "null"), 640,
+      "detect on a copy at most this wide first; null = always full resolution", lo=32),
+    K("preprocessing.multiple_faces", "str", "largest", "largest (crop the largest face) | skip",
+      choices=("largest", "skip")),
+    K("preprocessing.size", "int", 256, "crop side, px", lo=16),
+    K("preprocessing.margin", "float", 1.3, "margin factor around the ArcFace template", lo=1),
+    K("preprocessing.align_points", "list", [37, 44, 30, 49, 55], "0-based 68-point indices of the 5-point alignment",
+      items="int", length=(5,), lo=0, hi=80),
+    K("preprocessing.workers", "int", 1, "worker processes (each loads the models once)", lo=1),
+    K("preprocessing.landmarks.model_path", ("path", "null"), None,
+      "81-point dlib predictor (.dat); null -> the 68-point model"),
+    # ------------------------------------------------------------------------------------ split (02)
+    K("split.file", "path", "${stage:02}/split.json", "the split JSON stage 02 writes and later stages read"),
+    K("split.unit", "str", "person", "unit of splitting: person | video | frame (frame = the paper's leaky split)",
+      choices=("person", "video", "frame")),
+    K("split.ratios", "list", [0.45, 0.15, 0.25, 0.15],
+      "3 values: train, val, test (the paper); 4 values: train, val, calib, test", items="float", length=(3, 4),
+      lo=0, hi=1, check=_ratios_check),
+    K("split.seed", "int", "${seed}", "shuffle seed; the same seed gives the same file"),
+    K("split.person_map", ("path", "null"), None, "CSV video_id,person or JSON {video_id: person}; null -> person_regex"),
+    K("split.person_regex", ("str", "null"), None,
+      "regex with a (?P<person>...) group; null -> the UADFV rule (NNNN_fake -> NNNN)"),
+    # ------------------------------------------------------------------------------------ model (03-04)
+    K("model.name", "str", "srm", "detector: meso4 | meso_inception4 | xception | efficientnet_b4 | efficientnet | "
+      "resnet34 | srm | meso4_lstm | efficientnet_lstm | sbi_fed | lib | ssaaformer (the registry checks it)"),
+    K("model.pretrained_path", ("path", "null"), None, "local weight file; null -> random init with a warning"),
+    K("model.input_size", "int", 256, "square input side, px (the crops are 256)", lo=16),
+    K("model.base", "str", UNSET, "sbi_fed only: the image detector trained the SBI way"),
+    K("model.fed_dim", "int", UNSET, "sbi_fed only: embedding size of training.fed.embedder (dlib 128, arcface 512)",
+      lo=1),
+    K("model.variant", "str", UNSET, "efficientnet(_lstm) only: b0..b7"),
+    K("model.depth", "int", UNSET, "resnet only: 18 | 34 | 50", choices=(18, 34, 50)),
+    K("model.dropout", ("float", "null"), UNSET, "dropout before the head (detector's own default if unset)", lo=0, hi=1),
+    K("model.margin", "float", UNSET, "srm only: additive angular margin of the head", lo=0),
+    K("model.scale", "float", UNSET, "srm only: logit scale of the head", lo=0),
+    K("model.window.length", "int", 5, "video detectors: N consecutive sampled frames per window", lo=1),
+    K("model.window.stride", ("int", "null"), None, "video detectors: window start every k frames (null = length)", lo=1),
+    K("model.window.lstm_layers", "int", 1, "video detectors: LSTM layers, zero initial state", choices=(1, 2)),
+    K("model.window.hidden", "int", 256, "video detectors: LSTM units = the window feature size", lo=1),
+    K("model.lib.model", "str", "resnet34", "LIB block backbone: resnet34 | efficientnet_b0..b4 | mobilenet_v3_small | "
+      "small_cnn"),
+    K("model.lib.num_LIBs", "int", 4, "LIB: Local Information Blocks", lo=1),
+    K("model.lib.lil_loss", "bool", True, "LIB: Local Information Loss"),
+    K("model.lib.gil_loss", "bool", True, "LIB: Global Information Loss"),
+    K("model.lib.mi_calculator", "str", "kl", "LIB: kl | wasserstein (Sinkhorn)", choices=("kl", "wasserstein")),
+    K("model.lib.balance_loss_method", "str", "auto", "LIB: auto (learnable weights) | hyper (fixed scales)",
+      choices=("auto", "hyper")),
+    K("model.lib.scales", "list", [1.0, 2.0, 10.0], "LIB hyper: weights of CE, GIL, LIL", items="float", length=(3,),
+      lo=0),
+    K("model.lib.temperature", "float", 1.5, "LIB: softmax temperature", lo=0),
+    K("model.lib.mixup", "bool", True, "LIB: mixup"),
+    K("model.lib.alpha", "float", 0.5, "LIB: mixup Beta(alpha, alpha)", lo=0),
+    K("model.lib.backbone_weights", ("path", "null"), None, "LIB: local backbone file loaded into every block"),
+    K("model.lib.bottleneck", "list", [1000, 500], "LIB: fusion widths; the last is the dumped feature", items="int",
+      lo=1),
+    K("model.lib.dropout", "float", 0.5, "LIB: dropout", lo=0, hi=1),
+    K("model.lib.seed", "int", "${seed}", "LIB: seed of the mixup draws"),
+    K("model.ssaaformer.patch_size", "int", 16, "SSAAFormer: token grid = input_size / patch_size", lo=1),
+    K("model.ssaaformer.embed_dim", "int", 384, "SSAAFormer: token width", lo=1),
+    K("model.ssaaformer.depth", "int", 12, "SSAAFormer: transformer blocks", lo=1),
+    K("model.ssaaformer.num_heads", "int", 6, "SSAAFormer: attention heads", lo=1),
+    K("model.ssaaformer.mlp_ratio", "float", 4.0, "SSAAFormer: MLP width / embed_dim", lo=0),
+    K("model.ssaaformer.symmetric_blocks", "int", 4, "SSAAFormer: first blocks with mirror-blended local attention",
+      lo=0),
+    K("model.ssaaformer.local_window", ("int", "null"), 7, "SSAAFormer: tokens per side of a local window (null = global)",
+      lo=1),
+    K("model.ssaaformer.stem", "str", "conv", "SSAAFormer: conv (3x3 stride-2 stem) | linear (ViT patchify)",
+      choices=("conv", "linear")),
+    K("model.ssaaformer.dropout", "float", 0.0, "SSAAFormer: dropout", lo=0, hi=1),
+    K("model.ssaaformer.fidelity_weight", "float", 1.0, "SSAAFormer: weight of the fidelity head's MSE", lo=0),
+    # ------------------------------------------------------------------------------------ training (03)
+    K("training.epochs", "int", 20, "training epochs", lo=1),
+    K("training.batch_size", "int", 32, "global batch size (divided among torchrun processes)", lo=1),
+    K("training.num_workers", "int", 2, "DataLoader worker processes (0 = main process)", lo=0),
+    K("training.optimizer.name", "str", "adam", "adam | adamw | sgd", choices=("adam", "adamw", "sgd")),
+    K("training.optimizer.lr", "float", 2.0e-4, "learning rate", lo=0),
+    K("training.optimizer.weight_decay", "float", 0.0, "weight decay", lo=0),
+    K("training.optimizer.momentum", "float", 0.9, "sgd: momentum", lo=0, hi=1),
+    K("training.optimizer.nesterov", "bool", False, "sgd: Nesterov momentum"),
+    K("training.optimizer.betas", "list", [0.9, 0.999], "adam/adamw: betas", items="float", length=(2,), lo=0, hi=1),
+    K("training.scheduler.name", "str", "none", "per-epoch schedule: none | cosine | step | plateau",
+      choices=("none", "cosine", "step", "plateau")),
+    K("training.scheduler.min_lr", "float", 0.0, "cosine: final learning rate", lo=0),
+    K("training.scheduler.t_max", ("int", "null"), None, "cosine: period in epochs (null = training.epochs)", lo=1),
+    K("training.scheduler.step_size", "int", 10, "step: epochs per decay", lo=1),
+    K("training.scheduler.gamma", "float", 0.1, "step: decay factor", lo=0),
+    K("training.scheduler.factor", "float", 0.1, "plateau: decay factor", lo=0),
+    K("training.scheduler.patience", "int", 2, "plateau: epochs without improvement", lo=0),
+    K("training.select_metric", "str", "val_auc", "best.pt chosen on val by this metric (never test)",
+      choices=("val_auc", "val_video_auc", "val_ap", "val_acc", "val_eer", "val_loss")),
+    K("training.frames_per_video", ("int", "null"), None, "train frames per video, evenly spaced (null = all)", lo=1),
+    K("training.val_frames_per_video", ("int", "null"), None, "validation frames per video (null = all)", lo=1),
+    K("training.balanced", "bool", False, "draw real and fake 1:1 each epoch"),
+    K("training.augment", ("bool", "map"), False,
+      "false (the paper) | true | {hflip, crop_scale, brightness, contrast, jpeg}",
+      keys=("hflip", "crop_scale", "brightness", "contrast", "jpeg")),
+    K("training.normalization", "str", "detector", "detector (its own mean/std) | imagenet",
+      choices=("detector", "imagenet")),
+    K("training.data_mode", "str", "frames", "training dataset (training/data.py registry): frames | sbi | windows | "
+      "fidelity (the registry checks it)"),
+    K("training.eval_mode", ("str", "null"), None, "validation / stage 04 dataset; null -> the data mode's own"),
+    K("training.amp", "str", "auto", "auto (bf16 on CUDA) | bf16 | off", choices=("auto", "bf16", "off")),
+    K("training.channels_last", ("str", "bool"), "auto", "auto (on CUDA) | true | false", choices=("auto", True, False)),
+    K("training.cudnn_benchmark", "bool", True, "cudnn autotuner"),
+    K("training.grad_clip", ("float", "null"), None, "max global gradient L2 norm (null = off)", lo=0),
+    K("training.max_steps_per_epoch", ("int", "null"), None, "cap batches per epoch (quick runs)", lo=1),
+    K("training.resume", "bool", True, "continue from last.pt when it exists and matches"),
+    K("training.skip_missing", "bool", False, "a missing image in the split: false = error naming it, true = skip"),
+    K("training.cache_images", "bool", False, "keep decoded frames in RAM (small datasets)"),
+    K("training.tensorboard", "bool", True, "events in stage 03's tensorboard/ folder when tensorboard is installed"),
+    K("training.find_unused_parameters", "bool", False, "DistributedDataParallel find_unused_parameters"),
+    K("training.sbi.rgb_shift", "float", 20, "SBI source colour: per-channel shift, +- pixel levels", lo=0),
+    K("training.sbi.hue_shift_deg", "float", 10, "SBI: hue rotation, +- degrees", lo=0),
+    K("training.sbi.sat_scale", "float", 0.3, "SBI: saturation x (1 +- this)", lo=0),
+    K("training.sbi.brightness", "float", 0.1, "SBI: +- fraction of 255", lo=0),
+    K("training.sbi.contrast", "float", 0.1, "SBI: +- fraction", lo=0),
+    K("training.sbi.downscale_factors", "list", UNSET, "SBI: frequency change, down by one of these and back up",
+      items="int", lo=1),
+    K("training.sbi.sharpen_alpha", "list", UNSET, "SBI: unsharp-mask strength range", items="float", length=(2,)),
+    K("training.sbi.sharpen_prob", "float", 0.5, "SBI: probability of sharpening instead of downscaling", lo=0, hi=1),
+    K("training.sbi.translate", "list", [0.03, 0.015], "SBI: affine shift, +- fraction of the face side (x, y)",
+      items="float", length=(2,)),
+    K("training.sbi.scale", "list", [0.95, 1.05], "SBI: affine scale range", items="float", length=(2,), lo=0),
+    K("training.sbi.elastic_alpha", "float", 50, "SBI: elastic warp strength (px at 256 px)", lo=0),
+    K("training.sbi.elastic_sigma", "float", 7, "SBI: elastic warp smoothness (px at 256 px)", lo=0),
+    K("training.sbi.hull_variants", "list", ["face", "jaw_brows", "inner", "components"], "SBI: hull shapes drawn",
+      items="str"),
+    K("training.sbi.hull_deform", "list", UNSET, "SBI: anisotropic hull scale range", items="float", length=(2,)),
+    K("training.sbi.blur_kernels", "list", [5, 25], "SBI: mask blur kernel sides (odd, px at 256 px)", items="int",
+      lo=1),
+    K("training.sbi.blend_ratios", "list", [0.25, 0.5, 0.75, 1, 1, 1], "SBI: blend ratios drawn", items="float",
+      lo=0, hi=1),
+    K("training.fed.enabled", "bool", False, "facial-embedding discrepancy guidance (needs model.name: sbi_fed)"),
+    K("training.fed.weight", "float", 0.4, "FED distillation weight", lo=0),
+    K("training.fed.embedder", "str", "dlib", "dlib (128-d) | arcface (local file, 512-d)", choices=("dlib", "arcface")),
+    K("training.fed.model_path", ("path", "null"), None, "null -> dlib's model from face_recognition_models"),
+    K("training.fed.shape_predictor_path", ("path", "null"), None, "dlib: local shape predictor (null = the packaged one)"),
+    K("training.fed.arcface_arch", "str", "r18", "arcface: backbone of the local file"),
+    # ------------------------------------------------------------------------------------ fidelity (03a, 04b)
+    K("fidelity.quality_method", "str", "embedding_stability", "face quality: embedding_stability | sharpness",
+      choices=("embedding_stability", "sharpness")),
+    K("fidelity.perturbations", "int", 4, "perturbed copies per face (embedding_stability)", lo=1),
+    K("fidelity.face_model_path", ("path", "null"), None, "null -> dlib's face recognition model"),
+    K("fidelity.splits", "list", ["train", "val"], "frames that get a fidelity target (train is required)",
+      items="str", check=lambda v: None if "train" in v and set(v) <= set(_SPLIT_NAMES)
+      else f"must include 'train' and name pools of {list(_SPLIT_NAMES)}, got {v}"),
+    K("fidelity.cache_file", "path", "${stage:03a}/fidelity_targets.csv",
+      "fidelity targets cache (+ .json sidecar), written by stage 03a"),
+    K("fidelity.recompute", "bool", False, "ignore an up-to-date cache"),
+    K("fidelity.features_dir", ("path", "null"), "${stage:04}", "the stage-04 dumps the SVR reads"),
+    K("fidelity.svr.C", "float", 1.0, "SVR C", lo=0),
+    K("fidelity.svr.epsilon", "float", 0.05, "SVR epsilon", lo=0),
+    K("fidelity.svr.gamma", ("str", "float"), "scale", "SVR gamma: scale | auto | a number"),
+    K("fidelity.svr.max_train", "int", 5000, "at most this many train frames (seeded subset)", lo=1),
+    K("fidelity.svr.train_scores", "str", "cross_fit", "train-pool scores: cross_fit | in_sample",
+      choices=("cross_fit", "in_sample")),
+    K("fidelity.svr.folds", "int", 5, "cross-fit folds (grouped by person)", lo=2),
+    # ------------------------------------------------------------------------------------ features (04)
+    K("features.checkpoint", ("path", "null"), "${stage:03}/best.pt", "trained weights (chosen on val by stage 03)"),
+    K("features.splits", ("list", "null"), None, "pools to dump; null = every pool of the split file", items="str",
+      check=lambda v: None if v is None or set(v) <= set(_SPLIT_NAMES) else f"pools must be of {list(_SPLIT_NAMES)}"),
+    K("features.dtype", "str", "float32", "float32 | float16", choices=("float32", "float16")),
+    K("features.full_map", "bool", False, "false: pooled feature; true: flattened feature map"),
+    K("features.frames_per_video", ("int", "null"), None, "null = every frame of the split", lo=1),
+    K("features.batch_size", "int", 32, "stage 04 batch size", lo=1),
+    K("features.num_workers", "int", 2, "stage 04 DataLoader workers", lo=0),
+    K("features.skip_missing", ("bool", "null"), None, "null -> training.skip_missing"),
+    # ------------------------------------------------------------------------------------ evaluation (05-07)
+    K("evaluation.features_dir", ("path", "null"), "${stage:04}", "dumps <features_dir>/<split>/"),
+    K("evaluation.splits", "list", ["train", "val", "test"], "splits stages 05-07 read", items="str"),
+    K("evaluation.inputs", ("map", "null"), None, "or {name: path} of dumps / paper .npz, replacing the two keys above"),
+    K("evaluation.fail_on_nonfinite", "bool", True, "stage 05 fails when a dump holds NaN/inf"),
+    K("evaluation.tsne.max_points", "int", 2000, "stratified seeded subset above this many frames per split", lo=10),
+    K("evaluation.tsne.perplexity", "float", 30, "t-SNE perplexity", lo=1),
+    K("evaluation.tsne.pca_dims", ("int", "null"), 50, "PCA before t-SNE (null = off)", lo=2),
+    K("evaluation.tsne.threads", ("int", "null"), None, "CPU threads for t-SNE (null = all cores)", lo=1),
+    # ------------------------------------------------------------------------------------ slr (08-14)
+    K("slr.protocol", "str", "sound", "sound | paper (the paper's own choices, to reproduce its numbers)",
+      choices=("sound", "paper")),
+    K("slr.model", "str", "kde", "LR model fitted on calib: kde | logistic | isotonic",
+      choices=("kde", "logistic", "isotonic")),
+    K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
+      choices=("cosine_centroid", "logit", "fake_probability")),
+    K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),
+    K("slr.bootstrap.n", "int", 1000, "person-cluster bootstrap replicates for intervals (0 = off)", lo=0),
+    K("slr.bootstrap.seed", "int", "${seed}", "bootstrap seed"),
+    K("slr.features_dir", ("path", "null"), "${stage:04}", "stage 08 input: stage 04's dumps <features_dir>/<split>/"),
+    K("slr.features_file", ("path", "null"), None, "instead: one paper-style .npz, divided by slr.split_file"),
+    K("slr.split_file", ("path", "null"), "${split.file}", "the split JSON that divides slr.features_file"),
+    K("slr.batch_size", "int", 64, "stage 08 feature rows per batch", lo=1),
+    K("slr.scores_dir", ("path", "null"), "${stage:08}", "stages 09-14 input: <scores_dir>/<pool>.csv"),
+    K("slr.bandwidth.scale", "str", "std", "bandwidth grid in multiples of the train scores' std | absolute",
+      choices=("std", "absolute")),
+    K("slr.bandwidth.grid_min", "float", 0.01, "smallest grid bandwidth", lo=0),
+    K("slr.bandwidth.grid_max", "float", 3.0, "largest grid bandwidth", lo=0),
+    K("slr.bandwidth.grid_n", "int", 40, "log-spaced grid points", lo=2),
+    K("slr.bandwidth.n_folds", "int", 10, "CV folds of the bandwidth choice", lo=2),
+    K("slr.bandwidth.seed", "int", "${seed}", "CV fold seed"),
+    K("slr.paper_seed", "int", 42, "paper protocol: the paper's KFold random_state"),
+    K("slr.calibration", "str", "none", "sound: none | pav | logistic, fitted on val/calib",
+      choices=("none", "pav", "logistic")),
+    K("slr.video_level", "bool", True, "also video-level results (video score = mean frame score)"),
+    # ------------------------------------------------------------------------------------ robustness (15)
+    K("robustness.enabled", "bool", True, "stage 15: LRs of degraded test faces"),
+    K("robustness.degradations", "map",
+      {"jpeg": [90, 70, 50, 30], "downscale": [0.75, 0.5, 0.35], "blur": [0.5, 1, 2], "noise": [2, 5, 10]},
+      "family -> strengths: jpeg (quality), downscale (factor), blur (sigma px), noise (sigma levels)",
+      check=_degradations_check),
+    K("robustness.seed", "int", "${seed}", "seed of the degradations"),
+    K("robustness.max_frames", ("int", "null"), None, "test frames degraded (null = all)", lo=1),
+    K("robustness.criteria", "list", "${report.criteria}", "criteria the degraded LRs are judged by",
+      check=_criteria_check),
+)
+
+BY_NAME: dict[str, K] = {k.name: k for k in KEYS}
+assert len(BY_NAME) == len(KEYS), "a key is declared twice"
+SECTIONS: frozenset = frozenset(".".join(k.name.split(".")[:i]) for k in KEYS for i in range(1, k.name.count(".") + 1))
+
+
+def names() -> list[str]:
+    return list(BY_NAME)
+
+
+def suggest(name: str) -> str | None:
+    """The closest declared key (or section) to ``name``, for "did you mean ...?"."""
+    pool = list(BY_NAME) + sorted(SECTIONS)
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    # same last part in another section, or same section with a close last part
+    head, _, last = name.rpartition(".")
+    same_section = [k for k in pool if k.rpartition(".")[0] == head]
+    close = difflib.get_close_matches(last, [k.rpartition(".")[2] for k in same_section], n=1, cutoff=0.5)
+    if close:
+        return f"{head}.{close[0]}" if head else close[0]
+    return None
+
+
+def did_you_mean(name: str) -> str:
+    s = suggest(name)
+    return f"; did you mean '{s}'?" if s else ""
+
+
+def defaults(prefix: str | None = None) -> dict:
+    """The defaults of every key under ``prefix`` (all keys when None) as a nested mapping (refs unresolved)."""
+    out: dict = {}
+    for k in KEYS:
+        if k.default is UNSET or (prefix and not k.name.startswith(prefix + ".")):
+            continue
+        parts = k.name[len(prefix) + 1:].split(".") if prefix else k.name.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = copy.deepcopy(k.default)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- checking
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+               "null": "null", "list": "a list", "map": "a mapping", "path": "a path (string)"}
+
+
+def _is(value: Any, t: str) -> bool:
+    if t == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t in ("str", "path"):
+        return isinstance(value, str)
+    if t == "bool":
+        return isinstance(value, bool)
+    if t == "null":
+        return value is None
+    if t == "list":
+        return isinstance(value, list)
+    if t == "map":
+        return isinstance(value, dict)
+    raise AssertionError(f"unknown schema type {t}")
+
+
+def describe(k: K) -> str:
+    """What a key accepts, in words (used in error messages and --print-config)."""
+    words = " or ".join(_TYPE_WORDS[t] for t in k.types)
+    if k.items:
+        items = k.items if isinstance(k.items, tuple) else (k.items,)
+        words += f" of {' or '.join(_TYPE_WORDS[t] for t in items)}"
+    if k.length:
+        words += f" with {' or '.join(map(str, k.length))} items"
+    if k.choices:
+        words += f", one of {', '.join('null' if c is None else str(c).lower() if isinstance(c, bool) else str(c) for c in k.choices)}"
+    if k.lo is not None and k.hi is not None:
+        words += f", in [{k.lo:g}, {k.hi:g}]"
+    elif k.lo is not None:
+        words += f", >= {k.lo:g}"
+    elif k.hi is not None:
+        words += f", <= {k.hi:g}"
+    return words
+
+
+def _range_error(k: K, v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return (k.lo is not None and v < k.lo) or (k.hi is not None and v > k.hi)
+
+
+def check_value(k: K, value: Any) -> str | None:
+    """None when ``value`` is valid for ``k``; else the reason (the caller names key and file)."""
+    if not any(_is(value, t) for t in k.types):
+        return f"must be {describe(k)}, got {value!r}"
+    if value is None:
+        return None
+    if k.choices is not None and not isinstance(value, (list, dict)) and value not in k.choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in k.choices], n=1)
+        return (f"must be one of {', '.join(map(str, k.choices))}, got {value!r}"
+                + (f"; did you mean '{close[0]}'?" if close else ""))
+    if isinstance(value, list):
+        if k.length and len(value) not in k.length:
+            return f"must be {describe(k)}, got {len(value)} items: {value!r}"
+        if k.items:
+            items = k.items if isinstance(k.items, tuple) else (k.items,)
+            for i, v in enumerate(value):
+                if not any(_is(v, t) for t in items):
+                    return f"must be {describe(k)}; item {i} is {v!r}"
+                if _range_error(k, v):
+                    return f"must be {describe(k)}; item {i} is {v!r}"
+    elif _range_error(k, value):
+        return f"must be {describe(k)}, got {value!r}"
+    if isinstance(value, dict) and k.keys is not None:
+        bad = sorted(set(value) - set(k.keys))
+        if bad:
+            close = difflib.get_close_matches(bad[0], k.keys, n=1)
+            return (f"has unknown key(s) {', '.join(bad)}" + (f"; did you mean '{k.name}.{close[0]}'?" if close else "")
+                    + f" (allowed: {', '.join(k.keys)})")
+    if k.pattern and isinstance(value, str) and not re.fullmatch(k.pattern, value):
+        return f"must be {k.help}, got {value!r}"
+    if k.check is not None:
+        return k.check(value)
+    return None
