@@ -359,7 +359,7 @@ class Grid:
             sets.update(flatten_set(self.ex.paper.get("paper_protocol_set") or {}))
         up = self.upstream_dir(cell)
         sets.update({"seed": cell.seed, "dataset.root": str(self.ex.dataset_root), "output_dir": _rel(up),
-                     "split.file": _rel(up / "02_split" / "split.json")})
+                     "split.file": _rel(stage_folder(up, "02") / "split.json")})
         if det.features_file:
             ff = Path(det.features_file)
             sets["slr.features_file"] = str(ff if ff.is_absolute() else self.ex.dataset_root / ff)
