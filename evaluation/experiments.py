@@ -93,6 +93,8 @@ class Experiments:
     scores: list[str]
     models: list[str]
     common_set: dict
+    by_model: dict            # LR model -> overrides of its cells (stages 08 on)
+    by_score: dict            # score -> overrides of its cells
     paper: dict
     published: dict | None
 
@@ -254,6 +256,12 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
     if not isinstance(common, dict):
         raise _fail(src, "set", "must be a mapping of config keys to values")
     common = flatten_set(common)
+    by = {}
+    for key in ("by_model", "by_score"):
+        m = sec.get(key) or {}
+        if not isinstance(m, dict) or not all(isinstance(v, dict) or v is None for v in m.values()):
+            raise _fail(src, key, "must map a model/score name to a mapping of config keys to values")
+        by[key] = {k: flatten_set(v or {}) for k, v in m.items()}
     paper = sec.get("paper") or {}
     if not isinstance(paper, dict):
         raise _fail(src, "paper", "must be a mapping")
@@ -271,7 +279,7 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
     return Experiments(src, str(sec.get("name", "uadfv")), resolve_dataset_root(sec, src),
                        path("work_dir", "outputs/results_uadfv"), path("results_dir", "results/uadfv"),
                        path("docs", "docs/results.md"), grid, detectors, seeds, scores, models, dict(common),
-                       dict(paper), published)
+                       by["by_model"], by["by_score"], dict(paper), published)
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -367,7 +375,11 @@ class Grid:
 
     def cell_overrides(self, cell: Cell, up_cfg: Config, before: list) -> tuple[str, list[str]]:
         conf, ups = self.upstream_overrides(cell)
-        extra = {"output_dir": _rel(self.cell_dir(cell)), "slr.score": cell.score, "slr.model": cell.model}
+        extra = {}
+        if cell.group == "grid":      # per-score / per-model overrides (e.g. robustness on one model only)
+            extra.update(self.ex.by_score.get(cell.score, {}))
+            extra.update(self.ex.by_model.get(cell.model, {}))
+        extra.update({"output_dir": _rel(self.cell_dir(cell)), "slr.score": cell.score, "slr.model": cell.model})
         if cell.group == "paper_protocol":
             extra["slr.protocol"] = "paper"
         ov = ups + [f"{k}={_yaml_value(v)}" for k, v in extra.items()]
@@ -805,6 +817,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
                  "scores": ex.scores, "models": ex.models, "levels": list(LEVELS),
                  "overrides": {k: ex.common_set[k] for k in sorted(ex.common_set)},
+                 "by_model": ex.by_model, "by_score": ex.by_score,
                  "detector_overrides": {d.name: {"config": d.config, **{k: d.set[k] for k in sorted(d.set)}}
                                         for d in ex.detectors},
                  "config": _rel(Path(ex.source))},
