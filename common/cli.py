@@ -42,8 +42,7 @@ def config_path(args: argparse.Namespace) -> str:
     """``args.config``, or the default config with a log line saying it is used."""
     if args.config:
         return args.config
-    log.warning("no --config given: using %s", DEFAULT_CONFIG)
-    print(f"note: no --config given: using {DEFAULT_CONFIG}", file=sys.stderr)
+    print(f"note: no --config given: using {DEFAULT_CONFIG}", file=sys.stderr, flush=True)
     return DEFAULT_CONFIG
 
 
@@ -54,6 +53,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+class FailedAfterOutputs(InputError):
+    """Raised by a stage whose outputs are complete and worth reading although the stage fails (stage 05
+    found NaN values): the work folder is published first, then the stage exits 2 without a stamp."""
 
 
 class _Discard(Exception):
@@ -82,6 +86,10 @@ def stage_output(cfg: Config, stage_id: str) -> Iterator[Path]:
     work.mkdir(parents=True, exist_ok=True)
     try:
         yield work
+    except FailedAfterOutputs:
+        if main_rank:
+            replace_dir(work, final)
+        raise
     except _Discard:
         if main_rank and not stage.resumable:
             shutil.rmtree(work, ignore_errors=True)

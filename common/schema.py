@@ -418,8 +418,11 @@ def did_you_mean(name: str) -> str:
     return f"; did you mean '{s}'?" if s else ""
 
 
-def defaults(prefix: str | None = None) -> dict:
-    """The defaults of every key under ``prefix`` (all keys when None) as a nested mapping (refs unresolved)."""
+def defaults(prefix: str | None = None, resolve: bool = False) -> dict:
+    """The defaults of every key under ``prefix`` (all keys when None) as a nested mapping.
+
+    ``resolve=True`` replaces a bare reference to a top-level key (``${seed}``) by that key's default:
+    the values a detector built outside a config starts from (``model.lib`` -> LIB's options)."""
     out: dict = {}
     for k in KEYS:
         if k.default is UNSET or (prefix and not k.name.startswith(prefix + ".")):
@@ -428,7 +431,11 @@ def defaults(prefix: str | None = None) -> dict:
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = copy.deepcopy(k.default)
+        value = copy.deepcopy(k.default)
+        ref = re.fullmatch(r"\$\{([A-Za-z0-9_]+)\}", value) if resolve and isinstance(value, str) else None
+        if ref and ref.group(1) in BY_NAME:
+            value = copy.deepcopy(BY_NAME[ref.group(1)].default)
+        node[parts[-1]] = value
     return out
 
 

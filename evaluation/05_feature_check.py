@@ -13,10 +13,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from common.cli import run_stage
-from common.stages import folder
+from common.cli import FailedAfterOutputs, run_stage
 from common.figures import save_figure
-from common.io import InputError, atomic_path, write_csv, write_json
+from common.io import atomic_path, write_csv, write_json
+from common.stages import folder, stage_dir
 from evaluation.feature_check import TABLE_COLUMNS, check_dump, plot_counts, table
 from evaluation.inputs import load_dumps
 
@@ -39,8 +39,8 @@ def main(cfg, args, out):
     print(f"{STAGE}: table.txt, checks.csv, counts.png, summary.json written")
     bad = [n for n, r in results.items() if not r["ok"]]
     if bad and cfg.get("evaluation.fail_on_nonfinite", True):
-        raise InputError(f"feature dump(s) {bad} failed the checks (NaN/inf values, probabilities outside [0, 1] "
-                         f"or a video with both labels); see {out / 'summary.json'}")
+        raise FailedAfterOutputs(f"feature dump(s) {bad} failed the checks (NaN/inf values, probabilities outside "
+                                 f"[0, 1] or a video with both labels); see {stage_dir(cfg, '05') / 'summary.json'}")
 
 
 if __name__ == "__main__":

@@ -687,8 +687,10 @@ def stage14(levels: dict[str, LevelLR], out: Path) -> dict:
             hp, hd = sl.by_hypothesis(sl.llr_cal)
             w = elub.video_weights(sl.videos()) if sound else np.ones(len(sl.labels))
             b = r.elub[s]
-            lo_t = min(-0.5, b["lower_log10"] - 0.5, float(np.percentile(np.r_[hp, hd], 1)))
-            hi_t = max(0.5, b["upper_log10"] + 0.5, float(np.percentile(np.r_[hp, hd], 99)))
+            both = np.r_[hp, hd]
+            both = both[np.isfinite(both)] if np.isfinite(both).any() else np.zeros(1)   # PAV can give +-inf
+            lo_t = min(-0.5, b["lower_log10"] - 0.5, float(np.percentile(both, 1)))
+            hi_t = max(0.5, b["upper_log10"] + 0.5, float(np.percentile(both, 99)))
             grid = np.linspace(max(lo_t, -9.5), min(hi_t, 9.5), 400)
             plots.plot_nbe(axes[k], grid, nbe_curve(hp, hd, grid, w[sl.labels == 0], w[sl.labels == 1]),
                            (b["lower_log10"], b["upper_log10"]),

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from common.features import FeatureDump, read_feature_dump
 from common.io import InputError, write_json
-from common.splits import POOLS, person_of_video, pools_in, read_split
+from common.splits import POOLS, read_split
 
 from . import metrics, plots
 from .io import ScoreSet, write_scores

@@ -3,7 +3,10 @@
 04b SVR scores -> slr.run_scores judges the fidelity score as evidence."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 
 from _lib_df_uadfv import run, small_uadfv
 from common.io import read_csv, read_json
@@ -20,7 +23,7 @@ def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
     run(f"preprocessing/02_make_split.py {cfg}", *sets)
     stdout = run(f"training/03a_fidelity_targets.py {cfg}", *sets)
     assert "fidelity_targets.csv" in stdout
-    cache = read_csv(out / "02_split" / "fidelity_targets.csv")
+    cache = read_csv(out / "03a_fidelity_targets" / "fidelity_targets.csv")   # fidelity.cache_file
     fid, lab = np.array(cache["fidelity"], float), np.array(cache["label"], int)
     assert set(cache["split"]) == {"train", "val"}
     assert fid[lab == 1].max() <= 0.4 and fid[lab == 0].min() >= 0.6
@@ -42,3 +45,20 @@ def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
     run(f"-m slr.run_scores --scores-dir {out / '04b_fidelity_svr' / 'scores'} --output-dir {out / 'fidelity_slr'}")
     lr = read_json(out / "fidelity_slr" / "summary.json")
     assert np.isfinite(lr["splits"]["test"]["cllr"])
+
+
+@pytest.mark.slow
+def test_deepfidelity_config_runs_from_the_runner(tmp_path, uadfv_root):
+    """03a and 04b are stages of the table: run_pipeline.py runs 02 -> 03a -> 03 -> 04 -> 04b in order."""
+    root = small_uadfv(uadfv_root, tmp_path / "data")
+    out = tmp_path / "out"
+    sets = [f"output_dir={out}", f"dataset.root={root}", "model.input_size=32",
+            "model.ssaaformer={patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, symmetric_blocks: 1, local_window: 3}",
+            "training.epochs=1", "training.num_workers=0", "training.tensorboard=false", "training.batch_size=16",
+            "features.num_workers=0", "fidelity.quality_method=sharpness", "fidelity.svr.folds=3"]
+    stdout = run("run_pipeline.py --config configs/uadfv_deepfidelity.yaml --from 02 --to 04b", *sets)
+    assert re.findall(r"^== stage (\S+): runs", stdout, flags=re.M) == [
+        "02_split", "03a_fidelity_targets", "03_train", "04_features", "04b_fidelity_svr"]
+    assert read_json(out / "04b_fidelity_svr" / "summary.json")["svr"]["n_train"] > 0
+    assert "skipped, up to date" in run("run_pipeline.py --config configs/uadfv_deepfidelity.yaml --from 02 --to 04b",
+                                        *sets)

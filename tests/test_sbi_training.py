@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from common.config import ConfigError, load_config
+from common.config import Config, ConfigError, load_config
 from common.splits import read_split
 
 
@@ -76,10 +76,13 @@ def test_sbi_mode_config_errors(uadfv_root, tmp_path):
     cfg = make_cfg(tmp_path, uadfv_root, split, {"name": "meso4"}, {"fed": {"enabled": True}})
     with pytest.raises(ConfigError, match="model.name: sbi_fed"):
         fed_section(cfg)
-    cfg = make_cfg(tmp_path, uadfv_root, split, {"name": "sbi_fed", "base": "meso4"},
-                   {"sbi": {"blend_ratio": [1]}})
+    with pytest.raises(ConfigError, match=r"unknown config key 'training\.sbi\.blend_ratio'; did you mean "
+                                          r"'training\.sbi\.blend_ratios'\?"):   # refused when the config loads
+        make_cfg(tmp_path, uadfv_root, split, {"name": "sbi_fed", "base": "meso4"}, {"sbi": {"blend_ratio": [1]}})
+    # the generator's own check still guards code that builds options without a config file
+    raw = Config({**cfg.data, "training": {**cfg.data["training"], "sbi": {"blend_ratio": [1]}}}, "raw")
     with pytest.raises(ConfigError, match="unknown option"):
-        build_sbi_train(cfg, read_split(split, "train"), uadfv_root, None)
+        build_sbi_train(raw, read_split(split, "train"), uadfv_root, None)
 
 
 def test_sbi_trained_detector_beats_chance_on_unseen_uadfv_fakes(uadfv_root):

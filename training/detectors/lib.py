@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from common import schema
 from common.config import ConfigError
 
 from .. import lib_losses as L
@@ -45,22 +46,7 @@ BALANCE_METHODS = ("auto", "hyper")
 LOCAL_BACKBONES = ("mobilenet_v3_small", "small_cnn")
 
 # defaults of the original command line (seed_systems.md, system 2)
-LIB_DEFAULTS = {
-    "model": "resnet34",
-    "num_LIBs": 4,
-    "lil_loss": True,
-    "gil_loss": True,
-    "mi_calculator": "kl",
-    "balance_loss_method": "auto",
-    "scales": [1.0, 2.0, 10.0],
-    "temperature": 1.5,
-    "mixup": True,
-    "alpha": 0.5,
-    "backbone_weights": None,
-    "bottleneck": [1000, 500],
-    "dropout": 0.5,
-    "seed": 0,
-}
+LIB_DEFAULTS = schema.defaults("model.lib", resolve=True)   # declared once, in common/schema.py
 
 
 class SmallCNN(Backbone):

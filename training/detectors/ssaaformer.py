@@ -34,22 +34,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common import schema
 from common.config import ConfigError
 
 from .base import Detector, load_weights, merge_options, warn_random_init
 
-SSAA_DEFAULTS = {            # a ViT-S-sized model for GPU training; tests pass smaller values
-    "patch_size": 16,
-    "embed_dim": 384,
-    "depth": 12,
-    "num_heads": 6,
-    "mlp_ratio": 4.0,
-    "symmetric_blocks": 4,
-    "local_window": 7,
-    "dropout": 0.0,
-    "stem": "conv",
-    "fidelity_weight": 1.0,
-}
+SSAA_DEFAULTS = schema.defaults("model.ssaaformer")   # a ViT-S-sized model (common/schema.py); tests pass smaller
 
 
 def mirror_permutation(h: int, w: int) -> torch.Tensor:
