@@ -41,10 +41,6 @@ class Stage:
     def name(self) -> str:     # the folder name is also the stage's display name
         return self.folder
 
-    @property
-    def number(self) -> str:   # old name of ``id``
-        return self.id
-
 
 _ALL_BEFORE_REPORT = ("00", "01", "02", "03a", "03", "04", "04b", "05", "06", "07", "08", "09", "10", "11", "12",
                       "13", "14", "15")

@@ -188,3 +188,34 @@ def test_rerun_keeps_outputs_until_replaced_and_a_failed_run_changes_nothing(toy
     assert toy.run("--set", "features.batch_size=7", "--set", "experiment=fail_03_c")[0] == 3
     assert {p.name: p.read_bytes() for p in (toy.out / "03_c").iterdir()} == before
     assert not (toy.out / ".03_c.work").exists()
+
+
+RESUMABLE = '''"""fake resumable stage"""
+import sys
+from common.cli import run_stage
+
+def main(cfg, args, out):
+    done = sorted(p.name for p in out.glob("part_*"))
+    (out / f"part_{len(done)}").write_text("x")          # one unit of work per run
+    if len(done) == 0:
+        raise SystemExit(4)                              # the first attempt dies after one unit
+    (out / "resumed_from.txt").write_text(",".join(done))
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, __doc__, stage="01"))
+'''
+
+
+def test_a_resumable_stage_keeps_its_work_folder_and_resumes(tmp_path):
+    script = tmp_path / "01_r.py"
+    script.write_text(RESUMABLE)
+    table = (Stage("01", "01_r", str(script), ("preprocessing",), resumable=True),)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"seed": 1, "output_dir": str(tmp_path / "out")}))
+    assert run_pipeline.main(["--config", str(cfg)], table) == 4
+    assert not (tmp_path / "out" / "01_r").exists()                       # nothing published
+    assert (tmp_path / "out" / ".01_r.work" / "part_0").is_file()          # the work is kept
+    assert run_pipeline.main(["--config", str(cfg)], table) == 0
+    final = tmp_path / "out" / "01_r"
+    assert (final / "resumed_from.txt").read_text() == "part_0" and (final / STAMP).is_file()
+    assert not (tmp_path / "out" / ".01_r.work").exists()                 # published by rename

@@ -57,8 +57,10 @@ def test_out_of_range_value_is_refused_at_load(capsys):
 
 def test_run_scores_refuses_an_output_folder_around_or_inside_its_input(tmp_path, capsys):
     out = tmp_path / "OUT"
-    scores = out / "myscores"
-    write_score_csvs(scores)
+    write_score_csvs(tmp_path / "first")
+    assert run_scores.main(["--scores-dir", str(tmp_path / "first"), "--output-dir", str(out), "--no-video-level"]) == 0
+    scores = out / "myscores"                     # scores kept inside an earlier run_scores output (the issue)
+    write_score_csvs(scores, seed=1)
     before = {p.name: p.read_bytes() for p in scores.iterdir()}
     for o, s in ((out, scores), (scores / "sub", scores), (scores, scores)):
         assert run_scores.main(["--scores-dir", str(s), "--output-dir", str(o)]) == 2
