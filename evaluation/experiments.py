@@ -401,6 +401,11 @@ def _stage_table():
     return STAGES
 
 
+def _sid(stage) -> str:
+    """A stage's id for the runner's plan (``id`` in the string-id table, ``number`` before it)."""
+    return getattr(stage, "id", None) or stage.number
+
+
 def stage_prefix(stage) -> str:
     return stage.name.split("_", 1)[0]
 
@@ -420,7 +425,7 @@ def _plan_needs_run(cfg: Config, stages: list, table) -> tuple[bool, str]:
     from common.pipeline import plan
     if not stages:
         return False, ""
-    decisions, _ = plan(cfg, stages[0].number, stages[-1].number, False, table)
+    decisions, _ = plan(cfg, _sid(stages[0]), _sid(stages[-1]), False, table)
     wanted = {s.name for s in stages}
     for d in decisions:
         if d.stage.name in wanted and d.run:
@@ -433,7 +438,7 @@ def _first_to_run(cfg: Config, stages: list, table) -> tuple[str, str] | None:
     table reduced to ``stages`` (a feature-file run has no stages 03-07 to wait for)."""
     from common.pipeline import plan
     sub = tuple(s for s in table if s.name in {x.name for x in stages})
-    decisions, _ = plan(cfg, stages[0].number, stages[-1].number, False, sub)
+    decisions, _ = plan(cfg, _sid(stages[0]), _sid(stages[-1]), False, sub)
     wanted = {s.name for s in stages}
     for d in decisions:
         if d.stage.name in wanted and d.run:
