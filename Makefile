@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/demo.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-dev demo test test-fast lint clean
+.PHONY: setup setup-dev demo test test-fast lint results clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ setup-dev: $(VENV)/.dev
 
 demo: setup
 	$(PY) run_pipeline.py --config $(CONFIG)
+
+results: setup   # the results grid (docs/results.md); GRID=gpu on a GPU machine, SMOKE=1 for the tiny grid
+	$(PY) run_experiments.py --config configs/results_uadfv.yaml $(if $(GRID),--grid $(GRID)) $(if $(SMOKE),--smoke)
 
 test: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

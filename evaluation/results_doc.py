@@ -1,0 +1,342 @@
+"""docs/results.md, generated from results.json and nothing else (never edit the page by hand).
+
+``render(results)`` is a pure function of the aggregate: the same results.json gives a byte-identical
+page (no clock, no file system reads, sorted keys). Regenerate with
+
+    python -m evaluation.results_doc --results results/uadfv/results.json [--out docs/results.md]
+
+Numbers: figures to 3 significant digits, counts as integers, intervals as [lo, hi] (person-cluster
+bootstrap, 95 %), means over seeds with their range [min, max]. Cllr in bits, LLR = log10 LR with
+Hp = real in the numerator, EER and rates as fractions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from common.config import REPO_ROOT
+
+METRIC_COLS = (("auc", "AUC"), ("eer", "EER"), ("cllr", "Cllr"), ("cllr_min", "Cllr_min"), ("cllr_cal", "Cllr_cal"),
+               ("misleading_hp", "P(LLR<0 \\| Hp)"), ("misleading_hd", "P(LLR>0 \\| Hd)"))
+LEVELS = ("frame", "video")
+
+
+def fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if abs(x) < 1e-12:          # float noise around zero (e.g. a bound of -8.7e-18)
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def fmt_ci(ci) -> str:
+    if not ci:
+        return ""
+    return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def fmt_bounds(b) -> str:
+    if not b:
+        return "n/a"
+    return f"[{fmt(b[0])}, {fmt(b[1])}]"
+
+
+def fmt_stat(s: dict) -> str:
+    if not s or s.get("mean") is None:
+        return "n/a"
+    if s.get("n", 0) <= 1:
+        return fmt(s["mean"])
+    return f"{fmt(s['mean'])} [{fmt(s['min'])}, {fmt(s['max'])}]"
+
+
+def _mono(m) -> str:
+    if not isinstance(m, dict):
+        return "n/a"
+    dc = m.get("direction_changes")
+    drop = m.get("largest_drop_log10")
+    return f"{fmt(dc)} / {fmt(drop)}"
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _sorted_entries(entries):
+    return sorted(entries, key=lambda e: (e["detector"], e["score"], e["model"], e["seed"], e["level"]))
+
+
+def cell_table(entries: list[dict], level: str, extra_paper: bool = False) -> list[str]:
+    """One row per cell: each figure with its person-cluster 95 % interval, ELUB bounds, monotonicity."""
+    rows = [e for e in _sorted_entries(entries) if e["level"] == level]
+    if not rows:
+        return [f"_No {level}-level results._", ""]
+    head = ["detector", "score", "model", "seed"] + [h for _, h in METRIC_COLS] + \
+           ["ELUB bounds (log10)", "direction changes / largest drop (log10)", "test n_hp / n_hd / persons", "flags"]
+    if extra_paper:
+        head += ["paper's EER code", "paper's \"calibrated Cllr\""]
+    out = [_row(head), _row(["---"] * len(head))]
+    for e in rows:
+        t = e["test"]
+        ci = t.get("ci95") or {}
+        vals = [e["detector"], e["score"], e["model"], e["seed"]]
+        vals += [fmt(t.get(k)) + fmt_ci(ci.get(k)) for k, _ in METRIC_COLS]
+        vals += [fmt_bounds(t.get("bounds_log10")), _mono(t.get("monotonicity")),
+                 f"{fmt(t.get('n_hp'))} / {fmt(t.get('n_hd'))} / {fmt(t.get('n_persons'))}",
+                 "degenerate: " + "; ".join(t["flags"]) if t.get("flags") else ""]
+        if extra_paper:
+            vals += [fmt(t.get("paper_eer")), fmt(t.get("paper_cllr_calibrated"))]
+        out.append(_row(vals))
+    return out + [""]
+
+
+def group_table(groups: list[dict], level: str) -> list[str]:
+    """One row per detector x score x model: the mean over seeds and its range [min, max]."""
+    rows = sorted((g for g in groups if g["level"] == level), key=lambda g: (g["detector"], g["score"], g["model"]))
+    if not rows:
+        return [f"_No {level}-level results._", ""]
+    head = ["detector", "score", "model", "seeds"] + [h for _, h in METRIC_COLS] + \
+           ["ELUB lower (log10)", "ELUB upper (log10)", "direction changes"]
+    out = [_row(head), _row(["---"] * len(head))]
+    for g in rows:
+        vals = [g["detector"], g["score"], g["model"], ", ".join(str(s) for s in g["seeds"])]
+        vals += [fmt_stat(g["test"].get(k)) for k, _ in METRIC_COLS]
+        vals += [fmt_stat(g["bounds_lower_log10"]), fmt_stat(g["bounds_upper_log10"]),
+                 fmt_stat(g["direction_changes"])]
+        out.append(_row(vals))
+    return out + [""]
+
+
+def pools_table(pools: dict) -> list[str]:
+    """Persons, videos and frames per pool; runs with the same split (same seed) share one row group."""
+    if not pools:
+        return ["_No split files found._", ""]
+    same: dict[str, list[str]] = {}
+    for run in sorted(pools):
+        same.setdefault(json.dumps(pools[run]), []).append(run)
+    head = ["runs (detector / split)", "pool", "persons", "videos real / fake", "frames real / fake"]
+    out = [_row(head), _row(["---"] * len(head))]
+    for key, runs in sorted(same.items(), key=lambda kv: kv[1][0]):
+        label = ", ".join(runs)
+        for pool, c in json.loads(key).items():
+            out.append(_row([label, pool, fmt(c.get("persons")),
+                             f"{fmt(c.get('videos_real'))} / {fmt(c.get('videos_fake'))}",
+                             f"{fmt(c.get('frames_real'))} / {fmt(c.get('frames_fake'))}"]))
+    return out + ["", "Frames are those of the split; every frame of every pool is dumped and scored unless "
+                  "`features.frames_per_video` says otherwise (the cells' test n_hp / n_hd are the scored ones).", ""]
+
+
+def published_table(published) -> list[str]:
+    if not published:
+        return ["The paper's published figures are not stored in this repository "
+                "(`../shared/docs/paper_method.md` leaves them out on purpose); set `experiments.published` "
+                "in the results config to show them here in this format.", ""]
+    figures = published.get("figures") or {}
+    out = []
+    if published.get("source"):
+        out += [f"Source: {published['source']}", ""]
+    head = ["level", "split"] + [h for _, h in METRIC_COLS] + ["ELUB bounds (log10)", "note"]
+    out += [_row(head), _row(["---"] * len(head))]
+    for key in sorted(figures):
+        f = figures[key] or {}
+        out.append(_row([f.get("level", "frame"), f.get("split", key)] + [fmt(f.get(k)) for k, _ in METRIC_COLS]
+                        + [fmt_bounds(f.get("bounds_log10")), f.get("note", "")]))
+    return out + [""]
+
+
+# ------------------------------------------------------------------------------------------ findings
+def _frame_cells(entries, level="frame"):
+    return [e for e in entries if e["level"] == level and e["test"].get("cllr") is not None
+            and math.isfinite(e["test"]["cllr"])]
+
+
+def _overlap(a, b) -> bool | None:
+    if not a or not b:
+        return None
+    return not (a[1] < b[0] or b[1] < a[0])
+
+
+def findings(results: dict) -> list[str]:
+    """Sentences derived from the numbers only."""
+    cells = results.get("cells", [])
+    out = []
+    for level in LEVELS:
+        fc = sorted(_frame_cells(cells, level), key=lambda e: (e["test"]["cllr"], e["cell"]))
+        if not fc:
+            continue
+        best, worst = fc[0], fc[-1]
+        bci, wci = (best["test"].get("ci95") or {}).get("cllr"), (worst["test"].get("ci95") or {}).get("cllr")
+        s = (f"At {level} level, over {len(fc)} cells, the lowest test Cllr is {fmt(best['test']['cllr'])} bits"
+             f"{fmt_ci(bci)} (`{best['cell']}`, AUC {fmt(best['test'].get('auc'))}) and the highest "
+             f"{fmt(worst['test']['cllr'])} bits{fmt_ci(wci)} (`{worst['cell']}`, AUC {fmt(worst['test'].get('auc'))})")
+        ov = _overlap(bci, wci)
+        if len(fc) > 1 and ov is not None:
+            s += "; their 95 % intervals " + ("overlap" if ov else "do not overlap")
+        s += "."
+        above = sum(1 for e in fc if e["test"]["cllr"] >= 1.0)
+        s += (f" {above} of {len(fc)} cells have a test Cllr of 1 bit or more, i.e. they do no better than always "
+              f"reporting LR = 1." if above else
+              " Every cell has a test Cllr below 1 bit (better than always reporting LR = 1).")
+        groups = [g for g in results.get("groups", []) if g["level"] == level and g["test"]["cllr"].get("n", 0) > 1]
+        if groups:
+            g = max(groups, key=lambda g: (g["test"]["cllr"]["max"] - g["test"]["cllr"]["min"], g["detector"],
+                                           g["score"], g["model"]))
+            s += (f" Over seeds the widest Cllr range is {fmt(g['test']['cllr']['min'])}-{fmt(g['test']['cllr']['max'])}"
+                  f" bits ({g['detector']}, {g['score']}, {g['model']}; {g['test']['cllr']['n']} seeds).")
+        flagged = sum(1 for e in fc if e["test"].get("flags"))
+        if flagged:
+            s += f" {flagged} of {len(fc)} cells are degenerate (see the flags column) and cannot pass validation."
+        for field, label in (("score", "score"), ("model", "LR model")):
+            vals = sorted({e[field] for e in fc})
+            if len(vals) > 1:
+                means = []
+                for v in vals:
+                    xs = [e["test"]["cllr"] for e in fc if e[field] == v]
+                    means.append(f"{v} {fmt(sum(xs) / len(xs))} bits ({len(xs)} cells)")
+                s += f" Mean test Cllr by {label}: " + ", ".join(means) + "."
+        bs = [e["test"]["bounds_log10"] for e in fc if e["test"].get("bounds_log10")]
+        if bs:
+            s += (f" The systems' ELUB bounds lie within [{fmt(min(b[0] for b in bs))}, {fmt(max(b[1] for b in bs))}] "
+                  f"(log10)")
+            pub = [f.get("bounds_log10") for f in ((results.get("paper", {}).get("published") or {}).get("figures")
+                                                   or {}).values() if f and f.get("bounds_log10")]
+            s += (f", against the paper's published [{fmt(pub[0][0])}, {fmt(pub[0][1])}]." if pub and level == "frame"
+                  else ".")
+        pp = _frame_cells(results.get("paper", {}).get("paper_protocol", []), level)
+        if pp:
+            s += (f" The `paper` protocol on the paper's features (frame-level split, contaminated) gives a test Cllr "
+                  f"of {', '.join(fmt(e['test']['cllr']) for e in pp)} bits.")
+        sp = _frame_cells(results.get("paper", {}).get("sound_on_paper_features", []), level)
+        if sp:
+            m = sum(e["test"]["cllr"] for e in sp) / len(sp)
+            s += (f" On the paper's (contaminated) features the sound protocol gives a mean test Cllr of {fmt(m)} "
+                  f"bits over {len(sp)} run(s), against {fmt(best['test']['cllr'])} for the best honest cell.")
+        out.append(s)
+    if not out:
+        out.append("No finished cells: nothing to report yet.")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ page
+def render(results: dict, docs_path: str | Path | None = None) -> str:
+    """The whole page as text (a pure function of ``results``; ``docs_path`` only sets relative links)."""
+    docs = Path(docs_path or results.get("docs") or "docs/results.md")
+    docs_dir = (docs if docs.is_absolute() else REPO_ROOT / docs).parent
+
+    def link(rel):
+        return Path(os.path.relpath(REPO_ROOT / rel, docs_dir)).as_posix()
+
+    g = results.get("grid", {})
+    rdir = str(Path(results.get("results_json", "results/uadfv/results.json")).parent.as_posix())
+    L = [f"# Results: person-disjoint score-based LRs on {results.get('name', 'uadfv').upper()}", "",
+         "<!-- generated by `python -m evaluation.results_doc` from results.json; do not edit by hand -->", "",
+         f"Generated from `{results.get('results_json', 'results/uadfv/results.json')}` (grid `{g.get('name')}`, "
+         f"config `{g.get('config')}`). Command: `python run_experiments.py --config {g.get('config')}`"
+         f"{' --grid ' + g['name'] if g.get('name') not in (None, 'cpu') else ''}.", "",
+         f"- Detectors: {', '.join(g.get('detectors', []))}; seeds: {', '.join(str(s) for s in g.get('seeds', []))}; "
+         f"scores: {', '.join(g.get('scores', []))}; LR models: {', '.join(g.get('models', []))}.",
+         f"- Device: {results.get('device')}; grid time: {fmt(results.get('seconds'))} s "
+         f"({results.get('seconds_note', '')}).",
+         "- Protocol: sound, four person-disjoint pools (train: detector and centroid; val: model selection; "
+         "calib: the whole LR system; test: these figures). Test persons were never seen by the detector or "
+         "the LR system.",
+         "- Conventions: LLR = log10 LR, Hp = real (numerator); Cllr in bits; intervals are person-cluster "
+         "bootstrap 95 % intervals; ELUB bounds are the system's (fitted on calib); monotonicity = direction "
+         "changes of the LLR over the calib score range / largest drop in log10.",
+         f"- Each cell's test LRs: `{rdir}/cells/<cell>/test_lr.csv` (frame) and `test_video_lr.csv` "
+         "(video), columns person_id, video_id, score, label, llr; its run folder is `run_dir` in results.json.", ""]
+    if results.get("missing_cells"):
+        L += [f"**Unfinished cells** (no figures): {', '.join(results['missing_cells'])}.", ""]
+    L += ["## Findings", ""] + ["\n\n".join(findings(results)), ""]
+    figs = results.get("figures") or {}
+    if figs.get("tippett_best_worst"):
+        L += [f"![Tippett plots of the best and the worst cell]({link(figs['tippett_best_worst'])})", "",
+              "Tippett plots (standard form, both P(LLR >= x)) of the test LRs of the cell with the lowest and the "
+              "highest frame-level test Cllr.", ""]
+    for level in LEVELS:
+        L += [f"## Honest results, {level} level: mean [min, max] over seeds", ""]
+        L += group_table(results.get("groups", []), level)
+        L += [f"### Every cell, {level} level, with person-cluster 95 % intervals", ""]
+        L += cell_table(results.get("cells", []), level)
+    L += ["## Persons, videos and frames per pool", ""] + pools_table(results.get("pools", {}))
+    paper = results.get("paper", {})
+    L += ["## Beside it: the paper", "", "### The paper's published figures", ""]
+    L += published_table(paper.get("published"))
+    L += ["### The `paper` protocol on the paper's features (reproduces the paper's method)", "",
+          "The paper's code as it is (frame-level split: every person in every split; KDEs re-fitted on each "
+          "split's own scores; no bounds applied). " + str(paper.get("contaminated", "")) + ".", ""]
+    for level in LEVELS:
+        L += [f"#### {level} level", ""] + cell_table(paper.get("paper_protocol", []), level, extra_paper=True)
+    L += ["### The sound protocol on the paper's features (contaminated)", "",
+          "Four person-disjoint pools as above, but the " + str(paper.get("contaminated", "")) + ".", ""]
+    for level in LEVELS:
+        L += [f"#### {level} level: mean [min, max] over seeds", ""]
+        L += group_table(paper.get("sound_on_paper_features_groups", []), level)
+        L += [f"#### {level} level, every run", ""] + cell_table(paper.get("sound_on_paper_features", []), level)
+    return "\n".join(L).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------ figure
+def _read_lr(path):
+    from common.io import numeric_column, read_csv
+    cols = read_csv(REPO_ROOT / path, required=("label", "llr"))
+    return numeric_column(cols, "llr", path), numeric_column(cols, "label", path, int)
+
+
+def tippett_figure(best: dict, worst: dict, path: Path) -> Path:
+    """Two Tippett panels (standard form) for the best and the worst cell, from their test LR CSVs."""
+    import matplotlib
+    import numpy as np
+    matplotlib.use("Agg")
+    from slr import metrics, plots
+
+    fig, axes = plots.new_figure(2, width=5.5, height=4.2)
+    for ax, (tag, e) in zip(axes, (("best", best), ("worst", worst))):
+        llr, lab = _read_lr(e["lr_csv"])
+        hp, hd = llr[lab == 0], llr[lab == 1]
+        x, p_hp, p_hd = metrics.tippett(hp, hd)
+        # drawn as post-steps: on (x_i, x_(i+1)] P(LLR >= x) is the value at x_(i+1); the curves start at 1 and
+        # end at 0 a margin beyond the LLR range (visible even when every LLR is the same)
+        pad = max(0.5, 0.05 * float(x[-1] - x[0]))
+        x = np.concatenate([[x[0] - pad], x, [x[-1] + pad]])
+        p_hp, p_hd = (np.concatenate([[1.0], p[1:], [0.0, 0.0]]) for p in (p_hp, p_hd))
+        plots.plot_tippett(ax, x, p_hp, p_hd, title=f"{tag}: {e['cell']}\ntest Cllr {fmt(e['test']['cllr'])} bits, "
+                                                   f"n = {len(hp)}/{len(hd)}")
+    return plots.save_figure(fig, path, "Test-set Tippett plots, frame level (lowest and highest Cllr)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Regenerate docs/results.md from results.json")
+    p.add_argument("--results", default="results/uadfv/results.json")
+    p.add_argument("--out", default=None, help="default: the 'docs' path recorded in results.json")
+    args = p.parse_args(argv)
+    path = Path(args.results)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: {path}: cannot read results ({exc}); run python run_experiments.py first", file=sys.stderr)
+        return 2
+    out = Path(args.out or results.get("docs") or "docs/results.md")
+    out = out if out.is_absolute() else REPO_ROOT / out
+    from common.io import atomic_path
+    with atomic_path(out) as tmp:
+        tmp.write_text(render(results), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The results grid (issue 13): the smoke grid through the same command as the real one
+(``run_experiments.py --smoke``: one detector, one seed, 1 epoch, tiny pools, on real UADFV), the
+aggregate's schema, every cell's figures against its own run folder, resumability after an abrupt
+stop mid-cell, and a byte-identical regeneration of the generated page."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.config import ConfigError
+from common.io import numeric_column, read_csv
+from evaluation import experiments as E
+from evaluation import results_doc as D
+from slr import metrics
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = "configs/results_uadfv.yaml"
+METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc")
+
+
+def _run(tmp: Path, uadfv_root: Path, *extra: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, UADFV_ROOT=str(uadfv_root), PYTHONPATH=str(REPO))
+    env.pop(E.ABORT_ENV, None)
+    env.update(env_extra or {})
+    cmd = [sys.executable, str(REPO / "run_experiments.py"), "--config", CONFIG, "--smoke",
+           "--set", f"experiments.smoke.work_dir={tmp / 'work'}",
+           "--set", f"experiments.smoke.results_dir={tmp / 'results'}",
+           "--set", f"experiments.smoke.docs={tmp / 'results.md'}", *extra]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, uadfv_root):
+    tmp = tmp_path_factory.mktemp("results_smoke")
+    r = _run(tmp, uadfv_root)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = json.loads((tmp / "results" / "results.json").read_text())
+    return {"tmp": tmp, "stdout": r.stdout, "results": results}
+
+
+def _summaries(run_dir: Path) -> dict:
+    out = {}
+    for d in sorted(run_dir.iterdir()):
+        if d.name[:2] in ("10", "11", "12", "13", "14") and (d / "summary.json").is_file():
+            out[d.name] = json.loads((d / "summary.json").read_text())
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_progress_lines_and_schema(smoke):
+    res, out = smoke["results"], smoke["stdout"]
+    n_cells = len({e["cell"] for e in res["cells"]}) + len({e["cell"] for e in res["paper"]["paper_protocol"]})
+    assert n_cells == 3                                      # 2 grid cells (one detector x seed, 2 models) + paper
+    for i in range(1, n_cells + 1):                         # one progress line per cell, with its outcome
+        assert f"[{i}/{n_cells}]" in out and "done in" in out
+    assert set(res) >= {"cells", "paper", "grid", "seconds", "device", "groups", "pools"}
+    assert res["grid"]["detectors"] == ["meso4"] and res["grid"]["seeds"] == [0]
+    assert isinstance(res["seconds"], (int, float)) and res["seconds"] > 0 and isinstance(res["device"], str)
+    assert {(e["model"], e["level"]) for e in res["cells"]} == {(m, lv) for m in ("kde", "logistic")
+                                                                for lv in ("frame", "video")}
+    for e in res["cells"] + res["paper"]["paper_protocol"]:
+        assert {"detector", "seed", "score", "model", "level", "lr_csv", "test"} <= set(e)
+        t = e["test"]
+        for k in METRICS:
+            assert isinstance(t[k], float) and math.isfinite(t[k]), (e["cell"], k)
+        assert 0 <= t["auc"] <= 1 and 0 <= t["eer"] <= 1
+        assert math.isclose(t["cllr_cal"], t["cllr"] - t["cllr_min"], abs_tol=1e-9)
+        assert isinstance(t["ci95"], dict)
+        for k, (lo, hi) in t["ci95"].items():
+            assert lo <= hi, (e["cell"], k)
+        lo, hi = t["bounds_log10"]
+        assert lo <= 0 <= hi
+        assert not Path(e["lr_csv"]).is_absolute()           # relative to the repository root
+        cols = read_csv(REPO / e["lr_csv"], required=E.LR_COLUMNS)
+        assert list(cols)[:5] == list(E.LR_COLUMNS)
+    # the grid's runs use four person-disjoint pools where the split supports them
+    assert res["pools"] and all(set(p) >= {"train", "val", "test"} for p in res["pools"].values())
+
+
+@pytest.mark.slow
+def test_every_cell_figure_equals_its_run_folder(smoke):
+    res = smoke["results"]
+    checked = 0
+    for e in res["cells"] + res["paper"]["paper_protocol"]:
+        run_dir = REPO / e["run_dir"]
+        sums = _summaries(run_dir)
+        assert sums, e["run_dir"]
+        for k in METRICS + ("misleading_hp", "misleading_hd"):
+            found = [s["levels"][e["level"]]["test"][k] for s in sums.values()
+                     if isinstance(s.get("levels", {}).get(e["level"], {}).get("test"), dict)
+                     and k in s["levels"][e["level"]]["test"]]
+            assert found, (e["cell"], k)
+            for v in found:                                 # every stage summary that reports it agrees
+                assert v == e["test"][k], (e["cell"], e["level"], k, v, e["test"][k])
+                checked += 1
+        # the copied LR CSV is the run's, and its Cllr recomputed from the copy is the reported one
+        src = run_dir / "10_kde_lr" / ("test_lr.csv" if e["level"] == "frame" else "test_video_lr.csv")
+        a, b = read_csv(src), read_csv(REPO / e["lr_csv"])
+        assert a["llr"] == b["llr"] and a["label"] == b["label"] and a["score"] == b["score"]
+        llr = numeric_column(b, "llr", e["lr_csv"])
+        lab = numeric_column(b, "label", e["lr_csv"], int)
+        assert metrics.cllr(llr[lab == 0], llr[lab == 1]) == pytest.approx(e["test"]["cllr"], abs=1e-9)
+        assert metrics.auc(llr[lab == 0], llr[lab == 1]) == pytest.approx(e["test"]["auc"], abs=1e-9)
+    assert checked > 0
+
+
+@pytest.mark.slow
+def test_page_regenerates_byte_identical(smoke, tmp_path):
+    tmp = smoke["tmp"]
+    page = (tmp / "results.md").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "evaluation.results_doc", "--results", str(tmp / "results" / "results.json"),
+                        "--out", str(tmp / "results.md")], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert r.returncode == 0, r.stderr
+    assert (tmp / "results.md").read_bytes() == page
+    text = page.decode()
+    assert "do not edit by hand" in text and "## Findings" in text
+    for e in smoke["results"]["cells"]:                      # every cell's Cllr appears in the page
+        assert D.fmt(e["test"]["cllr"]) in text
+    assert (tmp / "results" / "tippett_best_worst.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rerun_skips_every_finished_cell(smoke, uadfv_root):
+    tmp = smoke["tmp"]
+    before = smoke["results"]
+    r = _run(tmp, uadfv_root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("up to date, skipped") == 3 and "runs (" not in r.stdout
+    after = json.loads((tmp / "results" / "results.json").read_text())
+    assert E.content_hash(after) == E.content_hash(before)
+
+
+def _figures(res: dict, cell: str) -> dict:
+    return {e["level"]: {k: e["test"][k] for k in METRICS + ("bounds_log10", "ci95")}
+            for e in res["cells"] if e["cell"] == cell}
+
+
+@pytest.mark.slow
+def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv_root, tmp_path):
+    cell = "meso4-seed0-logit-kde"
+    one_cell = ("--set", "experiments.smoke.models=[kde]", "--set", "experiments.smoke.paper.enabled=false")
+    r = _run(tmp_path, uadfv_root, *one_cell, env_extra={E.ABORT_ENV: f"{cell}@10"})
+    assert r.returncode == 137, r.stdout[-2000:] + r.stderr[-2000:]
+    run_dir = tmp_path / "work" / "meso4" / "seed0" / "logit-kde"
+    assert (run_dir / "10_kde_lr" / ".stage_stamp.json").is_file()
+    assert not (run_dir / "11_tippett").exists() and not (tmp_path / "results" / "results.json").exists()
+    r = _run(tmp_path, uadfv_root, *one_cell)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "runs (11_tippett" in r.stdout                  # resumed after the last finished stage
+    log = (run_dir / "experiment.log").read_text()
+    assert "== stage 10_kde_lr: skipped" in log
+    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    got, want = _figures(res, cell), _figures(smoke["results"], cell)
+    assert got and got == want
+
+
+# ---------------------------------------------------------------------------------- fast unit tests
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text((REPO / CONFIG).read_text().replace("scores: [cosine_centroid, logit]", "scores: [cosine, logit]"))
+    with pytest.raises(ConfigError, match=r"experiments\.scores.*cosine"):
+        E.read_experiments(bad)
+    with pytest.raises(ConfigError, match=r"experiments\.grids.*'tpu'"):
+        E.read_experiments(CONFIG, grid="tpu")
+    r = subprocess.run([sys.executable, str(REPO / "run_experiments.py"), "--config", str(bad)], cwd=REPO,
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert r.returncode == 2 and "experiments.scores" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_dataset_root_from_env_or_relative_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("UADFV_ROOT", raising=False)
+    assert E.resolve_dataset_root({}, "x") == (REPO / ".." / "shared" / "data" / "UADFV").resolve()
+    assert E.resolve_dataset_root({"dataset_root": "data/U"}, "x") == (REPO / "data" / "U").resolve()
+    monkeypatch.setenv("UADFV_ROOT", str(tmp_path))
+    assert E.resolve_dataset_root({"dataset_root": "data/U"}, "x") == tmp_path.resolve()
+    text = (REPO / CONFIG).read_text()
+    assert "/work/" not in text and "\n  dataset_root: ../shared/data/UADFV" in text
+
+
+def test_full_cpu_grid_shape_and_upstream_reuse():
+    ex = E.read_experiments(CONFIG)
+    cells = E.grid_cells(ex)
+    assert len(cells) == 3 * 3 * 2 * 2                     # detectors x seeds x scores x models
+    assert {c.detector for c in cells} == {"meso4", "meso_inception4", "sbi_meso4"}
+    g = E.Grid(ex)
+    ups = {g.upstream_dir(c) for c in cells}
+    assert len(ups) == 9                                    # stages 02-07 once per detector x seed
+    assert len({g.cell_dir(c) for c in cells}) == 36
+    gpu = E.read_experiments(CONFIG, grid="gpu")
+    assert {"srm", "efficientnet_b4", "lib", "ssaaformer"} <= {d.name for d in gpu.detectors}
+    from common.config import load_config
+    before, _ = E.split_table(E._stage_table(), False)
+    for c in cells[:2]:                                     # by_model: stage 15 only in the logistic cells
+        conf, up = g.upstream_overrides(c)
+        conf, ov = g.cell_overrides(c, load_config(REPO / conf, up), before)
+        cell_cfg = load_config(REPO / conf, ov)
+        assert cell_cfg.get("robustness.enabled") is (c.model != "kde"), c
+        assert cell_cfg.get("slr.model") == c.model and cell_cfg.get("output_dir") == E._rel(g.cell_dir(c))
+    flat = E.flatten_set({"training": {"epochs": 2}, "training.optimizer": {"name": "adam"}})
+    assert flat == {"training.epochs": 2, "training.optimizer": {"name": "adam"}}
+
+
+def _entry(cell, det, seed, model, level, cllr, ci):
+    return {"cell": cell, "detector": det, "seed": seed, "score": "logit", "model": model, "level": level,
+            "protocol": "sound", "lr_csv": f"results/x/cells/{cell}/test_lr.csv", "run_dir": "outputs/x",
+            "test": {"cllr": cllr, "cllr_min": cllr / 2, "cllr_cal": cllr / 2, "eer": 0.2, "auc": 0.8,
+                     "misleading_hp": 0.1, "misleading_hd": 0.05, "n_hp": 10, "n_hd": 10, "n_persons": 7,
+                     "ci95": {"cllr": ci}, "bounds_log10": [-1.0, 1.5],
+                     "monotonicity": {"direction_changes": 0, "largest_drop_log10": 0.0}},
+            "other_pools": {}}
+
+
+def test_render_is_deterministic_and_findings_follow_the_numbers():
+    cells = [_entry("a-seed0-logit-kde", "a", 0, "kde", "frame", 0.4, [0.3, 0.5]),
+             _entry("a-seed1-logit-kde", "a", 1, "kde", "frame", 0.6, [0.45, 0.8]),
+             _entry("b-seed0-logit-kde", "b", 0, "kde", "frame", 1.2, [0.9, 1.6])]
+    res = {"name": "uadfv", "grid": {"name": "cpu", "config": CONFIG, "detectors": ["a", "b"], "seeds": [0, 1],
+                                     "scores": ["logit"], "models": ["kde"]},
+           "cells": cells, "groups": E.summarise_groups(cells), "pools": {}, "seconds": 12.0, "device": "cpu",
+           "paper": {"published": None, "paper_protocol": [], "sound_on_paper_features": [],
+                     "sound_on_paper_features_groups": [], "contaminated": E.CONTAMINATED},
+           "docs": "docs/results.md", "results_json": "results/x/results.json"}
+    a = D.render(json.loads(json.dumps(res)))
+    assert a == D.render(res)
+    f = " ".join(D.findings(res))
+    assert "lowest test Cllr is 0.4 bits [0.3, 0.5] (`a-seed0-logit-kde`" in f
+    assert "highest 1.2 bits [0.9, 1.6] (`b-seed0-logit-kde`" in f
+    assert "do not overlap" in f and "1 of 3 cells have a test Cllr of 1 bit or more" in f
+    assert "widest Cllr range is 0.4-0.6 bits (a, logit, kde; 2 seeds)" in f
+    g = [x for x in res["groups"] if x["detector"] == "a"][0]
+    assert g["test"]["cllr"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
+    assert "| a | logit | kde | 0, 1 | 0.8 [0.8, 0.8] | 0.2 [0.2, 0.2] | 0.5 [0.4, 0.6] |" in a
+    assert "not stored in this repository" in a
+    assert D.fmt(0.123456) == "0.123" and D.fmt(1234.5) == "1.23e+03" and D.fmt(7) == "7"
+    assert D.fmt(float("inf")) == "inf" and D.fmt(None) == "n/a"
+    assert np.isfinite(g["test"]["auc"]["mean"])
+
+
+@pytest.mark.slow
+def test_gpu_grid_command_plans_every_cell_on_cpu(tmp_path, uadfv_root):
+    """--grid gpu on a machine without a GPU: the command exists, every cell's config loads through
+    the pipeline's own loader and the runner plans it (--dry-run runs nothing)."""
+    env = dict(os.environ, UADFV_ROOT=str(uadfv_root), PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, str(REPO / "run_experiments.py"), "--config", CONFIG, "--grid", "gpu",
+                        "--dry-run", "--set", f"experiments.work_dir={tmp_path / 'work'}"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
+    assert len(lines) == 7 * 3 * 2 * 2 + 1 + 3 * 2            # grid + paper protocol + sound on paper features
+    for det in ("srm", "efficientnet_b4", "lib", "ssaaformer"):
+        assert sum(f"] {det}-seed" in ln and "device cuda" in ln for ln in lines) == 12
+    assert all("would run" in ln for ln in lines) and not (tmp_path / "work").exists()
