@@ -18,12 +18,12 @@ import numpy as np
 
 from common.conditions import FRAME_CONDITIONS, VIDEO_CONDITIONS, check_conditions, measure_item
 from common.config import Config, ConfigError
-from common.io import InputError
+from common.io import InputError, sha256_file
 from common.videos import video_means
 
 from . import custody
 from .faces import build_cropper, crop_options, track_faces
-from .inputs import Questioned, check_path, read_questioned, sha256_file
+from .inputs import Questioned, check_path, read_questioned
 from .outcome import EXIT_CONFIG, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, CaseworkError
 from .statement import OUTSIDE, annex, fmt_lr, headline, verbal
 

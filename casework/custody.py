@@ -16,7 +16,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .inputs import sha256_file
+from common.io import sha256_file
+
 from .outcome import EXIT_CASE_CONFLICT, CaseworkError
 
 REPO = Path(__file__).resolve().parents[1]

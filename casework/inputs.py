@@ -11,7 +11,6 @@ was read, and the statement says so).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +33,6 @@ class Questioned:
     @property
     def frames_read(self) -> int:
         return len(self.frames)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def check_path(path: Path) -> None:

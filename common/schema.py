@@ -55,6 +55,9 @@ _SBI_KEYS = ("rgb_shift", "hue_shift_deg", "sat_scale", "brightness", "contrast"
              "sharpen_alpha", "sharpen_prob", "translate", "scale", "elastic_alpha", "elastic_sigma",
              "hull_variants", "hull_deform", "blur_kernels", "blend_ratios")
 _CRITERION_KEYS = ("characteristic", "metric", "max", "min", "level")
+# the metrics a validation criterion may name (the report's matrix and the robustness stage judge these)
+CRITERION_METRICS = ("cllr", "cllr_min", "eer", "cllr_cal", "auc", "misleading_hp", "misleading_hd", "elub_range",
+                     "direction_changes", "largest_drop_log10")
 _DEFAULT_CRITERIA = [
     {"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
     {"characteristic": "discriminating power", "metric": "cllr_min", "max": 0.3},
@@ -80,6 +83,13 @@ def _criteria_check(value) -> str | None:
         bad = sorted(set(c) - set(_CRITERION_KEYS))
         if bad:
             return f"item {i} has unknown key(s) {bad}; allowed: {list(_CRITERION_KEYS)}"
+        if c["metric"] not in CRITERION_METRICS:
+            return f"item {i}: unknown metric {c['metric']!r}; known: {list(CRITERION_METRICS)}"
+        if c.get("level") not in (None, "frame", "video"):
+            return f"item {i}: level must be frame or video, got {c.get('level')!r}"
+        for bound in ("max", "min"):
+            if bound in c and (isinstance(c[bound], bool) or not isinstance(c[bound], (int, float))):
+                return f"item {i}: {bound} must be a number, got {c[bound]!r}"
     return None
 
 

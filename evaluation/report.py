@@ -42,7 +42,7 @@ STAMP = ".stage_stamp.json"
 LEVELS = ("frame", "video")
 
 # metric -> (what it measures, graphical representation, direction: "max" = lower is better)
-METRICS = {
+METRICS = {   # metric -> (characteristic, graphical representation, criterion side); keys = schema.CRITERION_METRICS
     "cllr": ("accuracy", "ECE plot (stage 13)", "max"),
     "cllr_min": ("discriminating power", "ECE plot, PAV curve (stage 13); DET plot (stage 12)", "max"),
     "eer": ("discriminating power", "DET plot (stage 12)", "max"),
@@ -194,29 +194,6 @@ def classifier_metrics(run: Run, split: str = "test") -> dict:
     return out
 
 
-def judge(criteria: Iterable[dict], metrics_by_level: dict, source: str = "report.criteria") -> list[dict]:
-    """Validation decisions. A criterion is ``{characteristic, metric, max | min, level?}``; it passes
-    when the analytical result is <= max (>= min). A missing result is "not available", not a pass."""
-    rows = []
-    for i, c in enumerate(criteria or []):
-        if not isinstance(c, dict) or "metric" not in c or not ({"max", "min"} & set(c)):
-            raise ConfigError(f"{source}[{i}]: each criterion needs 'metric' and 'max' or 'min', got {c!r}")
-        metric = str(c["metric"])
-        if metric not in METRICS:
-            raise ConfigError(f"{source}[{i}]: unknown metric '{metric}'; known: {sorted(METRICS)}")
-        what, graph, _ = METRICS[metric]
-        for level in ([c["level"]] if c.get("level") else [lv for lv in LEVELS if lv in metrics_by_level]):
-            value = (metrics_by_level.get(level) or {}).get(metric)
-            if "max" in c:
-                crit, ok = f"{metric} ≤ {c['max']}", (None if value is None else value <= float(c["max"]))
-            else:
-                crit, ok = f"{metric} ≥ {c['min']}", (None if value is None else value >= float(c["min"]))
-            rows.append({"characteristic": c.get("characteristic", what), "metric": metric, "level": level,
-                         "graphical": graph, "criterion": crit, "value": value,
-                         "decision": "not available" if ok is None else ("pass" if ok else "fail")})
-    return rows
-
-
 # ------------------------------------------------------------------------------------------ LR validation
 def lr_block(run: Run, pool: str, level: str) -> dict:
     """The figures of one pool at one level: stage 10's summary block (``levels.<level>.<pool>``,
@@ -271,18 +248,13 @@ def degenerate_reasons(run: Run) -> list[str]:
     return out
 
 
-def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False,
-                 source: str = "report.criteria") -> list[dict]:
+def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -> list[dict]:
     """Validation decisions per criterion, pool (test, calib) and level, on the pessimistic end of
     the 95 % interval (upper end for a ``max`` criterion, lower end for ``min``); the point value
     when there is no interval (said in ``basis``). A degenerate system never passes."""
     rows = []
-    for i, c in enumerate(criteria or []):
-        if not isinstance(c, dict) or "metric" not in c or not ({"max", "min"} & set(c)):
-            raise ConfigError(f"{source}[{i}]: each criterion needs 'metric' and 'max' or 'min', got {c!r}")
+    for c in criteria or []:                  # checked when the config was loaded (common/schema.py)
         metric = str(c["metric"])
-        if metric not in METRICS:
-            raise ConfigError(f"{source}[{i}]: unknown metric '{metric}'; known: {sorted(METRICS)}")
         what, graph, _ = METRICS[metric]
         for pool in POOL_ORDER:
             for level in ([c["level"]] if c.get("level") else list(LEVELS)):

@@ -44,7 +44,7 @@ import numpy as np
 
 from common import degrade as DG
 from common.config import Config, ConfigError
-from common.io import InputError, read_csv, write_csv, write_json
+from common.io import InputError, read_csv, sha256_file, write_csv, write_json
 from common.splits import Sample
 from common.stages import folder
 
@@ -93,22 +93,6 @@ def parse_degradations(value: Any, source: str = "config") -> dict[str, list]:
     return out
 
 
-def parse_criteria(value: Any, source: str, key: str) -> list[dict]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigError(f"{source}: {key} must be a list of {{metric, max | min[, level]}} mappings, got {value!r}")
-    for i, c in enumerate(value):
-        if not isinstance(c, dict) or "metric" not in c or not ({"max", "min"} & set(c)):
-            raise ConfigError(f"{source}: {key}[{i}]: each criterion needs 'metric' and 'max' or 'min', got {c!r}")
-        if c.get("level") not in (None, *LEVELS):
-            raise ConfigError(f"{source}: {key}[{i}].level must be frame or video, got {c.get('level')!r}")
-        for bound in ("max", "min"):
-            if bound in c and (isinstance(c[bound], bool) or not isinstance(c[bound], (int, float))):
-                raise ConfigError(f"{source}: {key}[{i}].{bound} must be a number, got {c[bound]!r}")
-    return [dict(c) for c in value]
-
-
 @dataclass
 class Settings:
     degradations: dict
@@ -131,7 +115,7 @@ class Settings:
         mf = cfg.get("robustness.max_frames")
         if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 2):
             raise ConfigError(f"{src}: robustness.max_frames must be null (all test frames) or an integer >= 2, got {mf!r}")
-        criteria = parse_criteria(cfg.get("robustness.criteria"), src, "robustness.criteria")
+        criteria = [dict(c) for c in cfg.get("robustness.criteria") or []]   # checked by the schema
         bn = cfg.get("robustness.bootstrap_n")
         if bn is None:
             bn = cfg.get("slr.bootstrap.n")
@@ -595,14 +579,6 @@ def fake_logit(out: dict):
 
 
 # ------------------------------------------------------------------------------------------ resume area
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha: str, checkpoint_sha: str) -> dict:
     """Everything the per-frame scores of a setting depend on, except the setting itself and the seed
     (which :func:`_resume_key` adds for noise; the frame subset enters through the frame list).
@@ -615,7 +591,7 @@ def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha
              "normalization": cfg.get("training.normalization", None)}
     if frames.sources is not None:     # re-cropping: the crop geometry and stage 01's record of the sources
         ident["crop"] = {k: cfg.get(f"preprocessing.{k}", None) for k in ("size", "margin", "align_points", "landmarks")}
-        ident["manifest_sha256"] = _file_sha256(frames.root / "manifest.csv")
+        ident["manifest_sha256"] = sha256_file(frames.root / "manifest.csv")
     return ident
 
 
@@ -723,7 +699,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     system = LRSystem.load(base_dir)
     frames = load_test_frames(cfg, settings)
     scorer = Scorer(cfg, system)
-    identity = run_identity(cfg, settings, frames, system.sha256, _file_sha256(scorer.checkpoint))
+    identity = run_identity(cfg, settings, frames, system.sha256, sha256_file(scorer.checkpoint))
     resume = out / ".resume"
     if not resume.is_dir() and (final_dir / ".resume").is_dir():   # the last published run's settings
         shutil.copytree(final_dir / ".resume", resume)

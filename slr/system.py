@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from common.io import InputError, atomic_dir
+from common.io import InputError, atomic_dir, sha256_file
 
 from . import models as models_mod
 from .calibration import make_calibrator
@@ -156,14 +156,6 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     lm.counts = calib.counts()
     lm.timings = timings          # not saved (would change the SHA-256 between identical fits)
     return lm
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _floats(x):
@@ -296,7 +288,7 @@ class LRSystem:
                    "note": "LLR = log10 LR, Hp = real (label 0) in the numerator; final LLR = "
                            "clip(calibrator(model(score)), lower_log10, upper_log10)"}
             (tmp / "system.json").write_text(json.dumps(_floats(doc), indent=2) + "\n")
-            lines = [f"{_sha256_file(tmp / f)}  {f}" for f in sorted(["system.json", *files.values()])]
+            lines = [f"{sha256_file(tmp / f)}  {f}" for f in sorted(["system.json", *files.values()])]
             manifest = "\n".join(lines) + "\n"
             (tmp / MANIFEST).write_text(manifest)
             sha = hashlib.sha256(manifest.encode()).hexdigest()
@@ -323,7 +315,7 @@ class LRSystem:
             p = directory / name
             if not p.is_file():
                 raise InputError(f"{p}: file of the LR system is missing; restore it or re-run stage 10")
-            if _sha256_file(p) != digest:
+            if sha256_file(p) != digest:
                 raise InputError(f"{p}: SHA-256 differs from {MANIFEST}: the LR system was changed after it was "
                                  f"saved; restore the original or re-run stage 10")
         extra = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST

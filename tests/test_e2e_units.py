@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from common import schema
 from common.config import Config, ConfigError, config_from_dict, load_config
 from evaluation import report as R
 from casework.statement import verbal
@@ -99,17 +100,17 @@ def test_pick_prefers_split_and_level():
     assert R.pick({"eer": 0.1}, "eer", "test", "frame") == 0.1   # a flat summary is taken as it is
 
 
-def test_judge_pass_fail_and_missing():
-    rows = R.judge([{"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
-                    {"metric": "auc", "min": 0.85}, {"metric": "eer", "max": 0.1}],
-                   {"frame": {"cllr": 0.6, "auc": 0.9, "eer": None}, "video": {"cllr": 0.3, "auc": 0.8, "eer": 0.05}})
-    got = {(r["metric"], r["level"]): r["decision"] for r in rows}
-    assert got == {("cllr", "frame"): "fail", ("cllr", "video"): "pass", ("auc", "frame"): "pass",
-                   ("auc", "video"): "fail", ("eer", "frame"): "not available", ("eer", "video"): "pass"}
-    with pytest.raises(ConfigError, match="unknown metric"):
-        R.judge([{"metric": "nope", "max": 1}], {})
-    with pytest.raises(ConfigError, match="'max' or 'min'"):
-        R.judge([{"metric": "cllr"}], {})
+def test_criteria_are_checked_when_the_config_loads():
+    """A bad validation criterion is a config error at load (report.criteria and robustness.criteria), and the
+    report knows every metric the schema allows."""
+    assert set(R.METRICS) == set(schema.CRITERION_METRICS)
+    for bad, match in (([{"metric": "nope", "max": 1}], "unknown metric 'nope'"),
+                       ([{"metric": "cllr"}], "'max' \\(or 'min'\\)"),
+                       ([{"metric": "cllr", "max": "high"}], "max must be a number"),
+                       ([{"metric": "cllr", "max": 1, "level": "clip"}], "level must be frame or video")):
+        for section in ("report", "robustness"):
+            with pytest.raises(ConfigError, match=match):
+                config_from_dict({"output_dir": "x", section: {"criteria": bad}})
 
 
 def _cfg(tmp_path, **more) -> Config:
