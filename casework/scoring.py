@@ -27,7 +27,7 @@ class Scorer:
         import torch
 
         from training.data import input_spec
-        from training.dump import load_trained_detector
+        from training.dump import feature_batch_size, load_trained_detector
         from training.trainer import resolve_device
 
         self.torch = torch
@@ -43,16 +43,21 @@ class Scorer:
         self.device = resolve_device(cfg)
         self.detector.to(self.device).eval()
         self.spec = input_spec(cfg, self.detector)
+        self.batch_size = feature_batch_size(cfg)
 
     def run(self, crops: Sequence[np.ndarray]) -> dict:
         """``{"features": (n, D) float64, "logit": (n,), "fake_probability": (n,)}`` of RGB crops."""
+        parts = [self._run(crops[i:i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _run(self, crops: Sequence[np.ndarray]) -> dict:
         from training.data import fit_size, to_tensor
-        from training.dump import fake_logit
+        from training.dump import fake_logit, forward_fixed_batch
 
         torch = self.torch
         batch = torch.stack([to_tensor(fit_size(c, self.spec.size), self.spec.mean, self.spec.std) for c in crops])
         with torch.no_grad():
-            out = self.detector(batch.to(self.device))
+            out = forward_fixed_batch(self.detector, batch.to(self.device), self.batch_size)
         if self.full_map and "feature_map" not in out:
             raise ConfigError("features.full_map is true but the detector returns no feature map; set it to false")
         feat = out["feature_map"].flatten(1) if self.full_map else out["feature"]

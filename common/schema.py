@@ -354,7 +354,7 @@ KEYS: tuple[K, ...] = (
     K("features.dtype", "str", "float32", "float32 | float16", choices=("float32", "float16")),
     K("features.full_map", "bool", False, "false: pooled feature; true: flattened feature map"),
     K("features.frames_per_video", ("int", "null"), None, "null = every frame of the split", lo=1),
-    K("features.batch_size", "int", 32, "stage 04 batch size", lo=1),
+    K("features.batch_size", "int", 32, "batch size of every detector pass feeding the LR system (stage 04, casework, stage 15; fixed, the last batch padded)", lo=1),
     K("features.num_workers", "int", 2, "stage 04 DataLoader workers", lo=0),
     K("features.skip_missing", ("bool", "null"), None, "null -> training.skip_missing"),
     # ------------------------------------------------------------------------------------ evaluation (05-07)

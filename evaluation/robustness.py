@@ -511,7 +511,7 @@ class Scorer:
     def __init__(self, cfg: Config, system):
         import torch
         from training.data import eval_mode_name, input_spec
-        from training.dump import checkpoint_path, load_trained_detector
+        from training.dump import checkpoint_path, feature_batch_size, load_trained_detector
         from training.trainer import resolve_device
         if eval_mode_name(cfg) != "frames":
             raise ConfigError(f"{cfg.source}: the robustness stage scores single frames; the eval mode "
@@ -528,24 +528,20 @@ class Scorer:
         self.full_map = bool(cfg.get("features.full_map", False))
         self.detector.return_feature_map = self.full_map
         self.dtype = np.float16 if str(cfg.get("features.dtype", "float32")) == "float16" else np.float32
-        self.batch_size = int(cfg.get("features.batch_size", cfg.get("training.batch_size", 32)))
+        self.batch_size = feature_batch_size(cfg)
         self.system = system
 
     def prepare(self, crop: np.ndarray):
-        """uint8 crop -> normalised tensor, exactly as stage 04 (training.data.read_image + to_tensor)."""
-        import cv2
-        from training.data import to_tensor
-        size = self.spec.size
-        if size and (crop.shape[0] != size or crop.shape[1] != size):
-            interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-            crop = cv2.resize(crop, (size, size), interpolation=interp)
-        return to_tensor(crop, self.spec.mean, self.spec.std)
+        """uint8 crop -> normalised tensor, exactly as stage 04 (training.data.fit_size + to_tensor)."""
+        from training.data import fit_size, to_tensor
+        return to_tensor(fit_size(crop, self.spec.size), self.spec.mean, self.spec.std)
 
     def score(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        from training.dump import forward_fixed_batch
         torch = self.torch
         with torch.no_grad():
             x = torch.stack([self.prepare(c) for c in crops]).to(self.device)
-            out = self.detector(x)
+            out = forward_fixed_batch(self.detector, x, self.batch_size)
             feat = out["feature_map"].flatten(1) if self.full_map else out["feature"]
             feat = feat.float().cpu().numpy().astype(self.dtype)
             prob = out["prob"].float().cpu().numpy()

@@ -36,7 +36,7 @@ def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
     stdout = run(f"training/04b_fit_fidelity_svr.py {cfg}", *sets)
     summary = read_json(out / "04b_fidelity_svr" / "summary.json")
     assert summary["train_scores"] == "cross_fit" and summary["svr"]["n_train"] > 0
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "calib", "test"):            # every pool of the four-pool split
         s = read_csv(out / "04b_fidelity_svr" / "scores" / f"{split}.csv", required=("image_path", "video_id", "label", "score"))
         assert len(s["score"]) == summary["splits"][split]["n"] and np.isfinite(np.array(s["score"], float)).all()
         v = read_csv(out / "04b_fidelity_svr" / "scores_video" / f"{split}.csv")
@@ -44,7 +44,7 @@ def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
     # the fidelity score judged as evidence by the bring-your-own-scores path
     run(f"-m slr.run_scores --scores-dir {out / '04b_fidelity_svr' / 'scores'} --output-dir {out / 'fidelity_slr'}")
     lr = read_json(out / "fidelity_slr" / "summary.json")
-    assert np.isfinite(lr["splits"]["test"]["cllr"])
+    assert np.isfinite(lr["levels"]["frame"]["test"]["cllr"])
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_xception_imagenet_port_layout_loads(tmp_path):
 
 def test_build_from_config():
     det = build_from_config(demo_cfg())
-    assert det.name == "meso4" and det.feature_dim == 1024
+    assert det.name == "meso4" and det.input_size == 128 and det.feature_dim == 16 * 4 * 4   # 16 maps of 128 / 32 px
     det = build_from_config(demo_cfg("model.name=efficientnet", "model.variant=b0", "model.input_size=224"))
     assert det.name == "efficientnet_b0" and det.input_size == 224 and det.feature_dim == 1280
     with pytest.raises(ConfigError, match="model.depth"):

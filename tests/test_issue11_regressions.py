@@ -26,7 +26,7 @@ def write_score_csvs(directory, n=40, seed=0):
     import numpy as np
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "calib", "test"):
         labels = np.repeat([0, 1], n)
         write_csv(directory / f"{split}.csv", {"score": (rng.normal(size=2 * n) + 2 * (labels == 0)).tolist(),
                                                "label": labels.tolist()})
@@ -78,7 +78,7 @@ def test_default_config_is_announced_and_print_config_shows_origins(tmp_path):
     assert "no --config given: using configs/demo.yaml" in r.stderr
     lines = {line.split("=")[0].strip(): line for line in r.stdout.splitlines() if "=" in line}
     assert lines["preprocessing.frames_per_video"].endswith("# file configs/demo.yaml")
-    assert "= 6" in lines["preprocessing.frames_per_video"]
+    assert "= 8" in lines["preprocessing.frames_per_video"]
     r = _script("run_pipeline.py", "--config", "configs/uadfv_sbi.yaml", "--print-config", "--set", "seed=5")
     assert r.returncode == 0, r.stderr
     lines = {line.split("=")[0].strip(): line for line in r.stdout.splitlines() if "=" in line}
@@ -92,10 +92,10 @@ def test_default_config_is_announced_and_print_config_shows_origins(tmp_path):
 def test_stage_01_output_says_which_config_and_values(uadfv_root, tmp_path):
     from test_preprocessing_crop import EXT, encode_video
     inp = tmp_path / "in"
-    encode_video(uadfv_root / "real" / "frames" / "0012", inp / "real" / f"0012{EXT}", n=8)
+    encode_video(uadfv_root / "real" / "frames" / "0012", inp / "real" / f"0012{EXT}", n=12)
     r = _script("preprocessing/01_crop_faces.py", "--input", str(inp), "--output", str(tmp_path / "crops"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "no --config given: using configs/demo.yaml" in r.stderr
     assert "config: configs/demo.yaml" in r.stderr                      # the stage logs the config it uses
     info = json.loads((tmp_path / "crops" / "summary.json").read_text())
-    assert info["settings"]["frames_per_video"] == 6 and info["config"]["file"] == "configs/demo.yaml"
+    assert info["settings"]["frames_per_video"] == 8 and info["config"]["file"] == "configs/demo.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # rank of each project package; a module may import only packages of a lower rank (and its own)
 RANKS = {"common": 0, "preprocessing": 1, "slr": 1, "training": 2, "evaluation": 3, "casework": 4,
-         "evidence": 4, "run_pipeline": 4}
+         "evidence": 5, "run_pipeline": 5}   # the commands sit on top
 PACKAGES = ("common", "preprocessing", "slr", "training", "evaluation", "casework")
 TOP_MODULES = ("evidence.py", "run_pipeline.py")
 

@@ -16,7 +16,8 @@ import pytest
 import run_pipeline
 from common.config import load_config
 from common.stages import folder, work_dir
-from slr_helpers import person_split_json, write_config
+from preprocessing.splits import make_split, write_split
+from slr_helpers import write_config
 
 SLR = ("08", "09", "10", "11", "12", "13", "14")
 
@@ -32,12 +33,12 @@ def checksums(out):
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory, paper_features):
-    tmp = tmp_path_factory.mktemp("rerun")
-    person_split_json(paper_features, tmp / "split.json", seed=0)
+def done(tmp_path_factory, paper_features, uadfv_root):
+    tmp = tmp_path_factory.mktemp("rerun")      # four person-disjoint pools: the sound protocol fits on calib
+    write_split(tmp / "split.json", make_split(uadfv_root, unit="person", ratios=(0.45, 0.15, 0.25, 0.15), seed=0))
     cfg = write_config(tmp, paper_features, tmp / "split.json", "sound", video_level=False,
                        bandwidth={"scale": "std", "grid_min": 0.05, "grid_max": 2.0, "grid_n": 8, "n_folds": 3,
-                                  "seed": "${seed}"})
+                                  "seed": "${seed}"}, bootstrap={"n": 50})
     assert run_pipeline.main(["--config", str(cfg), "--from", "08", "--to", "14"]) == 0
     return cfg, load_config(cfg).output_dir
 

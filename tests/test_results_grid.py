@@ -198,11 +198,11 @@ def test_full_cpu_grid_shape_and_upstream_reuse():
     assert {"srm", "efficientnet_b4", "lib", "ssaaformer"} <= {d.name for d in gpu.detectors}
     from common.config import load_config
     before, _ = E.split_table(E._stage_table(), False)
-    for c in cells[:2]:                                     # by_model: stage 15 only in the logistic cells
+    for c in cells[:4]:                          # by_model + by_score: stage 15 only in the logit-logistic cells
         conf, up = g.upstream_overrides(c)
         conf, ov = g.cell_overrides(c, load_config(REPO / conf, up), before)
         cell_cfg = load_config(REPO / conf, ov)
-        assert cell_cfg.get("robustness.enabled") is (c.model != "kde"), c
+        assert cell_cfg.get("robustness.enabled") is (c.model == "logistic" and c.score == "logit"), c
         assert cell_cfg.get("slr.model") == c.model and cell_cfg.get("output_dir") == E._rel(g.cell_dir(c))
     flat = E.flatten_set({"training": {"epochs": 2}, "training.optimizer": {"name": "adam"}})
     assert flat == {"training.epochs": 2, "training.optimizer": {"name": "adam"}}

@@ -20,7 +20,7 @@ def test_settings_come_from_the_schema_defaults_and_are_checked_once():
     assert (st.epochs, st.batch_size, st.metric_key, st.metric, st.seed) == (4, 32, "val_auc", "auc", 7)
     assert st.resume is True and st.max_steps is None and st.num_workers == 2     # schema defaults
     demo = T.TrainSettings.from_config(load_config("configs/demo.yaml"))
-    assert (demo.epochs, demo.num_workers) == (3, 0)
+    assert (demo.epochs, demo.batch_size, demo.num_workers) == (15, 8, 0)
     with pytest.raises(ConfigError, match="training.select_metric"):
         cfg(select_metric="val_f1")                   # refused when the config is loaded
 

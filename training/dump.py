@@ -78,6 +78,27 @@ def fake_logit(out: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
+def forward_fixed_batch(detector, images: torch.Tensor, batch_size: int) -> dict:
+    """The detector's outputs for ``images`` (at most ``batch_size``), computed on a batch of exactly
+    ``batch_size`` (zero images appended, their outputs dropped). CPU kernels give last-bit different
+    results for different batch sizes; with one batch size a frame gets the same numbers in stage 04,
+    in casework and in the robustness stage, whatever else is in its batch."""
+    n = len(images)
+    if n > batch_size:
+        raise ValueError(f"{n} images in one batch of at most {batch_size}")
+    if n < batch_size:
+        images = torch.cat([images, images.new_zeros((batch_size - n, *images.shape[1:]))])
+    out = detector(images)
+    return {k: v[:n] if isinstance(v, torch.Tensor) and v.ndim and len(v) == batch_size else v
+            for k, v in out.items()}
+
+
+def feature_batch_size(cfg: Config) -> int:
+    """The one batch size of every detector pass that feeds the LR system (stage 04, casework, stage 15)."""
+    return int(cfg.get("features.batch_size"))
+
+
+@torch.no_grad()
 def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.device,
                progress: bool = True, persons: dict | None = None) -> dict:
     """Write one pool's dump to ``out_path``; returns its counts. ``persons``: video_id -> person_id."""
@@ -97,7 +118,7 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
     spec = D.input_spec(cfg, detector)
     dataset = D.build_eval_dataset(cfg, samples, cfg.path("dataset.root"), spec)
     extra_cols = tuple(getattr(dataset, "meta_columns", ()))
-    batch_size = int(cfg.get("features.batch_size", cfg.get("training.batch_size", 32)))
+    batch_size = feature_batch_size(cfg)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         num_workers=int(cfg.get("features.num_workers", cfg.get("training.num_workers", 2))),
                         pin_memory=device.type == "cuda")
@@ -105,7 +126,7 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
     detector.return_feature_map = full_map
     with FeatureDumpWriter(out_path, len(dataset), dtype) as writer:
         for batch in tqdm(loader, desc=f"04 {split}", disable=not progress):
-            out = detector(to_device(batch, device)["image"])
+            out = forward_fixed_batch(detector, to_device(batch, device)["image"], batch_size)
             if full_map:
                 if "feature_map" not in out:
                     raise ConfigError(f"{cfg.source}: features.full_map is true but detector "

@@ -28,7 +28,7 @@ from common.cli import in_work
 from common.config import Config, ConfigError
 from common.features import read_feature_dump
 from common.io import InputError, atomic_dir, write_csv, write_json
-from common.splits import SPLITS, read_split
+from common.splits import POOLS, SPLITS, read_split
 from common.stages import folder, stage_dir
 
 from . import fidelity as FD
@@ -152,7 +152,8 @@ def fit_svr(cfg: Config, out: Path | None = None) -> dict:
                               gamma=svr_cfg.get("gamma", "scale"), max_train=svr_cfg.get("max_train", 5000),
                               seed=cfg.seed)
 
-    dumps = {split: read_feature_dump(Path(dump_dir) / split) for split in SPLITS}
+    dumps = {pool: read_feature_dump(Path(dump_dir) / pool) for pool in POOLS    # every pool stage 04 dumped
+             if pool in SPLITS or (Path(dump_dir) / pool).is_dir()}
     cache = FD.read_cache(cfg.path("fidelity.cache_file"), cfg.path("split.file"),
                           cfg.get("fidelity.quality_method", "embedding_stability"))
     train = dumps["train"]
@@ -164,7 +165,7 @@ def fit_svr(cfg: Config, out: Path | None = None) -> dict:
         scores["train"] = cross_fit_scores(X, y, _persons(train.video_ids), int(svr_cfg.get("folds", 5)), make_svr)
     else:
         scores["train"] = svr.predict(X)
-    for split in ("val", "test"):
+    for split in [p for p in dumps if p != "train"]:
         scores[split] = svr.predict(np.asarray(dumps[split].features, np.float64))
 
     summary = {"features_dir": str(dump_dir), "train_scores": mode,
