@@ -425,20 +425,9 @@ def source_index(cfg: Config, samples: Sequence[Sample]) -> tuple[dict | None, s
 
 
 def load_test_frames(cfg: Config, settings: Settings) -> PoolFrames:
-    from common.splits import read_split
-    split_file = cfg.path("split.file")
-    root = cfg.path("dataset.root")
-    if not split_file.is_file():
-        raise InputError(f"{split_file}: split file not found (config key split.file); run stage 02 first")
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset root not found (config key dataset.root)")
-    samples = read_split(split_file, "test")
-    if not samples:
-        raise InputError(f"{split_file}: the split has no 'test' pool; the robustness stage measures the test pool")
-    missing = [s.path for s in samples if not (root / s.path).is_file()]
-    if missing:
-        raise InputError(f"{root / missing[0]}: test frame listed in {split_file} not found ({len(missing)} missing); "
-                         f"re-run stage 01 or fix dataset.root")
+    from training.data import split_samples
+    split_file, root = cfg.path("split.file"), cfg.path("dataset.root")
+    samples, _ = split_samples(cfg, "test", skip_missing=False)      # stage 04's checks: files, both classes
     samples = select_frames(samples, settings.max_frames, settings.seed)
     labels = {s.label for s in samples}
     if labels != {0, 1}:
