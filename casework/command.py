@@ -222,7 +222,7 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
         boxes = [(n, t.boxes[0]) for n, t in enumerate(tracks, start=1) if t.frames[0] == tracks[first].frames[0]]
         overview = (tracks[first].first_frame, boxes)
     demo_note = None
-    if cfg.get("demo.enabled", False):
+    if cfg.get("demo.enabled"):
         from evaluation.report import DEMO_NOTE
         demo_note = DEMO_NOTE
     from .report import write_case

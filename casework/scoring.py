@@ -35,8 +35,8 @@ class Scorer:
         if getattr(self.detector, "is_video", False):
             raise ConfigError(f"{cfg.source}: model.name={cfg.get('model.name')!r} is a video (window) detector; "
                               f"evidence.py scores single frames and needs a frame detector")
-        self.full_map = bool(cfg.get("features.full_map", False))
-        self.dtype = str(cfg.get("features.dtype", "float32"))
+        self.full_map = bool(cfg.get("features.full_map"))
+        self.dtype = str(cfg.get("features.dtype"))
         if self.dtype not in ("float32", "float16"):
             raise ConfigError(f"{cfg.source}: features.dtype must be float32 or float16, got {self.dtype!r}")
         self.detector.return_feature_map = self.full_map

@@ -49,12 +49,19 @@ def _declared(key: str) -> bool:
                for i in range(1, len(parts)))
 
 
+def _has_default(key: str) -> bool:
+    k = schema.BY_NAME.get(key)
+    return k is not None and k.default is not schema.UNSET
+
+
 class Config:
     """Read-only view of a nested config mapping with dotted-key access.
 
     ``Config(data)`` wraps any mapping (tests, tools); a Config from ``load_config`` is *strict*:
     reading a key that ``common/schema.py`` does not declare is a ConfigError (a typo in code is
-    caught as surely as one in a config file).
+    caught as surely as one in a config file). Defaults live in the schema only: ``get(key)`` of a
+    declared key the mapping lacks returns the schema's default (its ``${key}`` references resolved
+    in this config), so code never carries a second copy of a default.
     """
 
     def __init__(self, data: dict, source: str = "<dict>", origins: dict | None = None,
@@ -72,12 +79,20 @@ class Config:
         node: Any = self.data
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
+                if default is _MISSING and _has_default(key):
+                    return self._schema_default(key)
                 if default is _MISSING:
                     raise ConfigError(f"{self.source}: config key '{key}' is missing; add it to the config "
                                       f"or pass --set {key}=VALUE")
                 return default
             node = node[part]
         return node
+
+    def _schema_default(self, key: str) -> Any:
+        value = copy.deepcopy(schema.BY_NAME[key].default)
+        if isinstance(value, str) and "${" in value:
+            value = _resolve_refs({**self.data, "__default__": value}, self.source)["__default__"]
+        return value
 
     def require(self, key: str, types: type | tuple = object) -> Any:
         """Value of ``key``; a clear error if it is missing, null or of the wrong type."""

@@ -723,7 +723,7 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         if dry_run:
             state = "would run (" + (why_up if run_up else why_cell) + ")" if (force or run_up or run_cell) \
                 else "up to date"
-            print(f"{head}: {state} -> {_rel(cdir)} [{conf}, device {cell_cfg.get('device', None)}]",
+            print(f"{head}: {state} -> {_rel(cdir)} [{conf}, device {cell_cfg.get('device')}]",
                   file=out, flush=True)
             continue
         if not (force or run_up or run_cell):

@@ -560,7 +560,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     h.append("<h2>The likelihood-ratio system</h2>")
     sys_html, sys_summary = system_html(run)
     sysb = s10.get("system") or {}
-    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol', 'n/a')))}</b>; score model "
+    h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol')))}</b>; score model "
              f"{esc(sysb.get('model', 'n/a'))}; calibration {esc(sysb.get('calibration', 'n/a'))}.</p>" + sys_html)
     rows = []
     for pool in (s10.get("pools") or [split]):

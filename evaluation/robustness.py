@@ -394,7 +394,7 @@ def source_index(cfg: Config, samples: Sequence[Sample]) -> tuple[dict | None, s
     """Map each crop to its stage-01 source frame: (item, frame index, face box), or (None, reason)."""
     root = cfg.path("dataset.root")
     manifest = root / "manifest.csv"
-    inp = cfg.path("preprocessing.input", None)
+    inp = cfg.path("preprocessing.input")
     if not manifest.is_file():
         return None, (f"no stage-01 manifest at {manifest} (a dataset of crops only): downscale degrades the "
                       f"aligned crop, not the source frame")
@@ -512,11 +512,11 @@ class Scorer:
         self.detector = load_trained_detector(cfg, self.checkpoint).to(self.device).eval()
         self.spec = input_spec(cfg, self.detector)
         if self.spec.is_video:
-            raise ConfigError(f"{cfg.source}: model '{cfg.get('model.name', '?')}' is a video detector; the "
+            raise ConfigError(f"{cfg.source}: model '{cfg.get('model.name')}' is a video detector; the "
                               f"robustness stage scores single frames: set robustness.enabled: false")
-        self.full_map = bool(cfg.get("features.full_map", False))
+        self.full_map = bool(cfg.get("features.full_map"))
         self.detector.return_feature_map = self.full_map
-        self.dtype = np.float16 if str(cfg.get("features.dtype", "float32")) == "float16" else np.float32
+        self.dtype = np.float16 if str(cfg.get("features.dtype")) == "float16" else np.float32
         self.batch_size = feature_batch_size(cfg)
         self.system = system
 
@@ -573,7 +573,7 @@ def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha
              "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(), "upscale": settings.upscale,
              "sources": frames.sources is not None, "model": model,
              "features": {k: cfg.get(f"features.{k}", None) for k in ("full_map", "dtype", "batch_size")},
-             "normalization": cfg.get("training.normalization", None)}
+             "normalization": cfg.get("training.normalization")}
     if frames.sources is not None:     # re-cropping: the crop geometry and stage 01's record of the sources
         ident["crop"] = {k: cfg.get(f"preprocessing.{k}", None) for k in ("size", "margin", "align_points", "landmarks")}
         ident["manifest_sha256"] = sha256_file(frames.root / "manifest.csv")
@@ -654,7 +654,7 @@ def csv_columns(rows: Sequence[dict]) -> dict:
 
 def compare_with_stage08(cfg: Config, frames: PoolFrames, clean_scores: np.ndarray) -> dict:
     """Largest |difference| between this stage's clean scores and stage 08's test scores (same frames)."""
-    p = cfg.path("slr.scores_dir", None) or cfg.stage_dir("08", create=False)
+    p = cfg.path("slr.scores_dir") or cfg.stage_dir("08", create=False)
     p = Path(p) / "test.csv"
     if not p.is_file():
         return {"available": False, "file": str(p)}

@@ -16,7 +16,7 @@ from preprocessing.demo_videos import DemoOptions, build_demo, plot_previews
 
 
 def main(cfg, args, out):
-    if not cfg.get("demo.enabled", False):
+    if not cfg.get("demo.enabled"):
         print("demo.enabled is false: no demo videos built")
         return KEEP_PREVIOUS
     try:

@@ -31,11 +31,11 @@ def main(cfg, args, stage):
     out = Path(args.output) if args.output else cfg.path("split.file")
     target = out                                    # where the split file is published
     out = in_work(out, stage_dir(cfg, "02"), stage)  # inside the stage folder: written with the rest
-    map_path = cfg.path("split.person_map", None)
+    map_path = cfg.path("split.person_map")
     person_map = read_person_map(map_path) if map_path else None
-    regex = cfg.get("split.person_regex", None)
-    split = make_split(root, unit=cfg.get("split.unit", "person"), ratios=cfg.get("split.ratios", (0.7, 0.15, 0.15)),
-                       seed=int(cfg.get("split.seed", cfg.seed)), dataset_name=cfg.get("dataset.name", None),
+    regex = cfg.get("split.person_regex")
+    split = make_split(root, unit=cfg.get("split.unit"), ratios=cfg.get("split.ratios"),
+                       seed=int(cfg.get("split.seed")), dataset_name=cfg.get("dataset.name"),
                        person_map=person_map, person_regex=regex)
     person = person_function(person_map, regex)
     write_split(out, split, person)

@@ -27,6 +27,7 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from common import schema
 from common.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -212,12 +213,12 @@ class FaceCropper:
 
     @classmethod
     def from_options(cls, opts: dict, key: str = "preprocessing") -> "FaceCropper":
-        """Build from a config section mapping (``cfg.section('preprocessing')``)."""
-        lm = (opts.get("landmarks") or {}).get("model_path")
-        return cls(detector=opts.get("detector", "hog"), upsample=opts.get("upsample", 1),
-                   detect_max_width=opts.get("detect_max_width", 640), landmarks_model=lm,
-                   size=opts.get("size", 256), margin=opts.get("margin", 1.3),
-                   points=opts.get("align_points", PAPER_POINTS), detector_path=opts.get("detector_path"),
+        """Build from a config section mapping (``cfg.section('preprocessing')``); a key it lacks takes
+        its default from common/schema.py."""
+        o = {**schema.defaults("preprocessing"), **opts}
+        return cls(detector=o["detector"], upsample=o["upsample"], detect_max_width=o["detect_max_width"],
+                   landmarks_model=(o["landmarks"] or {}).get("model_path"), size=o["size"], margin=o["margin"],
+                   points=o["align_points"], detector_path=o["detector_path"],
                    landmarks_key=f"{key}.landmarks.model_path")
 
     # -------------------------------------------------------------------- detection

@@ -20,7 +20,7 @@ def stage08_persons(cfg, dumps) -> dict | None:
     """video -> person from slr.split_file, needed when a dump has no person_id column (the paper's .npz)."""
     if all(d.person_ids is not None for d in dumps.values()):
         return None
-    split_file = cfg.path("slr.split_file", None)
+    split_file = cfg.path("slr.split_file")
     return person_of_video(split_file) if split_file is not None and split_file.is_file() else None
 
 
@@ -29,7 +29,7 @@ def main(cfg, args, out):
     if score not in SCORE_NAMES:
         raise ConfigError(f"{cfg.source}: slr.score must be one of {', '.join(SCORE_NAMES)}, got {score!r}")
     dumps = feature_dumps(cfg)
-    summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size", 64)), score=score,
+    summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size")), score=score,
                       persons=stage08_persons(cfg, dumps))
     print(f"  score: {summary['score']}")
     for split, s in summary["splits"].items():

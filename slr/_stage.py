@@ -18,15 +18,15 @@ def feature_dumps(cfg: Config) -> dict:
     per-pool dumps under ``slr.features_dir`` (train, val, test and, when dumped, calib)."""
     from .scores import divide_feature_file, load_split_dumps
 
-    features_file = cfg.get("slr.features_file", None)
+    features_file = cfg.get("slr.features_file")
     if features_file:
-        split_file = cfg.path("slr.split_file", None)
+        split_file = cfg.path("slr.split_file")
         if split_file is None:
             raise ConfigError(f"{cfg.source}: slr.features_file is set, so slr.split_file must name the split "
                               f"JSON that divides it into {', '.join(POOLS)} (or {', '.join(SPLITS)})")
         return divide_feature_file(cfg.path("slr.features_file"), split_file, pools_in(split_file))
     features_dir = cfg.path("slr.features_dir")
-    split_file = cfg.path("slr.split_file", None)
+    split_file = cfg.path("slr.split_file")
     listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
     # train/val/test always; other pools when dumped and (if the split file is there) listed in it
     pools = tuple(p for p in POOLS if p in SPLITS or ((features_dir / p).is_dir() and p in listed))
@@ -34,7 +34,7 @@ def feature_dumps(cfg: Config) -> dict:
 
 
 def score_dir(cfg: Config) -> Path:
-    return cfg.path("slr.scores_dir", None) or stage_dir(cfg, "08")
+    return cfg.path("slr.scores_dir") or stage_dir(cfg, "08")
 
 
 def read_pool_scores(cfg: Config, settings) -> dict:
@@ -54,7 +54,7 @@ def read_pool_scores(cfg: Config, settings) -> dict:
 def data_note(cfg: Config) -> str:
     """A note for every figure and summary: features from ``slr.features_file`` (the paper's) come
     from a detector that saw every person, so no pool is unseen data."""
-    return CONTAMINATED if cfg.get("slr.features_file", None) else ""
+    return CONTAMINATED if cfg.get("slr.features_file") else ""
 
 
 def centroid(cfg: Config) -> np.ndarray | None:

@@ -61,31 +61,23 @@ class Settings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Settings":
-        bw = cfg.section("slr.bandwidth")
+        get = cfg.get                              # every key has its default in common/schema.py
         try:
-            lo, hi, n = float(bw.get("grid_min", 0.01)), float(bw.get("grid_max", 3.0)), int(bw.get("grid_n", 40))
+            lo, hi = float(get("slr.bandwidth.grid_min")), float(get("slr.bandwidth.grid_max"))
+            n = int(get("slr.bandwidth.grid_n"))
         except (TypeError, ValueError):
             raise ConfigError(f"{cfg.source}: slr.bandwidth.grid_min/grid_max/grid_n must be numbers") from None
         if not 0 < lo < hi or n < 2:
             raise ConfigError(f"{cfg.source}: slr.bandwidth needs 0 < grid_min < grid_max and grid_n >= 2, "
                               f"got {lo}, {hi}, {n}")
-        seed = int(cfg.get("seed", 1024))
-        boot = cfg.get("slr.bootstrap", None) or {}
-        if not isinstance(boot, dict):
-            raise ConfigError(f"{cfg.source}: slr.bootstrap must be a mapping {{n, seed}}, got {boot!r}")
         try:
-            return cls(protocol=str(cfg.get("slr.protocol", "sound")),
-                       calibration=str(cfg.get("slr.calibration", "none")),
-                       grid=np.geomspace(lo, hi, n), grid_scale=str(bw.get("scale", "std")),
-                       n_folds=int(bw.get("n_folds", 10)),
-                       seed=int(bw.get("seed", seed)),
-                       paper_seed=int(cfg.get("slr.paper_seed", 42)),
-                       video_level=bool(cfg.get("slr.video_level", True)),
-                       model=str(cfg.get("slr.model", "kde")),
-                       score=str(cfg.get("slr.score", "cosine_centroid")),
-                       crossfit_folds=int(cfg.get("slr.crossfit_folds", 5)),
-                       bootstrap_n=int(boot.get("n", 1000) if boot.get("n", 1000) is not None else 1000),
-                       bootstrap_seed=int(boot.get("seed", seed) if boot.get("seed", seed) is not None else seed))
+            return cls(protocol=str(get("slr.protocol")), calibration=str(get("slr.calibration")),
+                       grid=np.geomspace(lo, hi, n), grid_scale=str(get("slr.bandwidth.scale")),
+                       n_folds=int(get("slr.bandwidth.n_folds")), seed=int(get("slr.bandwidth.seed")),
+                       paper_seed=int(get("slr.paper_seed")), video_level=bool(get("slr.video_level")),
+                       model=str(get("slr.model")), score=str(get("slr.score")),
+                       crossfit_folds=int(get("slr.crossfit_folds")),
+                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:

@@ -63,7 +63,7 @@ class InputSpec:
 
 def input_spec(cfg: Config, detector) -> InputSpec:
     """The detector's input size and normalisation; ``training.normalization: imagenet`` overrides."""
-    norm = cfg.get("training.normalization", "detector")
+    norm = cfg.get("training.normalization")
     if norm == "detector":
         mean, std = tuple(detector.mean), tuple(detector.std)
     elif norm == "imagenet":
@@ -89,15 +89,15 @@ def _resolve(table: dict[str, str], name: str, key: str) -> Callable:
 
 
 def eval_mode_name(cfg: Config) -> str:
-    mode = cfg.get("training.eval_mode", None)
+    mode = cfg.get("training.eval_mode")
     if mode:
         return str(mode)
-    train_mode = str(cfg.get("training.data_mode", "frames"))
+    train_mode = str(cfg.get("training.data_mode"))
     return train_mode if train_mode in EVAL_MODES else "frames"
 
 
 def build_train_dataset(cfg: Config, samples: Sequence[Sample], dataset_root: Path, spec: InputSpec) -> Dataset:
-    mode = str(cfg.get("training.data_mode", "frames"))
+    mode = str(cfg.get("training.data_mode"))
     return _resolve(TRAIN_MODES, mode, "training.data_mode")(cfg, samples, dataset_root, spec)
 
 
@@ -223,7 +223,7 @@ class Augment:
 
 
 def augment_from_config(cfg: Config) -> Augment | None:
-    opts = cfg.get("training.augment", False)
+    opts = cfg.get("training.augment")
     if opts in (False, None):
         return None
     if opts is True:
@@ -280,11 +280,11 @@ class FrameDataset(Dataset):
 
 def build_frames_train(cfg: Config, samples: Sequence[Sample], dataset_root: Path, spec: InputSpec) -> Dataset:
     return FrameDataset(samples, dataset_root, spec, augment_from_config(cfg),
-                        cache=bool(cfg.get("training.cache_images", False)))
+                        cache=bool(cfg.get("training.cache_images")))
 
 
 def build_frames_eval(cfg: Config, samples: Sequence[Sample], dataset_root: Path, spec: InputSpec) -> Dataset:
-    return FrameDataset(samples, dataset_root, spec, None, cache=bool(cfg.get("training.cache_images", False)))
+    return FrameDataset(samples, dataset_root, spec, None, cache=bool(cfg.get("training.cache_images")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,5 +356,5 @@ def split_samples(cfg: Config, split: str, per_video: int | None = None, skip_mi
         raise InputError(f"{root}: dataset root not found (config key dataset.root)")
     samples = subsample_frames(read_split(split_file, split), per_video)
     if skip_missing is None:
-        skip_missing = bool(cfg.get("training.skip_missing", False))
+        skip_missing = bool(cfg.get("training.skip_missing"))
     return check_samples(samples, root, f"{split_file} [{split}]", skip_missing, need_both_classes)

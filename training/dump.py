@@ -40,7 +40,7 @@ STAGE = folder("04")
 
 
 def checkpoint_path(cfg: Config) -> Path:
-    p = cfg.path("features.checkpoint", None)
+    p = cfg.path("features.checkpoint")
     return p if p is not None else stage_dir(cfg, "03") / "best.pt"
 
 
@@ -59,7 +59,7 @@ def load_trained_detector(cfg: Config, path: Path | None = None):
     finally:
         quiet.setLevel(level)
     try:
-        load_weights(detector, path, f"detector '{cfg.get('model.name', '?')}'", "features.checkpoint")
+        load_weights(detector, path, f"detector '{cfg.get('model.name')}'", "features.checkpoint")
     except ValueError as exc:   # another architecture: the message names the keys
         raise InputError(str(exc)) from None
     return detector
@@ -102,12 +102,12 @@ def feature_batch_size(cfg: Config) -> int:
 def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.device,
                progress: bool = True, persons: dict | None = None) -> dict:
     """Write one pool's dump to ``out_path``; returns its counts. ``persons``: video_id -> person_id."""
-    full_map = bool(cfg.get("features.full_map", False))
-    dtype = str(cfg.get("features.dtype", "float32"))
+    full_map = bool(cfg.get("features.full_map"))
+    dtype = str(cfg.get("features.dtype"))
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"{cfg.source}: features.dtype must be float32 or float16, got {dtype!r}")
-    skip = cfg.get("features.skip_missing", None)
-    samples, skipped = D.split_samples(cfg, split, cfg.get("features.frames_per_video", None),
+    skip = cfg.get("features.skip_missing")
+    samples, skipped = D.split_samples(cfg, split, cfg.get("features.frames_per_video"),
                                        skip_missing=skip, need_both_classes=False)
     if persons is None:
         persons = person_of_video(cfg.path("split.file"))
@@ -120,7 +120,7 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
     extra_cols = tuple(getattr(dataset, "meta_columns", ()))
     batch_size = feature_batch_size(cfg)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        num_workers=int(cfg.get("features.num_workers", cfg.get("training.num_workers", 2))),
+                        num_workers=int(cfg.get("features.num_workers")),
                         pin_memory=device.type == "cuda")
     detector.eval()
     detector.return_feature_map = full_map
@@ -130,7 +130,7 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
             if full_map:
                 if "feature_map" not in out:
                     raise ConfigError(f"{cfg.source}: features.full_map is true but detector "
-                                      f"'{cfg.get('model.name', '?')}' returns no feature map; set it to false")
+                                      f"'{cfg.get('model.name')}' returns no feature map; set it to false")
                 feat = out["feature_map"].flatten(1)
             else:
                 feat = out["feature"]
@@ -177,7 +177,7 @@ def dump_features(cfg: Config, progress: bool = True, out: Path | None = None) -
         per_split[split]["path"] = str(stage_dir(cfg, "04") / str(split))   # where it is published
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
-    summary = {"stage": STAGE, "model": cfg.get("model.name", None), "checkpoint": str(ck),
+    summary = {"stage": STAGE, "model": cfg.get("model.name"), "checkpoint": str(ck),
                "device": str(device), "pools": list(splits), "splits": per_split, "seconds": time.time() - t0}
     write_json(out_dir / "summary.json", summary)
     return summary

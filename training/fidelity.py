@@ -350,6 +350,6 @@ def build_fidelity_train(cfg, samples, dataset_root, spec):
     """Data mode ``fidelity`` (``training.data_mode: fidelity``): frames + cached fidelity targets."""
     from training.data import build_frames_train
     cache = read_cache(cfg.path("fidelity.cache_file"), cfg.path("split.file"),
-                       cfg.get("fidelity.quality_method", "embedding_stability"))
+                       cfg.get("fidelity.quality_method"))
     return FidelityFrames(build_frames_train(cfg, samples, dataset_root, spec),
                           dict(zip(cache["image_path"], cache["fidelity"].tolist())))

@@ -55,12 +55,12 @@ def make_targets(cfg: Config, out: Path | None = None) -> dict:
     split_file, root = cfg.path("split.file"), cfg.path("dataset.root")
     if not split_file.is_file():
         raise InputError(f"{split_file}: split file not found (config key split.file); run stage 02 first")
-    splits = list(cfg.get("fidelity.splits", ["train", "val"]))
+    splits = list(cfg.get("fidelity.splits"))
     if "train" not in splits or not set(splits) <= set(SPLITS):
         raise ConfigError(f"{cfg.source}: fidelity.splits must include train and name only {SPLITS}, got {splits}")
-    method = str(cfg.get("fidelity.quality_method", "embedding_stability"))
-    perturbations = int(cfg.get("fidelity.perturbations", 4))
-    face_model = cfg.path("fidelity.face_model_path", None)
+    method = str(cfg.get("fidelity.quality_method"))
+    perturbations = int(cfg.get("fidelity.perturbations"))
+    face_model = cfg.path("fidelity.face_model_path")
     cache_path = cfg.path("fidelity.cache_file")
     write_path = in_work(cache_path, stage_dir(cfg, "03a"), out) if out is not None else cache_path
     info = {"quality_method": method, "perturbations": perturbations, "seed": cfg.seed, "splits": splits,
@@ -68,7 +68,7 @@ def make_targets(cfg: Config, out: Path | None = None) -> dict:
             "face_model": str(face_model or FD.default_face_model()) if method == "embedding_stability" else None}
     if cache_path.is_file() and cache_path.with_suffix(".json").is_file():
         old = FD.read_cache(cache_path)["info"]
-        if all(old.get(k) == v for k, v in info.items() if k != "mapping") and not cfg.get("fidelity.recompute", False):
+        if all(old.get(k) == v for k, v in info.items() if k != "mapping") and not cfg.get("fidelity.recompute"):
             log.info("fidelity cache %s is up to date; reusing it (--set fidelity.recompute=true to redo)", cache_path)
             if write_path != cache_path:
                 for p in (cache_path, cache_path.with_suffix(".json")):
@@ -141,28 +141,27 @@ def cross_fit_scores(features: np.ndarray, targets: np.ndarray, groups: np.ndarr
 def fit_svr(cfg: Config, out: Path | None = None) -> dict:
     """Stage 04b into ``out`` (its work folder; None: replace the stage folder atomically)."""
     from . import fidelity_plots
-    dump_dir = cfg.path("fidelity.features_dir", None) or stage_dir(cfg, "04")
-    svr_cfg = cfg.section("fidelity.svr")
-    mode = str(svr_cfg.get("train_scores", "cross_fit"))
+    dump_dir = cfg.path("fidelity.features_dir") or stage_dir(cfg, "04")
+    svr_cfg = {k: cfg.get(f"fidelity.svr.{k}") for k in ("C", "epsilon", "gamma", "max_train", "train_scores", "folds")}
+    mode = str(svr_cfg["train_scores"])
     if mode not in ("cross_fit", "in_sample"):
         raise ConfigError(f"{cfg.source}: fidelity.svr.train_scores must be cross_fit or in_sample, got {mode!r}")
 
     def make_svr():
-        return FD.FidelitySVR(C=svr_cfg.get("C", 1.0), epsilon=svr_cfg.get("epsilon", 0.05),
-                              gamma=svr_cfg.get("gamma", "scale"), max_train=svr_cfg.get("max_train", 5000),
-                              seed=cfg.seed)
+        return FD.FidelitySVR(C=svr_cfg["C"], epsilon=svr_cfg["epsilon"], gamma=svr_cfg["gamma"],
+                              max_train=svr_cfg["max_train"], seed=cfg.seed)
 
     dumps = {pool: read_feature_dump(Path(dump_dir) / pool) for pool in POOLS    # every pool stage 04 dumped
              if pool in SPLITS or (Path(dump_dir) / pool).is_dir()}
     cache = FD.read_cache(cfg.path("fidelity.cache_file"), cfg.path("split.file"),
-                          cfg.get("fidelity.quality_method", "embedding_stability"))
+                          cfg.get("fidelity.quality_method"))
     train = dumps["train"]
     X = np.asarray(train.features, np.float64)
     y = FD.targets_for(cache, train.image_paths, f"{train.source}/meta.csv")
     svr = make_svr().fit(X, y)
     scores = {}
     if mode == "cross_fit":
-        scores["train"] = cross_fit_scores(X, y, _persons(train.video_ids), int(svr_cfg.get("folds", 5)), make_svr)
+        scores["train"] = cross_fit_scores(X, y, _persons(train.video_ids), int(svr_cfg["folds"]), make_svr)
     else:
         scores["train"] = svr.predict(X)
     for split in [p for p in dumps if p != "train"]:

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from common import schema
 from common.config import Config, ConfigError
 from common.io import InputError
 from common.splits import Sample
@@ -96,9 +97,9 @@ class SBIPairDataset(Dataset):
         self.spec = spec
         self.options = options or SBIOptions()
         self.augment = augment
-        self.fed = dict(fed or {})
-        self.fed_enabled = bool(self.fed.get("enabled", False))
-        self.fed_weight = float(self.fed.get("weight", 0.4))
+        self.fed = dict(fed or {"enabled": False})      # fed_section(cfg): every key present
+        self.fed_enabled = bool(self.fed["enabled"])
+        self.fed_weight = float(self.fed["weight"]) if self.fed_enabled else 0.0
         self._embedder = None             # built lazily, once per worker process (dlib objects do not pickle)
         self._real_embedding: dict[int, np.ndarray] = {}
 
@@ -147,13 +148,9 @@ class SBIPairDataset(Dataset):
 
 
 def fed_section(cfg: Config) -> dict:
-    section = cfg.section("training.fed")
-    known = {"enabled", "weight", "embedder", "model_path", "shape_predictor_path", "arcface_arch"}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise ConfigError(f"{cfg.source}: unknown key(s) {', '.join('training.fed.' + k for k in unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
-    if section.get("enabled") and str(cfg.get("model.name", "")) != "sbi_fed":
+    """``training.fed`` with every key (defaults from common/schema.py), model paths checked."""
+    section = {k: cfg.get(f"training.fed.{k}") for k in schema.defaults("training.fed")}
+    if section["enabled"] and str(cfg.get("model.name")) != "sbi_fed":
         raise ConfigError(f"{cfg.source}: training.fed.enabled needs model.name: sbi_fed (the wrapper that adds "
                           f"the distillation head; model.base names the image detector)")
     for key in ("model_path", "shape_predictor_path"):

@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common import schema
 from common.config import Config, ConfigError
 from common.splits import Sample
 from common.videos import video_means
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LENGTH = 5
+DEFAULT_LENGTH = schema.BY_NAME["model.window.length"].default   # declared in common/schema.py
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,10 @@ def _temporal(frames: list[Sample]) -> list[Sample]:
 
 def window_options(cfg: Config | None) -> tuple[int, int]:
     """(length, stride) from ``model.window``; checked."""
-    section = (cfg.section("model").get("window") if cfg is not None else None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{cfg.source}: model.window must be a mapping (length, stride, ...), got {section!r}")
-    length = section.get("length", DEFAULT_LENGTH)
-    stride = section.get("stride") or length
+    if cfg is None:
+        return DEFAULT_LENGTH, DEFAULT_LENGTH
+    length = cfg.get("model.window.length")
+    stride = cfg.get("model.window.stride") or length
     if not isinstance(length, int) or length < 1:
         raise ConfigError(f"{cfg.source}: model.window.length must be a positive integer, got {length!r}")
     if not isinstance(stride, int) or stride < 1:
