@@ -25,6 +25,7 @@ from . import custody
 from .faces import build_cropper, crop_options, track_faces
 from .inputs import Questioned, check_path, read_questioned
 from .outcome import EXIT_CONFIG, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, CaseworkError
+from .scoring import system_scores
 from .statement import OUTSIDE, annex, fmt_lr, headline, verbal
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
     hyps = st["hypotheses"]
     for n, t in enumerate(tracks, start=1):
         out = scorer.run(t.crops)
-        scores = scorer.score(system, out)
+        scores = system_scores(system, out)
         notes = []
         names = list(FRAME_CONDITIONS)
         level, rows = "frame", [t.largest()]
@@ -183,8 +184,8 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     sdir = system_dir(cfg, st)
     system = load_system(sdir)
     ckpt = _checkpoint(cfg, st)
-    from .scoring import Scorer
-    scorer = Scorer(cfg, ckpt)
+    from training.dump import FrameScorer
+    scorer = FrameScorer(cfg, ckpt, who="evidence.py")
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])
     results = evaluate_faces(q, tracks, scorer, system, st, bool(args.allow_outside_conditions))

@@ -605,6 +605,39 @@ def read_cell(run_dir: Path, level: str) -> dict | None:
     return {"test": test, "other_pools": pools}
 
 
+ROBUST_METRICS = ("cllr", "cllr_min", "eer", "auc", "misleading_hp", "misleading_hd")
+
+
+def read_robustness(run_dir: Path, level: str) -> dict | None:
+    """Stage 15's figures of one level (None when the cell did not run it): the clean row and, per
+    degradation family, every strength's figures with their person intervals, and the validated range."""
+    try:
+        p = stage_folder(run_dir, "15") / "summary.json"
+    except KeyError:
+        return None
+    if not p.is_file():
+        return None
+    s = read_json(p)
+
+    def row(r):
+        ci = r.get("ci95") or {}
+        return {"strength": r.get("strength"), "applied_to": r.get("applied_to"),
+                **{k: r.get(k) for k in ROBUST_METRICS},
+                "ci95": {k: list(ci[k]) for k in ROBUST_METRICS if isinstance(ci.get(k), (list, tuple))}}
+
+    rows = [r for r in s.get("table", []) if r.get("level") == level]
+    clean = next((row(r) for r in rows if r.get("family") == "clean"), None)
+    families = {}
+    for fam, strengths in (s.get("degradations") or {}).items():
+        vr = (s.get("validated_range") or {}).get(fam) or {}
+        families[fam] = {"settings": [row(r) for r in rows if r.get("family") == fam],
+                         "validated_strongest": vr.get("strongest"), "status": vr.get("status"),
+                         "tested": list(strengths)}
+    return {"n_frames": s.get("n_frames"), "n_persons": s.get("n_persons"), "degenerate": s.get("degenerate"),
+            "criteria": s.get("criteria"), "clean": clean, "families": families,
+            "summary": _rel(p)}
+
+
 def degenerate_flags(test: dict, llr_range, calib: dict) -> list[str]:
     """Reasons a cell's system is degenerate (issue 10: such a system never passes validation)."""
     flags = []
@@ -812,6 +845,10 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
                 continue
             lr = copy_lr_csv(cdir, level, dest / ("test_lr.csv" if level == "frame" else "test_video_lr.csv"))
             e = _cell_entry(cell, level, rec, lr, cdir)
+            robust = read_robustness(cdir, level)
+            if robust is not None:           # stage 15's table beside the cell's LR CSVs, for rechecking
+                csv = write_csv(dest / "robustness.csv", read_csv(stage_folder(cdir, "15") / "robustness.csv"))
+                e["robustness"] = {**robust, "csv": _rel(csv)}
             {"grid": entries, "paper_protocol": paper_entries, "paper_sound": sound_paper}[cell.group].append(e)
         key = f"{cell.detector}/{'paper_split' if cell.group == 'paper_protocol' else f'seed{cell.seed}'}"
         if key not in pools:

@@ -156,6 +156,82 @@ def published_table(published) -> list[str]:
     return out + [""]
 
 
+FAMILY_LABELS = {"jpeg": "JPEG quality", "downscale": "downscale factor", "blur": "blur sigma (px)",
+                 "noise": "noise sigma (grey levels)"}
+
+
+def robustness_cell(results: dict) -> dict | None:
+    """The grid cell with the lowest frame-level test Cllr among those that ran stage 15."""
+    fc = [e for e in _frame_cells(results.get("cells", [])) if e.get("robustness")]
+    return min(fc, key=lambda e: (e["test"]["cllr"], e["cell"])) if fc else None
+
+
+def _fig(r: dict | None, key: str) -> str:
+    return "n/a" if not r else fmt(r.get(key)) + fmt_ci((r.get("ci95") or {}).get(key))
+
+
+def robustness_table(results: dict) -> list[str]:
+    """One column per degradation family for the best cell with a robustness run (stage 15): Cllr at
+    every strength, the figures at the strongest setting with their intervals, and the validated range."""
+    best = robustness_cell(results)
+    if best is None:
+        return ["_No cell of the grid ran stage 15 (robustness); enable `robustness.enabled` in the grid's "
+                "`set`, `by_model` or `by_score` to add this table._", ""]
+    overall = sorted(_frame_cells(results.get("cells", [])), key=lambda e: (e["test"]["cllr"], e["cell"]))[0]
+    r0 = best["robustness"]
+    fams = list(r0["families"])
+    out = [f"Cell `{best['cell']}` (frame-level test Cllr {fmt(best['test']['cllr'])} bits"
+           + ("; the best cell overall" if overall["cell"] == best["cell"] else
+              f"; the best cell overall, `{overall['cell']}`, did not run stage 15") + "). "
+           f"Its saved LR system scores {fmt(r0.get('n_frames'))} degraded test frames of {fmt(r0.get('n_persons'))} "
+           "persons at each setting, the clean column included (a subset of the test pool, `robustness.max_frames`, "
+           "so its clean figures differ from the cell's full test figures); nothing is refitted. Intervals: "
+           "person-cluster bootstrap 95 %. The validated "
+           "range is the strongest setting at which every criterion still holds on the pessimistic end of its "
+           f"interval (table: `{r0.get('csv')}`).", ""]
+    head = ["level", "figure", "clean"] + [FAMILY_LABELS.get(f, f) for f in fams]
+    out += [_row(head), _row(["---"] * len(head))]
+    by_level = {e["level"]: e["robustness"] for e in results["cells"]
+                if e["cell"] == best["cell"] and e.get("robustness")}
+    for level in LEVELS:
+        r = by_level.get(level)
+        if r is None:
+            continue
+        strongest = {f: (r["families"][f]["settings"] or [None])[-1] for f in fams}
+        out.append(_row([level, "Cllr (bits) by strength", _fig(r["clean"], "cllr")]
+                        + ["; ".join(f"{fmt(s['strength'])}: {fmt(s['cllr'])}" for s in r["families"][f]["settings"])
+                           for f in fams]))
+        for key, label in (("cllr", "Cllr at the strongest setting"), ("auc", "AUC at the strongest setting"),
+                           ("misleading_hp", "P(LLR<0 \\| Hp) at the strongest"),
+                           ("misleading_hd", "P(LLR>0 \\| Hd) at the strongest")):
+            out.append(_row([level, label, _fig(r["clean"], key)]
+                            + [(f"{fmt(strongest[f]['strength'])}: " if strongest[f] else "") + _fig(strongest[f], key)
+                               for f in fams]))
+    fam_info = r0["families"]
+    out.append(_row(["both", "validated range (strongest passing setting)", ""]
+                    + [fmt(fam_info[f]["validated_strongest"]) if fam_info[f].get("validated_strongest") is not None
+                       else str(fam_info[f].get("status") or "not validated") for f in fams]))
+    return out + [""]
+
+
+def robustness_finding(results: dict) -> str | None:
+    best = robustness_cell(results)
+    if best is None:
+        return None
+    r = best["robustness"]
+    parts = []
+    for fam, info in r["families"].items():
+        if info["settings"]:
+            s = info["settings"][-1]
+            parts.append(f"{FAMILY_LABELS.get(fam, fam)} {fmt(s['strength'])}: {fmt(s['cllr'])}")
+    passed = [f for f, i in r["families"].items() if i.get("validated_strongest") is not None]
+    return (f"Under degraded images (stage 15, `{best['cell']}`, frame level) the test Cllr moves from "
+            f"{fmt((r.get('clean') or {}).get('cllr'))} bits on clean frames to " + ", ".join(parts)
+            + " at the strongest setting of each family; "
+            + (f"a validated range exists for {', '.join(passed)}." if passed else
+               "no family has a validated range (" + str(next(iter(r["families"].values())).get("status")) + ")."))
+
+
 # ------------------------------------------------------------------------------------------ findings
 def _frame_cells(entries, level="frame"):
     return [e for e in entries if e["level"] == level and e["test"].get("cllr") is not None
@@ -224,6 +300,9 @@ def findings(results: dict) -> list[str]:
             s += (f" On the paper's (contaminated) features the sound protocol gives a mean test Cllr of {fmt(m)} "
                   f"bits over {len(sp)} run(s), against {fmt(best['test']['cllr'])} for the best honest cell.")
         out.append(s)
+    robust = robustness_finding(results)
+    if robust:
+        out.append(robust)
     if not out:
         out.append("No finished cells: nothing to report yet.")
     return out
@@ -270,6 +349,8 @@ def render(results: dict, docs_path: str | Path | None = None) -> str:
         L += group_table(results.get("groups", []), level)
         L += [f"### Every cell, {level} level, with person-cluster 95 % intervals", ""]
         L += cell_table(results.get("cells", []), level)
+    L += ["## Robustness (stage 15) of the best cell: one column per degradation family", ""]
+    L += robustness_table(results)
     L += ["## Persons, videos and frames per pool", ""] + pools_table(results.get("pools", {}))
     paper = results.get("paper", {})
     L += ["## Beside it: the paper", "", "### The paper's published figures", ""]

@@ -495,47 +495,16 @@ def degraded_crops(frames: PoolFrames, family: str, strength: Any, seed: int, cr
 
 # ------------------------------------------------------------------------------------------ scoring
 class Scorer:
-    """The run's detector and stage 04's transforms, then the saved system's score function."""
+    """Stage 04's detector pass (``training.dump.FrameScorer``), then the saved system's score function."""
 
     def __init__(self, cfg: Config, system):
-        import torch
-        from training.data import eval_mode_name, input_spec
-        from training.dump import checkpoint_path, feature_batch_size, load_trained_detector
-        from training.trainer import resolve_device
-        if eval_mode_name(cfg) != "frames":
-            raise ConfigError(f"{cfg.source}: the robustness stage scores single frames; the eval mode "
-                              f"'{eval_mode_name(cfg)}' (training.eval_mode / data_mode) is not supported: set "
-                              f"robustness.enabled: false")
-        self.torch = torch
-        self.device = resolve_device(cfg)
-        self.checkpoint = checkpoint_path(cfg)
-        self.detector = load_trained_detector(cfg, self.checkpoint).to(self.device).eval()
-        self.spec = input_spec(cfg, self.detector)
-        if self.spec.is_video:
-            raise ConfigError(f"{cfg.source}: model '{cfg.get('model.name')}' is a video detector; the "
-                              f"robustness stage scores single frames: set robustness.enabled: false")
-        self.full_map = bool(cfg.get("features.full_map"))
-        self.detector.return_feature_map = self.full_map
-        self.dtype = np.float16 if str(cfg.get("features.dtype")) == "float16" else np.float32
-        self.batch_size = feature_batch_size(cfg)
+        from training.dump import FrameScorer
+        self.frames = FrameScorer(cfg, who="the robustness stage", remedy=": set robustness.enabled: false")
+        self.checkpoint, self.spec, self.batch_size = self.frames.checkpoint, self.frames.spec, self.frames.batch_size
         self.system = system
 
-    def prepare(self, crop: np.ndarray):
-        """uint8 crop -> normalised tensor, exactly as stage 04 (training.data.fit_size + to_tensor)."""
-        from training.data import fit_size, to_tensor
-        return to_tensor(fit_size(crop, self.spec.size), self.spec.mean, self.spec.std)
-
     def score(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        from training.dump import forward_fixed_batch
-        torch = self.torch
-        with torch.no_grad():
-            x = torch.stack([self.prepare(c) for c in crops]).to(self.device)
-            out = forward_fixed_batch(self.detector, x, self.batch_size)
-            feat = out["feature_map"].flatten(1) if self.full_map else out["feature"]
-            feat = feat.float().cpu().numpy().astype(self.dtype)
-            prob = out["prob"].float().cpu().numpy()
-            logit = fake_logit(out).float().cpu().numpy() if "logits" in out else None
-        return np.asarray(self.system.score(features=feat, logit=logit, fake_probability=prob), dtype=np.float64)
+        return np.asarray(self.system.score(**self.frames.run(crops)), dtype=np.float64)
 
     def score_all(self, crops: Iterable[np.ndarray], total: int, desc: str, progress: bool = True) -> np.ndarray:
         from tqdm.auto import tqdm
@@ -551,16 +520,6 @@ class Scorer:
                 out.append(self.score(batch))
                 bar.update(len(batch))
         return np.concatenate(out) if out else np.zeros(0)
-
-
-def fake_logit(out: dict):
-    """Log-odds of fake exactly as stage 04 dumps it (training.dump.fake_logit when present)."""
-    try:
-        from training.dump import fake_logit as stage04_logit
-    except ImportError:
-        z = out["logits"].float()
-        return z[:, 1] - z[:, 0] if z.ndim == 2 and z.shape[1] == 2 else z.reshape(len(z))
-    return stage04_logit(out)
 
 
 # ------------------------------------------------------------------------------------------ resume area

@@ -258,3 +258,60 @@ def test_gpu_grid_command_plans_every_cell_on_cpu(tmp_path, uadfv_root):
     for det in ("srm", "efficientnet_b4", "lib", "ssaaformer"):
         assert sum(f"] {det}-seed" in ln and "device cuda" in ln for ln in lines) == 12
     assert all("would run" in ln for ln in lines) and not (tmp_path / "work").exists()
+
+
+@pytest.mark.slow
+def test_robustness_columns_equal_stage_15_of_the_cell(smoke):
+    """Issue 14, item 4: the smoke grid runs stage 15 in every cell; each cell's robustness figures in
+    results.json are its run folder's, the copied table is the run's, and the page has one column per
+    degradation family for the best such cell."""
+    res, tmp = smoke["results"], smoke["tmp"]
+    frame = [e for e in res["cells"] if e["level"] == "frame"]
+    assert frame and all(e.get("robustness") for e in res["cells"])
+    for e in res["cells"]:
+        s15 = json.loads((REPO / e["run_dir"] / "15_robustness" / "summary.json").read_text())
+        r = e["robustness"]
+        assert list(r["families"]) == list(s15["degradations"])
+        rows = {(t["family"], t["strength"]): t for t in s15["table"] if t["level"] == e["level"]}
+        assert r["clean"]["cllr"] == rows[("clean", None)]["cllr"]
+        for fam, info in r["families"].items():
+            assert [s["strength"] for s in info["settings"]] == s15["degradations"][fam]
+            for s in info["settings"]:
+                assert s["cllr"] == rows[(fam, s["strength"])]["cllr"] and s["auc"] == rows[(fam, s["strength"])]["auc"]
+                assert s["ci95"]["cllr"] == rows[(fam, s["strength"])]["ci95"]["cllr"]
+            assert info["validated_strongest"] == s15["validated_range"][fam]["strongest"]
+        copied = read_csv(REPO / r["csv"])
+        assert copied == read_csv(REPO / e["run_dir"] / "15_robustness" / "robustness.csv")
+    best = min(frame, key=lambda e: (e["test"]["cllr"], e["cell"]))
+    assert D.robustness_cell(res)["cell"] == best["cell"]
+    page = (tmp / "results.md").read_text()
+    sec = page[page.index("## Robustness (stage 15)"):page.index("## Persons, videos")]
+    assert f"Cell `{best['cell']}`" in sec and "the best cell overall)" in sec
+    header = next(ln for ln in sec.splitlines() if ln.startswith("| level |"))
+    assert header.count("|") - 1 == 3 + len(best["robustness"]["families"])     # level, figure, clean + families
+    for fam, info in best["robustness"]["families"].items():
+        assert D.FAMILY_LABELS.get(fam, fam) in header
+        strongest = info["settings"][-1]
+        assert f"{D.fmt(strongest['strength'])}: {D.fmt(strongest['cllr'])}{D.fmt_ci(strongest['ci95']['cllr'])}" in sec
+
+
+def test_robustness_table_names_the_cell_it_uses_and_says_when_there_is_none():
+    def robust(cllr_clean, strong):
+        row = {"strength": None, "cllr": cllr_clean, "ci95": {"cllr": [cllr_clean - 0.1, cllr_clean + 0.1]}}
+        return {"n_frames": 80, "n_persons": 7, "clean": row, "csv": "results/x/cells/c/robustness.csv",
+                "families": {"jpeg": {"settings": [{"strength": 90, "cllr": cllr_clean},
+                                                   {"strength": 30, "cllr": strong, "ci95": {"cllr": [0.8, 1.3]}}],
+                                      "validated_strongest": None, "status": "not validated: the clean system fails"}}}
+    a = _entry("a-seed0-logit-kde", "a", 0, "kde", "frame", 0.3, [0.2, 0.4])           # best, no stage 15
+    b = _entry("a-seed0-logit-logistic", "a", 0, "logistic", "frame", 0.5, [0.4, 0.6])
+    c = _entry("b-seed0-logit-logistic", "b", 0, "logistic", "frame", 0.9, [0.8, 1.0])
+    b["robustness"], c["robustness"] = robust(0.55, 1.1), robust(0.95, 1.2)
+    res = {"cells": [a, b, c]}
+    assert D.robustness_cell(res)["cell"] == "a-seed0-logit-logistic"
+    text = "\n".join(D.robustness_table(res))
+    assert "Cell `a-seed0-logit-logistic`" in text and "`a-seed0-logit-kde`, did not run stage 15" in text
+    assert "| frame | Cllr at the strongest setting | 0.55 [0.45, 0.65] | 30: 1.1 [0.8, 1.3] |" in text
+    assert "| both | validated range (strongest passing setting) |  | not validated: the clean system fails |" in text
+    assert "JPEG quality 30: 1.1" in D.robustness_finding(res)
+    assert "No cell of the grid ran stage 15" in D.robustness_table({"cells": [a]})[0]
+    assert D.robustness_finding({"cells": [a]}) is None

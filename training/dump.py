@@ -98,14 +98,69 @@ def feature_batch_size(cfg: Config) -> int:
     return int(cfg.get("features.batch_size"))
 
 
+def feature_dtype(cfg: Config) -> str:
+    dtype = str(cfg.get("features.dtype"))
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"{cfg.source}: features.dtype must be float32 or float16, got {dtype!r}")
+    return dtype
+
+
+def dumped_feature(cfg: Config, out: dict, full_map: bool) -> torch.Tensor:
+    """The feature stage 04 stores: the pooled ``feature``, or the flattened ``feature_map``."""
+    if not full_map:
+        return out["feature"]
+    if "feature_map" not in out:
+        raise ConfigError(f"{cfg.source}: features.full_map is true but detector '{cfg.get('model.name')}' "
+                          f"returns no feature map; set it to false")
+    return out["feature_map"].flatten(1)
+
+
+class FrameScorer:
+    """Stage 04's detector pass over in-memory RGB crops (casework, the robustness stage).
+
+    The same transforms (``data.fit_size``, ``data.to_tensor`` with ``data.input_spec``), batch size
+    (``forward_fixed_batch``) and stored dtype as the dump, read back as float64 as stage 08 reads it:
+    a crop the pipeline dumped gets bit-identical features, logit and fake probability.
+    ``who`` / ``remedy`` word the error for a detector that does not score single frames."""
+
+    def __init__(self, cfg: Config, checkpoint: Path | None = None, who: str = "this command", remedy: str = ""):
+        if D.eval_mode_name(cfg) != "frames":
+            raise ConfigError(f"{cfg.source}: {who} scores single frames; the eval mode '{D.eval_mode_name(cfg)}' "
+                              f"(training.eval_mode / data_mode) is not supported{remedy}")
+        self.cfg = cfg
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else checkpoint_path(cfg)
+        self.device = resolve_device(cfg)
+        self.detector = load_trained_detector(cfg, self.checkpoint).to(self.device).eval()
+        self.spec = D.input_spec(cfg, self.detector)
+        if self.spec.is_video:
+            raise ConfigError(f"{cfg.source}: model.name={cfg.get('model.name')!r} is a video (window) detector; "
+                              f"{who} scores single frames and needs a frame detector{remedy}")
+        self.full_map = bool(cfg.get("features.full_map"))
+        self.detector.return_feature_map = self.full_map
+        self.dtype = feature_dtype(cfg)
+        self.batch_size = feature_batch_size(cfg)
+
+    def run(self, crops) -> dict:
+        """``{"features": (n, D) float64, "logit": (n,), "fake_probability": (n,)}`` of uint8 RGB crops."""
+        parts = [self._run(crops[i:i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    @torch.no_grad()
+    def _run(self, crops) -> dict:
+        x = torch.stack([D.to_tensor(D.fit_size(c, self.spec.size), self.spec.mean, self.spec.std) for c in crops])
+        out = forward_fixed_batch(self.detector, x.to(self.device), self.batch_size)
+        stored = dumped_feature(self.cfg, out, self.full_map).float().cpu().numpy().astype(self.dtype)
+        return {"features": stored.astype(np.float64).reshape(len(crops), -1),
+                "logit": fake_logit(out).cpu().numpy().astype(np.float64).reshape(-1),
+                "fake_probability": out["prob"].float().cpu().numpy().astype(np.float64).reshape(-1)}
+
+
 @torch.no_grad()
 def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.device,
                progress: bool = True, persons: dict | None = None) -> dict:
     """Write one pool's dump to ``out_path``; returns its counts. ``persons``: video_id -> person_id."""
     full_map = bool(cfg.get("features.full_map"))
-    dtype = str(cfg.get("features.dtype"))
-    if dtype not in ("float32", "float16"):
-        raise ConfigError(f"{cfg.source}: features.dtype must be float32 or float16, got {dtype!r}")
+    dtype = feature_dtype(cfg)
     skip = cfg.get("features.skip_missing")
     samples, skipped = D.split_samples(cfg, split, cfg.get("features.frames_per_video"),
                                        skip_missing=skip, need_both_classes=False)
@@ -127,13 +182,7 @@ def dump_split(cfg: Config, detector, split: str, out_path: Path, device: torch.
     with FeatureDumpWriter(out_path, len(dataset), dtype) as writer:
         for batch in tqdm(loader, desc=f"04 {split}", disable=not progress):
             out = forward_fixed_batch(detector, to_device(batch, device)["image"], batch_size)
-            if full_map:
-                if "feature_map" not in out:
-                    raise ConfigError(f"{cfg.source}: features.full_map is true but detector "
-                                      f"'{cfg.get('model.name')}' returns no feature map; set it to false")
-                feat = out["feature_map"].flatten(1)
-            else:
-                feat = out["feature"]
+            feat = dumped_feature(cfg, out, full_map)
             extra = {c: [v.item() if isinstance(v, torch.Tensor) else v for v in batch[c]] for c in extra_cols}
             vids = [str(v) for v in batch["video_id"]]
             writer.write(feat.float().cpu().numpy(), list(batch["path"]), vids,
