@@ -54,37 +54,7 @@ def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
     hp = np.clip(hp, lo_x, hi_x)
     hd = np.clip(hd, lo_x, hi_x)
     weighted = weights_hp is not None or weights_hd is not None
-    if weighted:
-        return _weighted_elub(hp, hd, step, add_misleading, _weights(weights_hp, hp), _weights(weights_hd, hd))
-    n_hp, n_hd = hp.size, hd.size
-    llr_min = max(min(hp.min(), hd.min()), -math.log10(n_hp + 1))
-    llr_max = min(max(hp.max(), hd.max()), math.log10(n_hd + 1))
-    k_min = min(0, int(np.floor_divide(llr_min, step)))
-    k_max = max(0, int(np.floor_divide(llr_max, step)) + 1)
-    rho = np.linspace(k_min * step, k_max * step, k_max - k_min + 1)
-    t = 10.0 ** rho
-    # counts of "LR > t" compared in LR space, like lir, so grid ties resolve identically
-    lr_hp, lr_hd = np.sort(10.0 ** hp), np.sort(10.0 ** hd)
-    acc_hp = (n_hp - np.searchsorted(lr_hp, t, side="right")) / (n_hp + add_misleading)
-    acc_hd = (n_hd - np.searchsorted(lr_hd, t, side="right") + add_misleading) / (n_hd + add_misleading)
-    eu = 1.0 - acc_hp + t * acc_hd
-    eu0 = np.where(1.0 > t, t, 1.0)
-    worse = eu0 / eu < 1.0
-    lower = float(np.max(rho[(rho <= 0) & worse] + step, initial=rho.min()))
-    upper = float(np.min(rho[(rho >= 0) & worse] - step, initial=rho.max()))
-    return min(lower, 0.0), max(upper, 0.0)
-
-
-def _weights(w: Any, x: np.ndarray) -> np.ndarray:
-    if w is None:
-        return np.ones(x.size)
-    w = np.asarray(w, dtype=np.float64).reshape(-1)
-    if w.shape != x.shape or not np.all(np.isfinite(w) & (w > 0)):
-        raise ValueError(f"ELUB weights must be {x.size} finite positive numbers")
-    return w
-
-
-def _weighted_elub(hp, hd, step, add_misleading, w_hp, w_hd) -> tuple[float, float]:
+    w_hp, w_hd = _weights(weights_hp, hp), _weights(weights_hd, hd)   # unit weights: sums are exact counts
     n_hp, n_hd = float(w_hp.sum()), float(w_hd.sum())
     llr_min = max(min(hp.min(), hd.min()), -math.log10(n_hp + 1))
     llr_max = min(max(hp.max(), hd.max()), math.log10(n_hd + 1))
@@ -93,7 +63,7 @@ def _weighted_elub(hp, hd, step, add_misleading, w_hp, w_hd) -> tuple[float, flo
     rho = np.linspace(k_min * step, k_max * step, k_max - k_min + 1)
     t = 10.0 ** rho
 
-    def accepted(x, w):   # weight of items with LR > t, per threshold
+    def accepted(x, w):   # weight of the items with LR > t, per threshold, compared in LR space like lir
         o = np.argsort(10.0 ** x, kind="stable")
         lr, cw = (10.0 ** x)[o], np.r_[0.0, np.cumsum(w[o])]
         return cw[-1] - cw[np.searchsorted(lr, t, side="right")]
@@ -103,11 +73,20 @@ def _weighted_elub(hp, hd, step, add_misleading, w_hp, w_hd) -> tuple[float, flo
     eu = 1.0 - acc_hp + t * acc_hd
     eu0 = np.where(1.0 > t, t, 1.0)
     worse = eu0 / eu < 1.0
-    lower = float(np.max(rho[(rho <= 0) & worse] + step, initial=rho.min()))
-    upper = float(np.min(rho[(rho >= 0) & worse] - step, initial=rho.max()))
-    lower = max(min(lower, 0.0), -math.log10(n_hp + 1))
-    upper = min(max(upper, 0.0), math.log10(n_hd + 1))
+    lower = min(float(np.max(rho[(rho <= 0) & worse] + step, initial=rho.min())), 0.0)
+    upper = max(float(np.min(rho[(rho >= 0) & worse] - step, initial=rho.max())), 0.0)
+    if weighted:
+        lower, upper = max(lower, -math.log10(n_hp + 1)), min(upper, math.log10(n_hd + 1))
     return lower, upper
+
+
+def _weights(w: Any, x: np.ndarray) -> np.ndarray:
+    if w is None:
+        return np.ones(x.size)
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if w.shape != x.shape or not np.all(np.isfinite(w) & (w > 0)):
+        raise ValueError(f"ELUB weights must be {x.size} finite positive numbers")
+    return w
 
 
 def video_weights(video_ids: Any) -> np.ndarray:

@@ -195,8 +195,16 @@ def test_svr_orders_two_separated_classes(tmp_path):
     s_real, s_fake = svr.predict(test_real), svr.predict(test_fake)
     assert s_real.min() > s_fake.max()                             # every real above every fake
     assert s_real.mean() > 0.6 and s_fake.mean() < 0.4
-    loaded = FD.FidelitySVR.load(svr.save(tmp_path / "svr.pkl"))
-    np.testing.assert_array_equal(loaded.predict(test_real), s_real)
+    loaded = FD.FidelitySVR.load(svr.save(tmp_path / "svr.npz"))
+    np.testing.assert_array_equal(loaded.predict(test_real), s_real)        # a reload predicts bit-identically
+    # the arrays' prediction is scikit-learn's own on the same fit (peer answer), 1e-10
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+    peer = make_pipeline(StandardScaler(), SVR(kernel="rbf", C=1.0, epsilon=0.05, gamma="scale")).fit(X, target)
+    np.testing.assert_allclose(s_fake, peer.predict(test_fake), rtol=0, atol=1e-10)
+    with np.load(tmp_path / "svr.npz", allow_pickle=False) as z:                  # arrays only: no pickle
+        assert set(z.files) == set(FD.FidelitySVR.ARRAYS) | {"meta"}
     # video level = mean over the video's frames
     v = FD.video_level(np.array([0.2, 0.4, 0.9]), ["a", "a", "b"], [1, 1, 0])
     assert v["video_id"].tolist() == ["a", "b"] and v["score"].tolist() == pytest.approx([0.3, 0.9])

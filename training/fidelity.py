@@ -30,9 +30,9 @@ the mapping and the split file's hash; a cache made for another split or method 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -269,17 +269,22 @@ def targets_for(cache: dict, image_paths: Sequence[str], source: str = "") -> np
 
 # ------------------------------------------------------------------------------------ regressor
 class FidelitySVR:
-    """StandardScaler + RBF SVR from features (N, D) to fidelity targets in [0, 1] (high = real)."""
+    """StandardScaler + RBF SVR from features (N, D) to fidelity targets in [0, 1] (high = real).
+
+    scikit-learn fits it; the fitted model is kept as plain arrays (scaler mean and scale, support
+    vectors, dual coefficients, intercept, gamma) and predicted from them, so a saved model is an
+    ``.npz`` of arrays (no pickle: loading it runs no code) and a reload predicts bit-identically."""
+
+    ARRAYS = ("mean", "scale", "support", "dual_coef", "intercept", "gamma")
 
     def __init__(self, C: float = 1.0, epsilon: float = 0.05, gamma: str | float = "scale",
                  max_train: int | None = None, seed: int = 0) -> None:
         self.params = dict(C=float(C), epsilon=float(epsilon), gamma=gamma)
         self.max_train = max_train
         self.seed = int(seed)
-        self.model = None
+        self.arrays: dict | None = None
 
     def fit(self, features: np.ndarray, targets: np.ndarray) -> "FidelitySVR":
-        from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVR
         X = np.asarray(features, np.float64).reshape(len(features), -1)
@@ -289,20 +294,36 @@ class FidelitySVR:
         if self.max_train and len(X) > self.max_train:        # SVR is O(N^2): a seeded subsample
             keep = np.sort(np.random.default_rng(self.seed).choice(len(X), int(self.max_train), replace=False))
             X, y = X[keep], y[keep]
-        self.model = make_pipeline(StandardScaler(), SVR(kernel="rbf", **self.params)).fit(X, y)
+        scaler = StandardScaler().fit(X)
+        svr = SVR(kernel="rbf", **self.params).fit(scaler.transform(X), y)
+        self.arrays = {"mean": scaler.mean_, "scale": scaler.scale_, "support": svr.support_vectors_,
+                       "dual_coef": svr.dual_coef_.reshape(-1), "intercept": np.asarray(svr.intercept_).reshape(-1),
+                       "gamma": np.asarray([svr._gamma], np.float64)}
         self.n_train = len(X)
         return self
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        if self.model is None:
+    def predict(self, features: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """sum_i dual_coef_i exp(-gamma |z - sv_i|^2) + intercept of the standardised features z."""
+        if self.arrays is None:
             raise RuntimeError("FidelitySVR.predict before fit")
-        return self.model.predict(np.asarray(features, np.float64).reshape(len(features), -1))
+        a = self.arrays
+        Z = (np.asarray(features, np.float64).reshape(len(features), -1) - a["mean"]) / a["scale"]
+        sv, sv2 = a["support"], np.einsum("ij,ij->i", a["support"], a["support"])
+        out = np.empty(len(Z))
+        for i in range(0, len(Z), chunk):
+            z = Z[i:i + chunk]
+            d2 = np.maximum(np.einsum("ij,ij->i", z, z)[:, None] + sv2[None, :] - 2.0 * z @ sv.T, 0.0)
+            out[i:i + chunk] = np.exp(-a["gamma"][0] * d2) @ a["dual_coef"] + a["intercept"][0]
+        return out
 
     def save(self, path: str | Path) -> Path:
-        import sklearn
+        """The fitted arrays and settings as one ``.npz`` (``allow_pickle=False`` both ways)."""
+        if self.arrays is None:
+            raise RuntimeError("FidelitySVR.save before fit")
+        meta = {**self.params, "max_train": self.max_train, "seed": self.seed, "n_train": self.n_train}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                pickle.dump({"svr": self, "sklearn": sklearn.__version__}, fh)
+                np.savez(fh, **self.arrays, meta=np.asarray(json.dumps(meta, default=str)))
         return Path(path)
 
     @staticmethod
@@ -310,8 +331,15 @@ class FidelitySVR:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: fidelity SVR not found; run training/04b_fit_fidelity_svr.py first")
-        with open(path, "rb") as fh:
-            return pickle.load(fh)["svr"]
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in FidelitySVR.ARRAYS + ("meta",) if k not in z.files]
+            if missing:
+                raise InputError(f"{path}: not a fidelity SVR file (no {', '.join(missing)}); re-run stage 04b")
+            meta = json.loads(str(z["meta"]))
+            svr = FidelitySVR(meta["C"], meta["epsilon"], meta["gamma"], meta["max_train"], meta["seed"])
+            svr.arrays = {k: np.array(z[k]) for k in FidelitySVR.ARRAYS}
+        svr.n_train = int(meta["n_train"])
+        return svr
 
 
 def video_level(scores: np.ndarray, video_ids: Sequence[str], labels: Sequence[int]) -> dict:

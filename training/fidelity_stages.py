@@ -170,7 +170,7 @@ def fit_svr(cfg: Config, out: Path | None = None) -> dict:
     summary = {"features_dir": str(dump_dir), "train_scores": mode,
                "svr": {**svr.params, "n_train": svr.n_train}, "score": "fidelity (high = real, Hp)", "splits": {}}
     with _stage_folder(cfg, "04b", out) as tmp:
-        svr.save(tmp / "svr.pkl")
+        svr.save(tmp / "svr.npz")
         for split, dump in dumps.items():
             s = scores[split]
             write_csv(tmp / "scores" / f"{split}.csv", {"image_path": list(dump.image_paths),
