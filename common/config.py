@@ -91,7 +91,7 @@ class Config:
     def _schema_default(self, key: str) -> Any:
         value = copy.deepcopy(schema.BY_NAME[key].default)
         if isinstance(value, str) and "${" in value:
-            value = _resolve_refs({**self.data, "__default__": value}, self.source)["__default__"]
+            value = resolve_refs({**self.data, "__default__": value}, self.source)["__default__"]
         return value
 
     def require(self, key: str, types: type | tuple = object) -> Any:
@@ -149,7 +149,7 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars/lists: ``3``, ``0.5``, ``true``, ``null``, ``[1, 2]``, ``abc``."""
     try:
         return yaml.safe_load(text)
@@ -224,15 +224,8 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def apply_override(data: dict, assignment: str, source: str = "--set", origins: dict | None = None) -> None:
-    """Apply one ``key=value``; an undeclared key is a ConfigError naming the closest declared one."""
-    if "=" not in assignment:
-        raise ConfigError(f"{source}: override '{assignment}' must look like key=value")
-    key, text = assignment.split("=", 1)
-    key = key.strip()
-    if not _declared(key):
-        raise ConfigError(f"{source} {key}=...: unknown config key '{key}'{schema.did_you_mean(key)}")
-    value = _parse_value(text)
+def parent_node(data: dict, key: str, source: str) -> dict:
+    """The mapping that holds the last part of dotted ``key`` (missing levels created)."""
     node = data
     parts = key.split(".")
     for i, part in enumerate(parts[:-1]):
@@ -242,6 +235,20 @@ def apply_override(data: dict, assignment: str, source: str = "--set", origins: 
         if not isinstance(child, dict):
             raise ConfigError(f"{source}: cannot set '{key}': '{'.'.join(parts[:i + 1])}' is not a mapping")
         node = child
+    return node
+
+
+def apply_override(data: dict, assignment: str, source: str = "--set", origins: dict | None = None) -> None:
+    """Apply one ``key=value``; an undeclared key is a ConfigError naming the closest declared one."""
+    if "=" not in assignment:
+        raise ConfigError(f"{source}: override '{assignment}' must look like key=value")
+    key, text = assignment.split("=", 1)
+    key = key.strip()
+    if not _declared(key):
+        raise ConfigError(f"{source} {key}=...: unknown config key '{key}'{schema.did_you_mean(key)}")
+    value = parse_value(text)
+    node = parent_node(data, key, source)
+    parts = key.split(".")
     if key in schema.SECTIONS and key not in schema.BY_NAME:       # a whole section: merge, check its keys
         if not isinstance(value, dict):
             raise ConfigError(f"{source} {key}=...: '{key}' is a section; give a mapping like {{key: value}}")
@@ -272,7 +279,9 @@ def _fill_defaults(data: dict, origins: dict) -> None:
             origins[k.name] = "default"
 
 
-def _resolve_refs(data: dict, source: str) -> dict:
+def resolve_refs(data: dict, source: str) -> dict:
+    """``data`` with every ``${key}`` replaced by that key's value (a bare reference keeps the value's
+    type; ``${stage:NN}`` = ``<output_dir>/<folder of stage NN>``); any nested mapping works."""
     root = Config(data, source)
 
     def resolve(value: Any, chain: tuple) -> Any:
@@ -330,7 +339,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     for assignment in overrides:
         apply_override(data, assignment, source=f"{_show(path)} --set", origins=origins)
     _fill_defaults(data, origins)
-    resolved = _resolve_refs(data, str(path))
+    resolved = resolve_refs(data, str(path))
     _validate(resolved, origins, path)
     return Config(resolved, str(path), origins, files, strict=True)
 
@@ -379,6 +388,6 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
     origins: dict = {}
     _walk_declared(data, "", source, origins, f"file {source}")
     _fill_defaults(data, origins)
-    resolved = _resolve_refs(data, source)
+    resolved = resolve_refs(data, source)
     _validate(resolved, origins, Path(source))
     return Config(resolved, source, origins, (), strict=True)

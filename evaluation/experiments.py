@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -49,7 +48,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from common.config import REPO_ROOT, Config, ConfigError, load_config
+from common.config import REPO_ROOT, Config, ConfigError, load_config, parent_node, parse_value, resolve_refs
 from common.io import InputError, read_csv, read_json, write_csv, write_json
 
 ABORT_ENV = "RESULTS_ABORT_AFTER"
@@ -139,12 +138,10 @@ def resolve_dataset_root(section: dict, source: str) -> Path:
     return (p if p.is_absolute() else REPO_ROOT / p).resolve()
 
 
-_REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
-
-
 def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
     """A results config is not a pipeline config (its cells are): plain YAML, ``--set key=value``
-    overrides (YAML values), ``${key}`` references to keys of the same file. Returns (data, source)."""
+    overrides (YAML values) and ``${key}`` references to keys of the same file, both through
+    common.config's own helpers. Returns (data, source)."""
     p = Path(path)
     if not p.is_absolute() and not p.exists():
         p = REPO_ROOT / p
@@ -156,45 +153,13 @@ def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping")
-    for a in overrides:
+    for a in overrides:              # any key (a results config has no schema), YAML values
         if "=" not in a:
             raise ConfigError(f"--set {a}: must look like key=value")
         key, text = a.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: '{part}' is not a mapping in {p}")
-            node = child
-        try:
-            node[parts[-1]] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            node[parts[-1]] = text
-
-    def lookup(key, chain):
-        node = data
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise ConfigError(f"{p}: reference '${{{key}}}' names a key that does not exist")
-            node = node[part]
-        if key in chain:
-            raise ConfigError(f"{p}: circular reference through '{key}'")
-        return resolve(node, chain + (key,))
-
-    def resolve(v, chain=()):
-        if isinstance(v, dict):
-            return {k: resolve(x, chain) for k, x in v.items()}
-        if isinstance(v, list):
-            return [resolve(x, chain) for x in v]
-        if isinstance(v, str) and "${" in v:
-            whole = _REF.fullmatch(v)
-            if whole:
-                return lookup(whole.group(1), chain)
-            return _REF.sub(lambda m: str(lookup(m.group(1), chain)), v)
-        return v
-
-    return resolve(data), str(p)
+        key = key.strip()
+        parent_node(data, key, f"--set (in {p})")[key.split(".")[-1]] = parse_value(text)
+    return resolve_refs(data, str(p)), str(p)
 
 
 def read_experiments(path: str | Path, overrides=(), grid: str | None = None, smoke: bool = False) -> Experiments:
