@@ -763,6 +763,24 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
 
 
 # ------------------------------------------------------------------------------------------ aggregate
+def training_seconds(run_dirs) -> float | None:
+    """Sum of the epoch times in each distinct ``03_train/log.csv`` (cells share their upstream's): the
+    training cost whenever it ran, which a resumed training does not repeat."""
+    logs = set()
+    for d in run_dirs:
+        try:
+            p = stage_folder(d, "03") / "log.csv"
+        except KeyError:
+            continue
+        if p.is_file():
+            logs.add(p.resolve())
+    total = 0.0
+    for p in sorted(logs):
+        cols = read_csv(p)
+        total += sum(float(v) for v in cols.get("seconds", []))
+    return round(total, 1) if logs else None
+
+
 def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path) -> dict:
     return {"cell": cell.name, "detector": cell.detector, "seed": cell.seed, "score": cell.score,
             "model": cell.model, "level": level,
@@ -845,6 +863,9 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         "seconds": round(float(sum(timing.get(c.name, 0.0) for c in cells)), 1),
         "seconds_note": "sum over cells of the time each took when it last ran (upstream stages counted in the "
                         "first cell of their detector x seed)",
+        "training_seconds": training_seconds(grid.cell_dir(c) for c in cells),
+        "training_seconds_note": "sum of the epoch times in every 03_train/log.csv of the grid, whenever each "
+                                 "epoch ran (a resumed training counts its earlier epochs here, not in seconds)",
         "device": device_text(),
     }
     return results

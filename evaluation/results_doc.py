@@ -42,6 +42,10 @@ def fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def fmt_seconds(s) -> str:
+    return "n/a" if s is None else f"{round(float(s))} s ({float(s) / 60:.0f} min)"
+
+
 def fmt_ci(ci) -> str:
     if not ci:
         return ""
@@ -326,8 +330,10 @@ def render(results: dict, docs_path: str | Path | None = None) -> str:
          f"{' --grid ' + g['name'] if g.get('name') not in (None, 'cpu') else ''}.", "",
          f"- Detectors: {', '.join(g.get('detectors', []))}; seeds: {', '.join(str(s) for s in g.get('seeds', []))}; "
          f"scores: {', '.join(g.get('scores', []))}; LR models: {', '.join(g.get('models', []))}.",
-         f"- Device: {results.get('device')}; grid time: {fmt(results.get('seconds'))} s "
-         f"({results.get('seconds_note', '')}).",
+         f"- Device: {results.get('device')}; grid time: {fmt_seconds(results.get('seconds'))} "
+         f"({results.get('seconds_note', '')})"
+         + (f"; detector training: {fmt_seconds(results['training_seconds'])} ({results.get('training_seconds_note', '')})"
+            if results.get("training_seconds") is not None else "") + ".",
          "- Protocol: sound, four person-disjoint pools (train: detector and centroid; val: model selection; "
          "calib: the whole LR system; test: these figures). Test persons were never seen by the detector or "
          "the LR system.",

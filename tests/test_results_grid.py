@@ -63,6 +63,9 @@ def test_smoke_progress_lines_and_schema(smoke):
     assert set(res) >= {"cells", "paper", "grid", "seconds", "device", "groups", "pools"}
     assert res["grid"]["detectors"] == ["meso4"] and res["grid"]["seeds"] == [0]
     assert isinstance(res["seconds"], (int, float)) and res["seconds"] > 0 and isinstance(res["device"], str)
+    logs = {(REPO / e["run_dir"] / "03_train" / "log.csv").resolve() for e in res["cells"]}    # one shared upstream
+    assert len(logs) == 1 and res["training_seconds"] == pytest.approx(
+        sum(float(v) for p in logs for v in read_csv(p)["seconds"]), abs=0.1)
     assert {(e["model"], e["level"]) for e in res["cells"]} == {(m, lv) for m in ("kde", "logistic")
                                                                 for lv in ("frame", "video")}
     for e in res["cells"] + res["paper"]["paper_protocol"]:
