@@ -1,13 +1,10 @@
-"""Crops -> the detector's features (``training.dump.FrameScorer``), logit and fake probability exactly as stage 04 dumps them ->
-the LR system's score (``LRSystem.score``, i.e. ``slr.scores.score_values``, the function stage 08
-uses), so a face the pipeline scored gets the bit-identical score and LLR.
+"""The questioned crops' LR-system scores.
 
-Stage 04's path, step by step: the crop (a lossless PNG of the same uint8 array in the pipeline)
-is resized to the detector's input with ``training.data.fit_size``, normalised by
-``training.data.to_tensor`` with ``training.data.input_spec``, run through the detector of
-``training.dump.load_trained_detector`` in eval mode; the feature is ``feature`` (or the flattened
-``feature_map`` when ``features.full_map``), stored at ``features.dtype`` (float32 or float16),
-then read as float64, as stage 08 reads the dump.
+``training.dump.FrameScorer`` runs stage 04's detector pass over the crops (``fit_size``, ``to_tensor``
+with ``input_spec``, the fixed batch size, ``features.dtype`` read back as float64, as stage 08 reads
+the dump); :func:`system_scores` applies the saved system's score function (``LRSystem.score``, i.e.
+``slr.scores.score_values``, the function stage 08 uses), so a face the pipeline scored gets the
+bit-identical score and LLR.
 """
 from __future__ import annotations
 
