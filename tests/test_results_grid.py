@@ -318,3 +318,24 @@ def test_robustness_table_names_the_cell_it_uses_and_says_when_there_is_none():
     assert "JPEG quality 30: 1.1" in D.robustness_finding(res)
     assert "No cell of the grid ran stage 15" in D.robustness_table({"cells": [a]})[0]
     assert D.robustness_finding({"cells": [a]}) is None
+
+
+@pytest.mark.slow
+def test_gpu_grid_runs_a_gpu_detector_on_cpu_with_a_tiny_setting(tmp_path, uadfv_root):
+    """Issue 13: without a GPU the `--grid gpu` command still runs, here for LIB (a GPU-grid detector)
+    on CPU with a tiny setting (small-CNN blocks, 128 px, 3 steps): its cells land in results.json
+    under grid `gpu`, with the device and the detector's overrides recorded."""
+    r = _run(tmp_path, uadfv_root, "--grid", "gpu",
+             "--set", "experiments.smoke.grids={gpu: [lib]}", "--set", "experiments.smoke.models=[logistic]",
+             "--set", "experiments.smoke.paper={enabled: false}",
+             "--set", "experiments.smoke.detector_set={lib: {device: cpu, training.epochs: 1, "
+                      "training.frames_per_video: 2, model.input_size: 128, model.lib.model: small_cnn}}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert res["grid"]["name"] == "gpu" and res["grid"]["detectors"] == ["lib"]
+    assert res["device"].startswith("cpu") and res["grid"]["detector_overrides"]["lib"]["device"] == "cpu"
+    assert {(e["cell"], e["level"]) for e in res["cells"]} == {("lib-seed0-logit-logistic", lv)
+                                                              for lv in ("frame", "video")}
+    for e in res["cells"]:
+        assert math.isfinite(e["test"]["cllr"]) and (REPO / e["lr_csv"]).is_file()
+    assert "--grid gpu" in (tmp_path / "results.md").read_text()
