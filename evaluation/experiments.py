@@ -864,7 +864,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         "seconds_note": "sum over cells of the time each took when it last ran (upstream stages counted in the "
                         "first cell of their detector x seed)",
         "training_seconds": training_seconds(grid.cell_dir(c) for c in cells),
-        "training_seconds_note": "sum of the epoch times in every 03_train/log.csv of the grid, whenever each "
+        "training_seconds_note": "sum of the epoch times in every training log (stage 03 log.csv) of the grid, whenever each "
                                  "epoch ran (a resumed training counts its earlier epochs here, not in seconds)",
         "device": device_text(),
     }
