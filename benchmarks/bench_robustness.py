@@ -81,7 +81,7 @@ def main() -> None:
         scorer = Scorer(cfg, synthetic_system(dim))
         scorer.score(crops[: min(4, len(crops))])                      # warm-up, not counted
         print(f"robustness stage speed, CPU, {args.threads} torch thread(s), detector {args.detector} "
-              f"(input {scorer.spec.size} px), {len(crops)} crops of 256 px, batch {args.batch_size}")
+              f"(input {scorer.frames.spec.size} px), {len(crops)} crops of 256 px, batch {args.batch_size}")
         print(f"{'setting':<16}{'degrade alone':>16}{'degrade + score':>18}   (frames/s)")
         for family, strength in SETTINGS:
             t0 = time.perf_counter()

@@ -188,6 +188,17 @@ def _merge(base: dict, top: dict, prefix: str = "") -> dict:
     return out
 
 
+def read_yaml_mapping(path: Path) -> dict:
+    """The YAML file ``path`` as a mapping (empty file = {}); a ConfigError names the file otherwise."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
 def _read_file(path: Path, role: str, chain: tuple = ()) -> tuple[dict, dict, tuple]:
     """(data, origins, files) of ``path`` with its ``base`` chain merged in."""
     if not path.is_file():
@@ -195,12 +206,7 @@ def _read_file(path: Path, role: str, chain: tuple = ()) -> tuple[dict, dict, tu
         raise ConfigError(f"config file '{path}' does not exist{hint}")
     if path.resolve() in chain:
         raise ConfigError(f"{path}: circular 'base' chain: {' -> '.join(map(str, chain + (path.resolve(),)))}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    data = read_yaml_mapping(path)
     base = data.pop("base", None)
     origins: dict = {}
     _walk_declared(data, "", str(path), origins, f"{role} {_show(path)}")

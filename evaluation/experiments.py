@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from common.config import REPO_ROOT, Config, ConfigError, load_config, parent_node, parse_value, resolve_refs
+from common.config import (REPO_ROOT, Config, ConfigError, load_config, parent_node, parse_value,
+                           read_yaml_mapping, resolve_refs)
 from common.io import InputError, read_csv, read_json, write_csv, write_json
 
 ABORT_ENV = "RESULTS_ABORT_AFTER"
@@ -147,12 +147,7 @@ def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
         p = REPO_ROOT / p
     if not p.is_file():
         raise ConfigError(f"results config '{path}' does not exist; pass --config configs/results_uadfv.yaml")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
+    data = read_yaml_mapping(p)
     for a in overrides:              # any key (a results config has no schema), YAML values
         if "=" not in a:
             raise ConfigError(f"--set {a}: must look like key=value")

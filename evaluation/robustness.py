@@ -500,7 +500,6 @@ class Scorer:
     def __init__(self, cfg: Config, system):
         from training.dump import FrameScorer
         self.frames = FrameScorer(cfg, who="the robustness stage", remedy=": set robustness.enabled: false")
-        self.checkpoint, self.spec, self.batch_size = self.frames.checkpoint, self.frames.spec, self.frames.batch_size
         self.system = system
 
     def score(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -512,7 +511,7 @@ class Scorer:
         with tqdm(total=total, desc=desc, unit="frame", disable=not progress) as bar:
             for c in crops:
                 batch.append(c)
-                if len(batch) == self.batch_size:
+                if len(batch) == self.frames.batch_size:
                     out.append(self.score(batch))
                     bar.update(len(batch))
                     batch = []
@@ -643,7 +642,7 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     system = LRSystem.load(base_dir)
     frames = load_test_frames(cfg, settings)
     scorer = Scorer(cfg, system)
-    identity = run_identity(cfg, settings, frames, system.sha256, sha256_file(scorer.checkpoint))
+    identity = run_identity(cfg, settings, frames, system.sha256, sha256_file(scorer.frames.checkpoint))
     resume = out / ".resume"
     if not resume.is_dir() and (final_dir / ".resume").is_dir():   # the last published run's settings
         shutil.copytree(final_dir / ".resume", resume)

@@ -12,13 +12,18 @@ from _lib_df_uadfv import run, small_uadfv
 from common.io import read_csv, read_json
 
 
-def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
-    root = small_uadfv(uadfv_root, tmp_path / "data")
-    out = tmp_path / "out"
-    sets = [f"output_dir={out}", f"dataset.root={root}", "model.input_size=32",
+def tiny_sets(root, out) -> list[str]:
+    """--set overrides of a tiny SSAAFormer run on the small UADFV copy ``root``, outputs in ``out``."""
+    return [f"output_dir={out}", f"dataset.root={root}", "model.input_size=32",
             "model.ssaaformer={patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, symmetric_blocks: 1, local_window: 3}",
             "training.epochs=1", "training.num_workers=0", "training.tensorboard=false", "training.batch_size=16",
             "features.num_workers=0", "fidelity.quality_method=sharpness", "fidelity.svr.folds=3"]
+
+
+def test_deepfidelity_scripts_end_to_end(tmp_path, uadfv_root):
+    root = small_uadfv(uadfv_root, tmp_path / "data")
+    out = tmp_path / "out"
+    sets = tiny_sets(root, out)
     cfg = "--config configs/uadfv_deepfidelity.yaml"
     run(f"preprocessing/02_make_split.py {cfg}", *sets)
     stdout = run(f"training/03a_fidelity_targets.py {cfg}", *sets)
@@ -52,10 +57,7 @@ def test_deepfidelity_config_runs_from_the_runner(tmp_path, uadfv_root):
     """03a and 04b are stages of the table: run_pipeline.py runs 02 -> 03a -> 03 -> 04 -> 04b in order."""
     root = small_uadfv(uadfv_root, tmp_path / "data")
     out = tmp_path / "out"
-    sets = [f"output_dir={out}", f"dataset.root={root}", "model.input_size=32",
-            "model.ssaaformer={patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, symmetric_blocks: 1, local_window: 3}",
-            "training.epochs=1", "training.num_workers=0", "training.tensorboard=false", "training.batch_size=16",
-            "features.num_workers=0", "fidelity.quality_method=sharpness", "fidelity.svr.folds=3"]
+    sets = tiny_sets(root, out)
     stdout = run("run_pipeline.py --config configs/uadfv_deepfidelity.yaml --from 02 --to 04b", *sets)
     assert re.findall(r"^== stage (\S+): runs", stdout, flags=re.M) == [
         "02_split", "03a_fidelity_targets", "03_train", "04_features", "04b_fidelity_svr"]

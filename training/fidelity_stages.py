@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import schema
 from common.cli import in_work
 from common.config import Config, ConfigError
 from common.features import read_feature_dump
@@ -142,7 +143,7 @@ def fit_svr(cfg: Config, out: Path | None = None) -> dict:
     """Stage 04b into ``out`` (its work folder; None: replace the stage folder atomically)."""
     from . import fidelity_plots
     dump_dir = cfg.path("fidelity.features_dir") or stage_dir(cfg, "04")
-    svr_cfg = {k: cfg.get(f"fidelity.svr.{k}") for k in ("C", "epsilon", "gamma", "max_train", "train_scores", "folds")}
+    svr_cfg = {k: cfg.get(f"fidelity.svr.{k}") for k in schema.defaults("fidelity.svr")}
     mode = str(svr_cfg["train_scores"])
     if mode not in ("cross_fit", "in_sample"):
         raise ConfigError(f"{cfg.source}: fidelity.svr.train_scores must be cross_fit or in_sample, got {mode!r}")
