@@ -94,7 +94,6 @@ STAGES: tuple[Stage, ...] = (
 
 BY_ID: dict[str, Stage] = {s.id: s for s in STAGES}
 BY_FOLDER: dict[str, Stage] = {s.folder: s for s in STAGES}
-BY_NAME = BY_FOLDER            # old name
 ORDER: dict[str, int] = {s.id: i for i, s in enumerate(STAGES)}
 
 

@@ -50,6 +50,8 @@ import numpy as np
 from common.config import (REPO_ROOT, Config, ConfigError, load_config, parent_node, parse_value,
                            read_yaml_mapping, resolve_refs)
 from common.io import InputError, read_csv, read_json, write_csv, write_json
+from slr.models import MODELS as MODELS_REGISTRY
+from slr.scores import SCORE_NAMES
 
 ABORT_ENV = "RESULTS_ABORT_AFTER"
 LEVELS = ("frame", "video")
@@ -57,8 +59,8 @@ POOLS_ORDER = ("train", "val", "calib", "test")
 METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")
 COUNTS = ("n_hp", "n_hd", "n_persons", "n_videos")
 LR_COLUMNS = ("person_id", "video_id", "score", "label", "llr")
-SCORES = ("cosine_centroid", "logit", "fake_probability")
-MODELS = ("kde", "logistic", "isotonic")
+SCORES = SCORE_NAMES                 # the registries' names (slr.scores.SCORES, slr.models.MODELS)
+MODELS = MODELS_REGISTRY.names()
 CONTAMINATED = ("features from the paper's SRM detector, trained on frames of every UADFV person: "
                 "the test persons are not unseen, so these figures are optimistic (contaminated)")
 

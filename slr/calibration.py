@@ -3,6 +3,10 @@
 Conventions: LLR = log10 LR; labels follow the project convention 0 = real = Hp (numerator),
 1 = fake = Hd. Every calibrator is prior-corrected: its output is a likelihood ratio, not
 posterior odds, so the proportion of Hp and Hd items in the fitting set does not leak into it.
+
+Each calibrator saves and loads itself like the LR models: ``state()`` -> (JSON-able meta with its
+registry ``name``, arrays) and ``from_state(meta, arrays)``; ``CALIBRATORS`` is the registry
+(``slr.calibration`` names), ``calibrator_from_state`` the loader of a saved one.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
+from common.registry import Registry
 from slr.metrics import pav_blocks, split_hypotheses
 
 log = logging.getLogger(__name__)
@@ -32,8 +37,17 @@ def _fit_inputs(llr: Any, labels: Any, who: str) -> tuple[np.ndarray, np.ndarray
 class IdentityCalibrator:
     """No calibration ("none"): transform returns the LLRs unchanged."""
 
+    name = "none"
+
     def fit(self, llr: Any, labels: Any) -> "IdentityCalibrator":
         return self
+
+    def state(self) -> tuple[dict, dict]:
+        return {"name": self.name}, {}
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "IdentityCalibrator":
+        return cls()
 
     def transform(self, llr: Any) -> np.ndarray:
         return np.asarray(llr, dtype=np.float64).copy()
@@ -58,6 +72,8 @@ class PAVCalibrator:
     an LLR. Outside the fitted range of finite LLRs the value of the first/last block is used;
     x = -inf / +inf get the first/last block's value; NaN stays NaN.
     """
+
+    name = "pav"
 
     def __init__(self, add_misleading: int = 0):
         self.add_misleading = int(add_misleading)
@@ -113,6 +129,19 @@ class PAVCalibrator:
             out[fin] = v
         return out
 
+    def state(self) -> tuple[dict, dict]:
+        return ({"name": self.name, "add_misleading": self.add_misleading, "first": self._first, "last": self._last},
+                {"knots_x": self.knots_x, "knots_p": self.knots_p, "knots_llr": self.knots_llr,
+                 "blocks_llr": np.asarray(self.blocks_["llr"], float)})
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "PAVCalibrator":
+        cal = cls(int(meta.get("add_misleading", 0)))
+        cal.knots_x, cal.knots_p, cal.knots_llr = arrays["knots_x"], arrays["knots_p"], arrays["knots_llr"]
+        cal._first, cal._last = float(meta["first"]), float(meta["last"])
+        cal.blocks_ = {"llr": arrays["blocks_llr"]}
+        return cal
+
     def fit_transform(self, llr: Any, labels: Any) -> np.ndarray:
         return self.fit(llr, labels).transform(llr)
 
@@ -128,9 +157,20 @@ class LogisticCalibrator:
     stopped at the optimiser's tolerance and a warning is logged.
     """
 
+    name = "logistic"
+
     def __init__(self):
         self.slope: float | None = None
         self.intercept: float | None = None
+
+    def state(self) -> tuple[dict, dict]:
+        return {"name": self.name, "slope": self.slope, "intercept": self.intercept}, {}
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict) -> "LogisticCalibrator":
+        cal = cls()
+        cal.slope, cal.intercept = float(meta["slope"]), float(meta["intercept"])
+        return cal
 
     def fit(self, llr: Any, labels: Any) -> "LogisticCalibrator":
         hp, hd = _fit_inputs(llr, labels, "LogisticCalibrator")
@@ -170,12 +210,14 @@ class LogisticCalibrator:
         return self.fit(llr, labels).transform(llr)
 
 
-CALIBRATORS = {"none": IdentityCalibrator, "pav": PAVCalibrator, "logistic": LogisticCalibrator}
+CALIBRATORS = Registry("calibrator", {c.name: c for c in (IdentityCalibrator, PAVCalibrator, LogisticCalibrator)})
 
 
 def make_calibrator(name: str, **options: Any):
     """Calibrator by name: "none" (identity), "pav" (PAVCalibrator), "logistic" (LogisticCalibrator)."""
-    key = str(name).lower()
-    if key not in CALIBRATORS:
-        raise ValueError(f"unknown calibrator {name!r}; choose one of {sorted(CALIBRATORS)}")
-    return CALIBRATORS[key](**options)
+    return CALIBRATORS.get(str(name).lower())(**options)
+
+
+def calibrator_from_state(meta: dict, arrays: dict):
+    """A saved calibrator (``state()`` of one) restored."""
+    return CALIBRATORS.get(meta["name"]).from_state(meta, arrays)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from common.registry import Registry
 from slr.metrics import split_hypotheses
 
 ELUB_STEP = 0.01
@@ -126,3 +127,6 @@ class ELUBBounder:
 
     def fit_transform(self, llr: Any, labels: Any) -> np.ndarray:
         return self.fit(llr, labels).transform(llr)
+
+
+BOUNDERS = Registry("bounder", {"elub": ELUBBounder})   # bounds of the final LLR (slr.system)

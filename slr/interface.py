@@ -12,7 +12,7 @@ An LR system is fitted on pools and applied to a pool at a level:
 
 Two systems implement it: ``sound`` (:class:`slr.system.LRSystem`, fitted on calib, saved and used by
 casework) and ``paper`` (:class:`slr.paper.PaperSystem`, the paper's code with its quirks).
-``system_class(name)`` is the registry; stages 09-14 and run_scores are loops over pools that
+``SYSTEMS`` is the registry (``system_class(name)``); stages 09-14 and run_scores are loops over pools that
 never test the protocol.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common.io import InputError
+from common.registry import Registry, import_target
 
 from .io import ScoreSet, check_scores, read_score_dir, video_level
 from .lrdata import LevelLLR, PoolLLR, pools_of
@@ -130,15 +131,13 @@ class SystemInterface:
         return out
 
 
+SYSTEMS = Registry("LR system", {"sound": "slr.system:LRSystem", "paper": "slr.paper:PaperSystem"},   # slr.protocol
+                   unknown="slr.protocol must be one of {names}, got {name}", error=InputError, load=import_target)
+
+
 def system_class(protocol: str) -> type[SystemInterface]:
     """The LR system of protocol ``protocol`` (``slr.protocol``)."""
-    from .paper import PaperSystem     # noqa: PLC0415 (both import this module)
-    from .system import LRSystem       # noqa: PLC0415
-
-    systems = {"sound": LRSystem, "paper": PaperSystem}
-    if protocol not in systems:
-        raise InputError(f"slr.protocol must be one of {tuple(systems)}, got {protocol!r}")
-    return systems[protocol]
+    return SYSTEMS.get(protocol)
 
 
 def video_sets(sets: dict[str, ScoreSet], cls: type[SystemInterface]

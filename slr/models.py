@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from common.registry import Registry
+
 from . import kde as kde_mod
 from .calibration import LogisticCalibrator, PAVCalibrator
 from .metrics import auc
 
-MODEL_NAMES = ("kde", "logistic", "isotonic")
 CV_EXACT_BUDGET = 1e6   # kernel terms up to which the bandwidth CV evaluates densities exactly
 
 
@@ -105,6 +106,11 @@ class ScoreModel:
     def state(self) -> tuple[dict, dict]:
         raise NotImplementedError
 
+    @classmethod
+    def from_settings(cls, settings) -> "ScoreModel":
+        """A fresh model with its options from the LR settings."""
+        return cls()
+
 
 class KDEModel(ScoreModel):
     """Gaussian KDE per hypothesis, bandwidths by video-grouped CV (Settings.grid / grid_scale /
@@ -119,6 +125,10 @@ class KDEModel(ScoreModel):
         self.details: dict[str, dict] = {}
         self._lr: kde_mod.KDELikelihoodRatio | None = None
         self.hp_scores = self.hd_scores = None
+
+    @classmethod
+    def from_settings(cls, settings) -> "KDEModel":
+        return cls(settings.grid, settings.grid_scale, settings.n_folds, settings.seed)
 
     def fit(self, scores, labels, videos):
         scores, labels, videos = np.asarray(scores, float), np.asarray(labels), np.asarray(videos).astype(str)
@@ -235,62 +245,29 @@ class IsotonicModel(_Standardised):
                 else None, "misleading_points": 1, "score_mean": self.mu, "score_std": self.sd}
 
     def state(self):
-        p = self._pav
+        pav, arrays = self._pav.state()
         return ({"name": self.name, "direction": self.direction, "mu": self.mu, "sd": self.sd,
-                 "first": p._first, "last": p._last},
-                {"knots_x": p.knots_x, "knots_p": p.knots_p, "knots_llr": p.knots_llr,
-                 "blocks_llr": np.asarray(p.blocks_["llr"], float)})
+                 "first": pav["first"], "last": pav["last"]}, arrays)
 
     @classmethod
     def from_state(cls, meta, arrays):
         m = cls()
         for k in ("direction", "mu", "sd"):
             setattr(m, k, float(meta[k]))
-        p = PAVCalibrator(add_misleading=1)
-        p.knots_x, p.knots_p, p.knots_llr = arrays["knots_x"], arrays["knots_p"], arrays["knots_llr"]
-        p._first, p._last = float(meta["first"]), float(meta["last"])
-        p.blocks_ = {"llr": arrays["blocks_llr"]}
-        m._pav = p
+        m._pav = PAVCalibrator.from_state({**meta, "add_misleading": 1}, arrays)
         return m
 
 
-MODELS = {"kde": KDEModel, "logistic": LogisticModel, "isotonic": IsotonicModel}
+MODELS = Registry("LR model", {m.name: m for m in (KDEModel, LogisticModel, IsotonicModel)})   # slr.model
 
 
 def make_model(settings) -> ScoreModel:
-    """A fresh model for ``settings.model`` (kde uses the bandwidth grid settings)."""
-    if settings.model == "kde":
-        return KDEModel(settings.grid, settings.grid_scale, settings.n_folds, settings.seed)
-    return MODELS[settings.model]()
+    """A fresh model for ``settings.model``."""
+    return MODELS.get(settings.model).from_settings(settings)
 
 
 def model_from_state(meta: dict, arrays: dict) -> ScoreModel:
-    return MODELS[meta["name"]].from_state(meta, arrays)
-
-
-# ------------------------------------------------------------------------------------- calibrators
-def calibrator_state(name: str, cal) -> tuple[dict, dict]:
-    if name == "none":
-        return {"name": "none"}, {}
-    if name == "logistic":
-        return {"name": name, "slope": cal.slope, "intercept": cal.intercept}, {}
-    return ({"name": name, "add_misleading": cal.add_misleading, "first": cal._first, "last": cal._last},
-            {"knots_x": cal.knots_x, "knots_p": cal.knots_p, "knots_llr": cal.knots_llr,
-             "blocks_llr": np.asarray(cal.blocks_["llr"], float)})
-
-
-def calibrator_from_state(meta: dict, arrays: dict):
-    from .calibration import make_calibrator
-
-    name = meta["name"]
-    cal = make_calibrator(name) if name != "pav" else PAVCalibrator(int(meta.get("add_misleading", 0)))
-    if name == "logistic":
-        cal.slope, cal.intercept = float(meta["slope"]), float(meta["intercept"])
-    elif name == "pav":
-        cal.knots_x, cal.knots_p, cal.knots_llr = arrays["knots_x"], arrays["knots_p"], arrays["knots_llr"]
-        cal._first, cal._last = float(meta["first"]), float(meta["last"])
-        cal.blocks_ = {"llr": arrays["blocks_llr"]}
-    return cal
+    return MODELS.get(meta["name"]).from_state(meta, arrays)
 
 
 # ------------------------------------------------------------------------------------- monotonicity

@@ -19,14 +19,16 @@ maps (D = 131,072).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from common.features import FeatureDump, read_feature_dump
 from common.io import InputError, write_json
+from common.registry import Registry
 from common.splits import POOLS, read_split
 
 from . import metrics, plots
@@ -94,17 +96,6 @@ def real_centroid(dump: FeatureDump, batch_size: int = 64) -> np.ndarray:
     return c
 
 
-SCORE_NAMES = ("cosine_centroid", "logit", "fake_probability")
-SCORE_DESCRIPTIONS = {
-    "cosine_centroid": "cosine similarity to the centroid of the real train features (higher = more real)",
-    "logit": "the detector's log-odds of fake, z_fake - z_real (higher = more fake)",
-    "fake_probability": "the detector's probability of fake (higher = more fake)",
-}
-SCORE_AXIS = {"cosine_centroid": "score: cosine similarity to the real-train centroid (unitless)",
-              "logit": "score: detector logit of fake (log-odds, nats)",
-              "fake_probability": "score: detector fake probability (0-1)"}
-
-
 class BadScoreRow(InputError):
     """A row whose score is undefined (zero or non-finite feature, non-finite logit); ``row`` is its index."""
 
@@ -127,6 +118,62 @@ def _unit_centroid(centroid) -> np.ndarray:
     return c / norm
 
 
+def _cosine_scores(features=None, centroid=None, **_) -> np.ndarray:
+    if features is None or centroid is None:
+        raise InputError("score 'cosine_centroid' needs the features and the centroid of the real train "
+                         "features (stage 08's centroid.npy)")
+    f = np.asarray(features)
+    f = f.reshape(len(f), -1).astype(np.float64, copy=False)
+    c_unit = _unit_centroid(centroid)
+    if f.shape[1] != c_unit.shape[0]:
+        raise InputError(f"features have {f.shape[1]} values per item, the centroid has {c_unit.shape[0]}; "
+                         f"features and centroid must come from the same detector and layer")
+    norms = np.sqrt(_row_sums(f * f))
+    bad = ~(np.isfinite(norms) & (norms > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadScoreRow(f"feature row {i} is {'all zero' if np.isfinite(norms[i]) else 'not finite'}; "
+                          f"its cosine similarity is undefined", i)
+    return np.clip(_row_sums(f * c_unit) / norms, -1.0, 1.0)
+
+
+def _detector_scores(name: str, raw) -> np.ndarray:
+    if raw is None:
+        raise InputError(f"score '{name}' needs the detector's {name.replace('_', ' ')} (stage 04's "
+                         f"'{name}' column)")
+    v = np.array(raw, dtype=np.float64).ravel()
+    bad = ~np.isfinite(v) if name == "logit" else ~(np.isfinite(v) & (v >= 0) & (v <= 1))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadScoreRow(f"row {i}: {name} is {v[i]}, expected a finite number"
+                          f"{'' if name == 'logit' else ' in [0, 1]'}", i)
+    return v
+
+
+@dataclass(frozen=True)
+class ScoreFunction:
+    """One score of the registry: what it is, its axis label, and its function of an item's detector outputs."""
+    description: str
+    axis: str
+    compute: Callable[..., np.ndarray]
+
+
+SCORES = Registry("score", {                                                              # slr.score
+    "cosine_centroid": ScoreFunction(
+        "cosine similarity to the centroid of the real train features (higher = more real)",
+        "score: cosine similarity to the real-train centroid (unitless)", _cosine_scores),
+    "logit": ScoreFunction("the detector's log-odds of fake, z_fake - z_real (higher = more fake)",
+                           "score: detector logit of fake (log-odds, nats)",
+                           lambda logit=None, **_: _detector_scores("logit", logit)),
+    "fake_probability": ScoreFunction(
+        "the detector's probability of fake (higher = more fake)", "score: detector fake probability (0-1)",
+        lambda fake_probability=None, **_: _detector_scores("fake_probability", fake_probability)),
+}, unknown="slr.score must be one of {names}, got {name}", error=InputError)
+SCORE_NAMES = SCORES.names()
+SCORE_DESCRIPTIONS = {n: SCORES.get(n).description for n in SCORES}
+SCORE_AXIS = {n: SCORES.get(n).axis for n in SCORES}
+
+
 def score_values(name: str, features=None, centroid=None, logit=None, fake_probability=None) -> np.ndarray:
     """The scores of ``slr.score`` = ``name`` for n items, float64 (n,). The one score function.
 
@@ -139,36 +186,8 @@ def score_values(name: str, features=None, centroid=None, logit=None, fake_proba
     Raises :class:`BadScoreRow` (an InputError with ``.row``) for an undefined score, InputError for
     a missing input or an unknown name.
     """
-    if name == "cosine_centroid":
-        if features is None or centroid is None:
-            raise InputError("score 'cosine_centroid' needs the features and the centroid of the real train "
-                             "features (stage 08's centroid.npy)")
-        f = np.asarray(features)
-        f = f.reshape(len(f), -1).astype(np.float64, copy=False)
-        c_unit = _unit_centroid(centroid)
-        if f.shape[1] != c_unit.shape[0]:
-            raise InputError(f"features have {f.shape[1]} values per item, the centroid has {c_unit.shape[0]}; "
-                             f"features and centroid must come from the same detector and layer")
-        norms = np.sqrt(_row_sums(f * f))
-        bad = ~(np.isfinite(norms) & (norms > 0))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise BadScoreRow(f"feature row {i} is {'all zero' if np.isfinite(norms[i]) else 'not finite'}; "
-                              f"its cosine similarity is undefined", i)
-        return np.clip(_row_sums(f * c_unit) / norms, -1.0, 1.0)
-    if name in ("logit", "fake_probability"):
-        raw = logit if name == "logit" else fake_probability
-        if raw is None:
-            raise InputError(f"score '{name}' needs the detector's {name.replace('_', ' ')} (stage 04's "
-                             f"'{name}' column)")
-        v = np.array(raw, dtype=np.float64).ravel()
-        bad = ~np.isfinite(v) if name == "logit" else ~(np.isfinite(v) & (v >= 0) & (v <= 1))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise BadScoreRow(f"row {i}: {name} is {v[i]}, expected a finite number"
-                              f"{'' if name == 'logit' else ' in [0, 1]'}", i)
-        return v
-    raise InputError(f"slr.score must be one of {SCORE_NAMES}, got {name!r}")
+    return SCORES.get(name).compute(features=features, centroid=centroid, logit=logit,
+                                    fake_probability=fake_probability)
 
 
 def cosine_scores(dump: FeatureDump, centroid: np.ndarray, batch_size: int = 64,
@@ -252,8 +271,7 @@ def pool_scores(dumps: dict[str, FeatureDump], score: str = "cosine_centroid", b
     The centroid (only for ``cosine_centroid``) is the mean of the real rows of ``centroid_pool``.
     Each ScoreSet carries image paths, video ids and person ids (:func:`dump_person_ids`).
     """
-    if score not in SCORE_NAMES:
-        raise InputError(f"slr.score must be one of {SCORE_NAMES}, got {score!r}")
+    SCORES.get(score)                       # an unknown name is an error naming slr.score
     centroid = None
     if score == "cosine_centroid":
         if centroid_pool not in dumps:

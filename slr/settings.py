@@ -7,10 +7,15 @@ import numpy as np
 
 from common.config import Config, ConfigError
 
-PROTOCOLS = ("sound", "paper")
-CALIBRATIONS = ("none", "pav", "logistic")
-MODELS = ("kde", "logistic", "isotonic")
-SCORES = ("cosine_centroid", "logit", "fake_probability")
+from .calibration import CALIBRATORS
+from .interface import SYSTEMS
+from .models import MODELS as MODEL_REGISTRY
+from .scores import SCORES as SCORE_REGISTRY
+
+PROTOCOLS = SYSTEMS.names()                  # every list of names derives from its registry
+CALIBRATIONS = CALIBRATORS.names()
+MODELS = MODEL_REGISTRY.names()
+SCORES = SCORE_REGISTRY.names()
 
 
 @dataclass

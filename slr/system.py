@@ -37,8 +37,8 @@ from tqdm import tqdm
 from common.io import InputError, atomic_dir, sha256_file
 
 from . import models as models_mod
-from .calibration import make_calibrator
-from .elub import ELUBBounder, video_weights
+from .calibration import calibrator_from_state, make_calibrator
+from .elub import BOUNDERS, video_weights
 from .interface import SystemInterface
 from .io import ScoreSet, check_disjoint, check_scores, read_score_dir
 from .lrdata import LevelLLR, PoolLLR, pools_of
@@ -138,7 +138,7 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
         cal.fit(cf_model, y)
         cf_cal = np.asarray(cal.transform(cf_model), np.float64)
         weights = video_weights(videos)
-        bounder = ELUBBounder().fit(cf_cal, y, weights)
+        bounder = BOUNDERS.get("elub")().fit(cf_cal, y, weights)
         timings["calibration_elub_s"] = time.perf_counter() - t0
     except ValueError as exc:
         if isinstance(exc, InputError):
@@ -379,7 +379,7 @@ class LRSystem(SystemInterface):
             levels = {}
             for lv, lm in self.levels.items():
                 mmeta, marr = lm.model.state()
-                cmeta, carr = models_mod.calibrator_state(lm.calibration, lm.calibrator)
+                cmeta, carr = lm.calibrator.state()
                 for part, d in (("model", marr), ("calibrator", carr), ("calib", lm.calib)):
                     for name, a in d.items():
                         arrays[f"{lv}.{part}.{name}"] = np.asarray(a)
@@ -450,7 +450,7 @@ class LRSystem(SystemInterface):
                 pre = f"{lv}.{p}."
                 return {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)}
             model = models_mod.model_from_state(d["model"], part("model"))
-            cal = models_mod.calibrator_from_state(d["calibrator"], part("calibrator"))
+            cal = calibrator_from_state(d["calibrator"], part("calibrator"))
             lm = LevelModel(lv, model, d["calibrator"]["name"], cal, float(d["lower_log10"]), float(d["upper_log10"]),
                             part("calib"), d["crossfit"], d["monotonicity"], d["counts"])
             levels[lv] = lm

@@ -2,11 +2,11 @@
 detector is built, so one detector's heavy dependencies never slow down or break another."""
 from __future__ import annotations
 
-import importlib
+from common.registry import Registry, import_target
 
 from .base import Detector
 
-REGISTRY: dict[str, str] = {
+REGISTRY = Registry("detector", {
     # name: "module (relative to this package):Class" -- filled in by each detector's issue
     "meso4": "meso:Meso4",
     "meso_inception4": "meso:MesoInception4",
@@ -20,18 +20,16 @@ REGISTRY: dict[str, str] = {
     "sbi_fed": "sbi_fed:SBIFEDDetector",
     "lib": "lib:LIBDetector",
     "ssaaformer": "ssaaformer:SSAAFormer",
-}
+}, unknown="model.name: unknown detector {name}; known: {names}", error=KeyError,
+    load=lambda target: import_target(f"{__name__}.{target}"))
 
 
 def register(name: str, target: str) -> None:
-    REGISTRY[name] = target
+    REGISTRY.register(name, target)
 
 
 def detector_class(name: str) -> type[Detector]:
-    if name not in REGISTRY:
-        raise KeyError(f"model.name: unknown detector '{name}'; known: {', '.join(sorted(REGISTRY))}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return REGISTRY.get(name)
 
 
 def build_detector(name: str, **kwargs) -> Detector:
