@@ -106,15 +106,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """The one JSON sanitiser: numpy -> python (floats keep their repr), NaN -> None, +-inf -> "inf" /
+    "-inf", Path -> str, dict keys -> str."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        return jsonable(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, Path):
@@ -122,10 +124,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+_jsonable = jsonable
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomic JSON write; numpy values become plain numbers, NaN becomes null, +-inf "inf"/"-inf"."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=False) + "\n")
     return Path(path)
 
 

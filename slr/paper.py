@@ -34,16 +34,6 @@ NOTES = ("llr = the paper's KDE LR (KDEs re-fitted on each split's own scores); 
          "hard-coded fallback")
 
 
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return np.asarray(v).tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 class PaperSystem(SystemInterface):
     """The paper's LR system: train bandwidths per level, KDEs re-fitted on each evaluated split."""
     protocol = "paper"
@@ -94,7 +84,7 @@ class PaperSystem(SystemInterface):
                 for key, x in (("hp", tr.hp), ("hd", tr.hd)):
                     value, det = kde.paper_bandwidth(x, seed=settings.paper_seed)
                     bw[key] = float(value)
-                    det = {k: _jsonable(v) for k, v in dict(det).items()}
+                    det = dict(det)
                     details[key] = {"method": "paper rule: 10-fold CV (random_state %d) then floor/skew/peak "
                                     "inflation" % settings.paper_seed, "cv_best": det.pop("cv_best", None),
                                     "bandwidth": det.pop("cv_grid", []), "score": det.pop("cv_loglik", []), **det}

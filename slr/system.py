@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from common.io import InputError, atomic_dir, sha256_file
+from common.io import InputError, atomic_dir, jsonable, sha256_file
 
 from . import models as models_mod
 from .calibration import calibrator_from_state, make_calibrator
@@ -173,23 +172,6 @@ def calib_conditions(s: ScoreSet) -> dict:
                                  "max": int(counts.max())},
             "score_range": [float(np.min(s.scores)), float(np.max(s.scores))],
             "n_persons": int(len(np.unique(s.persons()))), "n_videos": int(len(counts)), "n_frames": int(len(s))}
-
-
-def _floats(x):
-    """JSON-able copy: inf -> "inf", NaN -> None, numpy -> python (floats keep their repr)."""
-    if isinstance(x, dict):
-        return {str(k): _floats(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_floats(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _floats(x.tolist())
-    if isinstance(x, np.generic):
-        return _floats(x.item())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 class LRSystem(SystemInterface):
@@ -401,7 +383,7 @@ class LRSystem(SystemInterface):
                    "pools": self.pools, "conditions": self.conditions, "validation": self.validation,
                    "note": "LLR = log10 LR, Hp = real (label 0) in the numerator; final LLR = "
                            "clip(calibrator(model(score)), lower_log10, upper_log10)"}
-            (tmp / "system.json").write_text(json.dumps(_floats(doc), indent=2) + "\n")
+            (tmp / "system.json").write_text(json.dumps(jsonable(doc), indent=2) + "\n")
             lines = [f"{sha256_file(tmp / f)}  {f}" for f in sorted(["system.json", *files.values()])]
             manifest = "\n".join(lines) + "\n"
             (tmp / MANIFEST).write_text(manifest)

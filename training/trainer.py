@@ -357,11 +357,8 @@ def _tensorboard(out_dir: Path, enabled: bool):
 
 
 def build_detector(cfg: Config):
-    try:
-        from .detectors.factory import build_from_config
-    except ImportError:  # pragma: no cover - the factory is part of the detectors issue
-        from .detectors import build_detector as _build
-        return _build(cfg.require("model.name", str))
+    from .detectors.factory import build_from_config
+
     return build_from_config(cfg)
 
 
