@@ -55,7 +55,7 @@ def system_dir(cfg: Config, st: dict) -> Path:
     """``evidence.lr_system``, or (null) the robustness stage's system when current, else stage 10's."""
     if st["lr_system"] is not None:
         return Path(st["lr_system"])
-    from evaluation.robustness import casework_system_dir
+    from slr.saved import casework_system_dir
     return casework_system_dir(cfg)
 
 

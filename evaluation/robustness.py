@@ -19,7 +19,7 @@ Validated range (:func:`validated_range`): per family, the strongest setting up 
 setting, from clean on, meets the criteria (``robustness.criteria``, default ``report.criteria``) on
 the interval's pessimistic end (upper end for ``max`` criteria, lower end for ``min``), at every
 level the criterion applies to. It is written into the system's conditions and the system saved as
-``15_robustness/system/`` (new SHA-256); :func:`casework_system_dir` says which system casework uses.
+``15_robustness/system/`` (new SHA-256); :func:`slr.saved.casework_system_dir` says which system casework uses.
 The conditions' format is documented in ``docs/robustness.md``.
 
 Determinism and resume: noise draws are seeded per image (``robustness.seed``, family, strength,
@@ -47,18 +47,17 @@ from common.config import Config, ConfigError
 from common.io import InputError, read_csv, sha256_file, write_csv, write_json
 from common.splits import Sample
 from common.stages import folder
+from slr.bootstrap import clopper_pearson_upper_zero, level_metrics, strong_misleading_ci  # noqa: F401
+from slr.metrics import STRONG_LLR, strong_misleading  # noqa: F401
+from slr.saved import BASE_STAGE, STAGE, SYSTEM_SUBDIR, base_system_dir, casework_system_dir, robust_system_dir  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-STAGE = "15"              # stage ids of the table (common/stages.py)
-BASE_STAGE = "10"
-SYSTEM_SUBDIR = "system"
 LEVELS = ("frame", "video")
 # metrics measured per setting (all "lower is better" except auc)
 METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd",
            "strong_misleading_hp", "strong_misleading_hd")
 CONDITION_KEYS = {"jpeg": "min_quality", "downscale": "min_factor", "blur": "max_sigma", "noise": "max_sigma"}
-STRONG_LLR = 1.0   # |log10 LR| >= 1: an LR of 10 or more
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -136,74 +135,6 @@ class Settings:
 
 def setting_label(family: str, strength: Any) -> str:
     return "clean" if family == "clean" else DG.strength_label(family, strength)
-
-
-# ------------------------------------------------------------------------------------------ metrics
-def clopper_pearson_upper_zero(n: int) -> float:
-    """Clopper-Pearson upper limit (two-sided 95 %) of a rate with no event in ``n`` trials, as the LR
-    system's own bootstrap uses it (slr.bootstrap.cp_upper): 1 - 0.025^(1/n)."""
-    return float(1.0 - 0.025 ** (1.0 / n)) if n > 0 else math.nan
-
-
-def _cluster_weights(clusters: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inverse index of each item's cluster, (n, C) resample counts of each cluster)."""
-    uniq, inv = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(uniq), size=(n, len(uniq)))
-    w = np.zeros((n, len(uniq)), dtype=np.int64)
-    rows = np.repeat(np.arange(n), len(uniq))
-    np.add.at(w, (rows, draws.ravel()), 1)
-    return inv, w
-
-
-def strong_misleading(llr: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Shares of LRs of 10 or more in the wrong direction: real items with LLR <= -1, fakes with LLR >= 1."""
-    llr, labels = np.asarray(llr, float), np.asarray(labels)
-    hp, hd = llr[labels == 0], llr[labels == 1]
-    return {"strong_misleading_hp": float(np.mean(hp <= -STRONG_LLR)) if hp.size else math.nan,
-            "strong_misleading_hd": float(np.mean(hd >= STRONG_LLR)) if hd.size else math.nan}
-
-
-def strong_misleading_ci(llr, labels, clusters, n: int, seed: int) -> dict[str, list]:
-    """Person-cluster bootstrap 95 % intervals of the two strong-misleading shares (vectorised: the
-    share in a resample is (W @ events per person) / (W @ items per person)); a share with no event
-    gets [0, one-sided 95 % Clopper-Pearson upper bound over the class's persons]."""
-    llr, labels = np.asarray(llr, float), np.asarray(labels)
-    clusters = np.asarray(clusters).astype(str)
-    inv, w = _cluster_weights(clusters, n, seed)
-    out = {}
-    for name, cls, flag in (("strong_misleading_hp", 0, llr <= -STRONG_LLR), ("strong_misleading_hd", 1, llr >= STRONG_LLR)):
-        sel = labels == cls
-        events = np.bincount(inv[sel], weights=flag[sel].astype(float), minlength=w.shape[1])
-        items = np.bincount(inv[sel], minlength=w.shape[1]).astype(float)
-        if not sel.any():
-            out[name] = [math.nan, math.nan]
-        elif events.sum() == 0:
-            out[name] = [0.0, clopper_pearson_upper_zero(int((items > 0).sum()))]
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = (w @ events) / (w @ items)
-            share = share[np.isfinite(share)]
-            out[name] = ([float(np.quantile(share, 0.025, method="lower")),
-                          float(np.quantile(share, 0.975, method="higher"))] if share.size else [math.nan, math.nan])
-    return out
-
-
-def level_metrics(llr, labels, persons, videos, bootstrap_n: int, seed: int) -> dict:
-    """The LR system's pool summary block (slr.bootstrap.pool_metrics: counts, Cllr, Cllr_min, Cllr_cal,
-    EER, AUC, both misleading rates, ``ci95``) plus the two strong-misleading shares and their intervals."""
-    from slr.bootstrap import pool_metrics
-    llr, labels = np.asarray(llr, float), np.asarray(labels, np.int64)
-    persons, videos = np.asarray(persons).astype(str), np.asarray(videos).astype(str)
-    out = pool_metrics(llr, labels, persons, videos, bootstrap_n, seed)
-    out.update(strong_misleading(llr, labels))
-    ci = dict(out.get("ci95") or {})
-    if bootstrap_n > 0 and out["n_hp"] and out["n_hd"]:
-        ci.update(strong_misleading_ci(llr, labels, persons, bootstrap_n, seed))
-    else:
-        ci.update({m: [None, None] for m in ("strong_misleading_hp", "strong_misleading_hd")})
-    out["ci95"] = ci
-    return out
 
 
 # ------------------------------------------------------------------------------------------ validated range
@@ -299,55 +230,6 @@ def conditions_from_range(vrange: dict, table: Sequence[dict]) -> dict:
                     "table": [{k: r.get(k) for k in ("family", "strength", "level", *METRICS, "ci95",
                                                      "n_hp", "n_hd", "n_persons")} for r in rows]}
     return out
-
-
-# ------------------------------------------------------------------------------------------ which system
-def base_system_dir(cfg: Config) -> Path:
-    """``<output_dir>/10_kde_lr/system``: the LR system stage 10 fitted."""
-    return cfg.stage_dir(BASE_STAGE, create=False) / SYSTEM_SUBDIR
-
-
-def robust_system_dir(cfg: Config) -> Path:
-    """``<output_dir>/15_robustness/system``: the same system with ``validated_degradations``."""
-    return cfg.stage_dir(STAGE, create=False) / SYSTEM_SUBDIR
-
-
-def _manifest_time(d: Path) -> float:
-    files = [p for p in d.iterdir() if p.is_file()] if d.is_dir() else []
-    return max((p.stat().st_mtime for p in files), default=-math.inf)
-
-
-def casework_system_dir(cfg: Config) -> Path:
-    """The LR system casework should load: ``15_robustness/system`` when it exists, is not older than
-    ``10_kde_lr/system`` and was derived from the system now in ``10_kde_lr/system`` (its recorded base
-    SHA-256 matches); otherwise ``10_kde_lr/system`` (without validated degradation ranges)."""
-    base, robust = base_system_dir(cfg), robust_system_dir(cfg)
-    pointer = cfg.stage_dir(STAGE, create=False) / "casework_system.json"
-    if not (robust / "system.json").is_file() or not pointer.is_file():
-        return base
-    if (base / "system.json").is_file() and _manifest_time(robust) < _manifest_time(base):
-        log.warning("%s is older than %s (stage 10 re-ran): casework uses %s; re-run stage 15 for validated "
-                    "degradation ranges", robust, base, base)
-        return base
-    try:
-        info = json.loads(pointer.read_text())
-    except (OSError, json.JSONDecodeError):
-        return base
-    if (base / "system.json").is_file():
-        current = _system_sha(base)
-        if current is not None and info.get("base_sha256") not in (None, current):
-            log.warning("%s was derived from another stage-10 system (SHA-256 %s, now %s): casework uses %s",
-                        robust, info.get("base_sha256"), current, base)
-            return base
-    return robust
-
-
-def _system_sha(d: Path) -> str | None:
-    try:
-        from slr.system import LRSystem
-        return LRSystem.load(d).sha256
-    except Exception:   # noqa: BLE001 -- a damaged base system is reported by whoever loads it
-        return None
 
 
 # ------------------------------------------------------------------------------------------ frames

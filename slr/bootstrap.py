@@ -313,3 +313,62 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
         d["ci95"] = {m: [None, None] for m in METRICS}
         d["ci95_method"] = "no intervals (slr.bootstrap.n = 0)" if bootstrap_n <= 0 else "no intervals (one class)"
     return d
+
+
+# ------------------------------------------------------------------------------------------ stage 15
+def clopper_pearson_upper_zero(n: int) -> float:
+    """Clopper-Pearson upper limit (two-sided 95 %) of a rate with no event in ``n`` trials, as the LR
+    system's own bootstrap uses it (slr.bootstrap.cp_upper): 1 - 0.025^(1/n)."""
+    return float(1.0 - 0.025 ** (1.0 / n)) if n > 0 else math.nan
+
+
+def _cluster_weights(clusters: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inverse index of each item's cluster, (n, C) resample counts of each cluster)."""
+    uniq, inv = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(uniq), size=(n, len(uniq)))
+    w = np.zeros((n, len(uniq)), dtype=np.int64)
+    rows = np.repeat(np.arange(n), len(uniq))
+    np.add.at(w, (rows, draws.ravel()), 1)
+    return inv, w
+
+
+def strong_misleading_ci(llr, labels, clusters, n: int, seed: int) -> dict[str, list]:
+    """Person-cluster bootstrap 95 % intervals of the two strong-misleading shares (vectorised: the
+    share in a resample is (W @ events per person) / (W @ items per person)); a share with no event
+    gets [0, one-sided 95 % Clopper-Pearson upper bound over the class's persons]."""
+    llr, labels = np.asarray(llr, float), np.asarray(labels)
+    clusters = np.asarray(clusters).astype(str)
+    inv, w = _cluster_weights(clusters, n, seed)
+    out = {}
+    for name, cls, flag in (("strong_misleading_hp", 0, llr <= -M.STRONG_LLR), ("strong_misleading_hd", 1, llr >= M.STRONG_LLR)):
+        sel = labels == cls
+        events = np.bincount(inv[sel], weights=flag[sel].astype(float), minlength=w.shape[1])
+        items = np.bincount(inv[sel], minlength=w.shape[1]).astype(float)
+        if not sel.any():
+            out[name] = [math.nan, math.nan]
+        elif events.sum() == 0:
+            out[name] = [0.0, clopper_pearson_upper_zero(int((items > 0).sum()))]
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = (w @ events) / (w @ items)
+            share = share[np.isfinite(share)]
+            out[name] = ([float(np.quantile(share, 0.025, method="lower")),
+                          float(np.quantile(share, 0.975, method="higher"))] if share.size else [math.nan, math.nan])
+    return out
+
+
+def level_metrics(llr, labels, persons, videos, bootstrap_n: int, seed: int) -> dict:
+    """The LR system's pool summary block (slr.bootstrap.pool_metrics: counts, Cllr, Cllr_min, Cllr_cal,
+    EER, AUC, both misleading rates, ``ci95``) plus the two strong-misleading shares and their intervals."""
+    llr, labels = np.asarray(llr, float), np.asarray(labels, np.int64)
+    persons, videos = np.asarray(persons).astype(str), np.asarray(videos).astype(str)
+    out = pool_metrics(llr, labels, persons, videos, bootstrap_n, seed)
+    out.update(M.strong_misleading(llr, labels))
+    ci = dict(out.get("ci95") or {})
+    if bootstrap_n > 0 and out["n_hp"] and out["n_hd"]:
+        ci.update(strong_misleading_ci(llr, labels, persons, bootstrap_n, seed))
+    else:
+        ci.update({m: [None, None] for m in ("strong_misleading_hp", "strong_misleading_hd")})
+    out["ci95"] = ci
+    return out

@@ -300,3 +300,14 @@ def paper_tippett(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray, np.
     p_hp = np.searchsorted(np.sort(hp), x, side="right") / hp.size
     p_hd = (hd.size - np.searchsorted(np.sort(hd), x, side="left")) / hd.size
     return x, p_hp, p_hd
+
+
+STRONG_LLR = 1.0   # |log10 LR| >= 1: an LR of 10 or more
+
+
+def strong_misleading(llr: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Shares of LRs of 10 or more in the wrong direction: real items with LLR <= -1, fakes with LLR >= 1."""
+    llr, labels = np.asarray(llr, float), np.asarray(labels)
+    hp, hd = llr[labels == 0], llr[labels == 1]
+    return {"strong_misleading_hp": float(np.mean(hp <= -STRONG_LLR)) if hp.size else math.nan,
+            "strong_misleading_hd": float(np.mean(hd >= STRONG_LLR)) if hd.size else math.nan}
