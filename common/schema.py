@@ -213,8 +213,8 @@ KEYS: tuple[K, ...] = (
     K("split.person_regex", ("str", "null"), None,
       "regex with a (?P<person>...) group; null -> the UADFV rule (NNNN_fake -> NNNN)"),
     # ------------------------------------------------------------------------------------ model (03-04)
-    K("model.name", "str", "srm", "detector: meso4 | meso_inception4 | xception | efficientnet_b4 | efficientnet | "
-      "resnet34 | srm | meso4_lstm | efficientnet_lstm | sbi_fed | lib | ssaaformer (the registry checks it)"),
+    K("model.name", "str", "srm", "detector: a name of the registry training/detectors/__init__.py (README, "
+      "Detectors; the registry checks it)"),
     K("model.pretrained_path", ("path", "null"), None, "local weight file; null -> random init with a warning"),
     K("model.input_size", "int", 256, "square input side, px (the crops are 256)", lo=16),
     K("model.base", "str", UNSET, "sbi_fed only: the image detector trained the SBI way"),

@@ -37,12 +37,6 @@ def test_settings_and_results_grid_lists_derive_from_the_registries():
     assert experiments.SCORES == SCORES.names() and experiments.MODELS == MODELS.names()
 
 
-def test_detector_names_in_the_schema_text_are_the_registry():
-    text = schema.BY_NAME["model.name"].help
-    listed = {w.strip() for w in text.split(":", 1)[1].split("(")[0].split("|")}
-    assert listed == set(DETECTORS.names())
-
-
 def _calib_data(seed=0, n=300):
     rng = np.random.default_rng(seed)
     y = np.repeat([0, 1], n)
