@@ -126,8 +126,8 @@ class SystemInterface:
             sets = level_sets[lv]
             info = self.level_info(lv)
             out[lv] = LevelLLR(lv, self.protocol, {p: self.apply(sets[p], p, lv) for p in self.evaluated_pools(sets)},
-                               info["bandwidth"], info["bandwidth_details"], info["calibration"],
-                               self.levels[lv], info["model"], note)
+                               info["bandwidth"], info["bandwidth_details"], info["calibration"], info["model"],
+                               fitted=self.levels[lv], note=note)
         return out
 
 

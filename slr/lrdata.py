@@ -92,9 +92,9 @@ class LevelLLR:
     splits: dict[str, PoolLLR]
     bandwidth: dict[str, float]
     bandwidth_details: dict
-    calibration: str = "none"
+    calibration: str
+    model: str
     fitted: object | None = None
-    model: str = "kde"
     note: str = ""                        # data note shown in every title (e.g. contaminated features)
     metrics: dict = field(default_factory=dict)         # per pool: stage 10's summary block (with ci95)
     system_summary: dict = field(default_factory=dict)  # stage 10's "system" block
@@ -143,8 +143,8 @@ def read_levels(directory: str | Path) -> dict[str, LevelLLR]:
                       if e else None)
             splits[s] = _read_pool(directory / lr_file(lv, s), bounds)
         r = LevelLLR(lv, summary["protocol"], splits, sysb["bandwidth"].get(lv) or {},
-                     sysb["bandwidth_details"].get(lv) or {}, sysb.get("calibration", "none"), None,
-                     sysb.get("model", "kde"), summary.get("note", ""))
+                     sysb["bandwidth_details"].get(lv) or {}, sysb["calibration"], sysb["model"],
+                     note=summary.get("note", ""))
         r.metrics, r.system_summary = blocks, sysb
         levels[lv] = r
     return levels

@@ -34,7 +34,7 @@ from common.io import InputError, atomic_dir
 
 from .interface import system_class
 from .pipeline import run_scores
-from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings
+from .settings import CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, Settings
 
 
 def _check_output_dir(out: Path) -> None:
@@ -69,14 +69,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folder with the score CSVs (sound: calib.csv, test.csv [train.csv, val.csv]; "
                         "paper: train.csv, val.csv, test.csv)")
     p.add_argument("--output-dir", required=True, help="folder for the figures, <pool>_lr.csv, summary.json, system/")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="sound",
-                   help="sound (fit on calib, cross-fitted calibration and bounds) or paper (the paper's code)")
-    p.add_argument("--model", choices=MODELS, default="kde", help="sound: the score-to-LLR model (default kde)")
-    p.add_argument("--calibration", choices=CALIBRATIONS, default="none",
-                   help="sound: calibration fitted on the cross-fitted calib LLRs (default none)")
-    p.add_argument("--crossfit-folds", type=int, default=5, help="sound: person-grouped cross-fitting folds")
-    p.add_argument("--bootstrap", type=int, default=1000, help="person-cluster bootstrap resamples (0 = no intervals)")
-    p.add_argument("--seed", type=int, default=1024, help="seed of the folds and of the bootstrap")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULTS["protocol"],
+                   help="sound (fit on calib, cross-fitted calibration and bounds) or paper (the paper's code); "
+                        "default %(default)s")
+    p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
+                   help="sound: the score-to-LLR model (default %(default)s)")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default=DEFAULTS["calibration"],
+                   help="sound: calibration fitted on the cross-fitted calib LLRs (default %(default)s)")
+    p.add_argument("--crossfit-folds", type=int, default=DEFAULTS["crossfit_folds"],
+                   help="sound: person-grouped cross-fitting folds (default %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULTS["bootstrap"]["n"],
+                   help="person-cluster bootstrap resamples (0 = no intervals; default %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["bootstrap"]["seed"],
+                   help="seed of the folds and of the bootstrap (default %(default)s)")
     p.add_argument("--no-video-level", action="store_true", help="skip video-level results")
     return p.parse_args(argv)
 

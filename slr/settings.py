@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common import schema
 from common.config import Config, ConfigError
 
 from .calibration import CALIBRATORS
@@ -16,6 +17,13 @@ PROTOCOLS = SYSTEMS.names()                  # every list of names derives from 
 CALIBRATIONS = CALIBRATORS.names()
 MODELS = MODEL_REGISTRY.names()
 SCORES = SCORE_REGISTRY.names()
+DEFAULTS = schema.defaults("slr", resolve=True)   # the schema's defaults: the dataclass keeps no copy of its own
+_BW, _BOOT = DEFAULTS["bandwidth"], DEFAULTS["bootstrap"]
+
+
+def bandwidth_grid(lo, hi, n) -> np.ndarray:
+    """The CV bandwidth grid: ``n`` log-spaced values from ``lo`` to ``hi``."""
+    return np.geomspace(float(lo), float(hi), int(n))
 
 
 @dataclass
@@ -27,19 +35,19 @@ class Settings:
     Sound protocol v2 (docs/slr.md): ``model`` (kde | logistic | isotonic) fitted on calib,
     ``crossfit_folds`` person-grouped folds for the cross-fitted calib LLRs on which ``calibration``
     and the ELUB bounds are fitted, ``bootstrap_n`` person-cluster resamples (0 = no intervals)."""
-    protocol: str = "sound"
-    calibration: str = "none"
-    grid: np.ndarray = field(default_factory=lambda: np.geomspace(0.01, 3.0, 40))
-    grid_scale: str = "std"
-    n_folds: int = 10
-    seed: int = 1024
-    paper_seed: int = 42
-    video_level: bool = True
-    model: str = "kde"
-    score: str = "cosine_centroid"
-    crossfit_folds: int = 5
-    bootstrap_n: int = 1000
-    bootstrap_seed: int = 1024
+    protocol: str = DEFAULTS["protocol"]
+    calibration: str = DEFAULTS["calibration"]
+    grid: np.ndarray = field(default_factory=lambda: bandwidth_grid(_BW["grid_min"], _BW["grid_max"], _BW["grid_n"]))
+    grid_scale: str = _BW["scale"]
+    n_folds: int = _BW["n_folds"]
+    seed: int = _BW["seed"]
+    paper_seed: int = DEFAULTS["paper_seed"]
+    video_level: bool = DEFAULTS["video_level"]
+    model: str = DEFAULTS["model"]
+    score: str = DEFAULTS["score"]
+    crossfit_folds: int = DEFAULTS["crossfit_folds"]
+    bootstrap_n: int = _BOOT["n"]
+    bootstrap_seed: int = _BOOT["seed"]
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -77,7 +85,7 @@ class Settings:
                               f"got {lo}, {hi}, {n}")
         try:
             return cls(protocol=str(get("slr.protocol")), calibration=str(get("slr.calibration")),
-                       grid=np.geomspace(lo, hi, n), grid_scale=str(get("slr.bandwidth.scale")),
+                       grid=bandwidth_grid(lo, hi, n), grid_scale=str(get("slr.bandwidth.scale")),
                        n_folds=int(get("slr.bandwidth.n_folds")), seed=int(get("slr.bandwidth.seed")),
                        paper_seed=int(get("slr.paper_seed")), video_level=bool(get("slr.video_level")),
                        model=str(get("slr.model")), score=str(get("slr.score")),
@@ -102,13 +110,15 @@ class Settings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
-        """Inverse of to_dict (as stored in a saved LR system)."""
-        g = d.get("bandwidth_grid") or [0.01, 3.0, 40]
+        """Inverse of to_dict (as stored in a saved LR system); a missing entry takes the schema default."""
+        kw = {name: cast(d[key]) for name, key, cast in (
+            ("protocol", "protocol", str), ("calibration", "calibration", str), ("grid_scale", "bandwidth_scale", str),
+            ("n_folds", "n_folds", int), ("seed", "seed", int), ("paper_seed", "paper_seed", int),
+            ("video_level", "video_level", bool), ("model", "model", str), ("score", "score", str),
+            ("crossfit_folds", "crossfit_folds", int)) if key in d}
+        if d.get("bandwidth_grid"):
+            kw["grid"] = bandwidth_grid(*d["bandwidth_grid"])
         boot = d.get("bootstrap") or {}
-        return cls(protocol=d.get("protocol", "sound"), calibration=d.get("calibration", "none"),
-                   grid=np.geomspace(float(g[0]), float(g[1]), int(g[2])), grid_scale=d.get("bandwidth_scale", "std"),
-                   n_folds=int(d.get("n_folds", 10)), seed=int(d.get("seed", 1024)),
-                   paper_seed=int(d.get("paper_seed", 42)), video_level=bool(d.get("video_level", True)),
-                   model=d.get("model", "kde"), score=d.get("score", "cosine_centroid"),
-                   crossfit_folds=int(d.get("crossfit_folds", 5)), bootstrap_n=int(boot.get("n", 1000)),
-                   bootstrap_seed=int(boot.get("seed", 1024)))
+        kw.update({name: int(boot[key]) for name, key in (("bootstrap_n", "n"), ("bootstrap_seed", "seed"))
+                   if key in boot})
+        return cls(**kw)

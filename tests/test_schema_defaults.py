@@ -63,3 +63,51 @@ def test_a_config_lacking_a_key_reads_the_schema_default():
         assert "model.variant" in str(err)
     else:
         raise AssertionError("a key without a default read as a value")
+
+
+# ------------------------------------------------------------------ dataclass fields and argparse options
+def _literal(node: ast.expr | None) -> bool:
+    """A value written into the code: a number, a bool or a non-empty string (None and "" are "unset")."""
+    return isinstance(node, ast.Constant) and node.value is not None and node.value != ""
+
+
+def literal_defaults(files) -> list[str]:
+    """Dataclass fields and ``add_argument(..., default=...)`` options with a literal default of their own."""
+    bad = []
+    for path in files:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                    "dataclass" in ast.unparse(d) for d in node.decorator_list):
+                bad += [f"{path.name}:{f.lineno}: field {ast.unparse(f.target)} = {ast.unparse(f.value)}"
+                        for f in node.body if isinstance(f, ast.AnnAssign) and _literal(f.value)]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+                bad += [f"{path.name}:{node.lineno}: {ast.unparse(node.args[0])} default={ast.unparse(k.value)}"
+                        for k in node.keywords if k.arg == "default" and _literal(k.value)]
+    return bad
+
+
+def test_slr_settings_and_options_take_their_defaults_from_the_schema():
+    """slr/: no dataclass field and no command-line option carries a default of its own (they read
+    common/schema.py), and the defaults they read are the schema's."""
+    from slr.run_scores import parse_args
+    from slr.settings import Settings
+
+    assert literal_defaults(sorted((REPO / "slr").glob("*.py"))) == []
+    s, d = Settings(), schema.defaults("slr", resolve=True)
+    assert (s.protocol, s.model, s.calibration, s.crossfit_folds, s.bootstrap_n, s.bootstrap_seed, s.n_folds) == (
+        d["protocol"], d["model"], d["calibration"], d["crossfit_folds"], d["bootstrap"]["n"],
+        d["bootstrap"]["seed"], d["bandwidth"]["n_folds"])
+    assert len(s.grid) == d["bandwidth"]["grid_n"] and s.grid[0] == d["bandwidth"]["grid_min"]
+    a = parse_args(["--scores-dir", "x", "--output-dir", "y"])
+    assert (a.protocol, a.model, a.calibration, a.bootstrap) == (d["protocol"], d["model"], d["calibration"],
+                                                                 d["bootstrap"]["n"])
+
+
+def test_the_walk_finds_literal_dataclass_and_option_defaults(tmp_path):
+    bad = tmp_path / "copied.py"
+    bad.write_text("from dataclasses import dataclass\n\n\n@dataclass\nclass S:\n    model: str = 'kde'\n"
+                   "    note: str = ''\n    x: int | None = None\n\n\ndef f(p):\n"
+                   "    p.add_argument('--seed', type=int, default=1024)\n    p.add_argument('--x', default=None)\n")
+    found = literal_defaults([bad])
+    assert len(found) == 2 and ":6: field model = 'kde'" in found[0] and ":12: '--seed' default=1024" in found[1]
