@@ -57,7 +57,7 @@ _SBI_KEYS = ("rgb_shift", "hue_shift_deg", "sat_scale", "brightness", "contrast"
 _CRITERION_KEYS = ("characteristic", "metric", "max", "min", "level")
 # the metrics a validation criterion may name (the report's matrix and the robustness stage judge these)
 CRITERION_METRICS = ("cllr", "cllr_min", "eer", "cllr_cal", "auc", "misleading_hp", "misleading_hd", "elub_range",
-                     "direction_changes", "largest_drop_log10")
+                     "direction_changes", "largest_drop_log10", "devpav", "llr_overestimation")
 _DEFAULT_CRITERIA = [
     {"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
     {"characteristic": "discriminating power", "metric": "cllr_min", "max": 0.3},

@@ -51,6 +51,8 @@ METRICS = {   # metric -> (characteristic, graphical representation, criterion s
     "misleading_hp": ("accuracy", "Tippett plot (stage 11)", "max"),
     "misleading_hd": ("accuracy", "Tippett plot (stage 11)", "max"),
     "elub_range": ("calibration", "ELUB / NBE plot (stage 14)", "min"),
+    "devpav": ("calibration", "PAV curve of the ECE plot (stage 13)", "max"),
+    "llr_overestimation": ("calibration", "none (lir's LLR-overestimation curve)", "max"),
     "direction_changes": ("monotonicity", "LLR curve (stage 10)", "max"),
     "largest_drop_log10": ("monotonicity", "LLR curve (stage 10)", "max"),
 }
@@ -279,6 +281,7 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                              "basis": ("pessimistic end of the 95 % interval" if lo is not None else
                                        "point value (no interval)"), "decision": decision})
     judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
+    rows = _with_calibration_rows(rows, run, judged)
     if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
         for level in LEVELS:
             blk = lr_block(run, "calib", level)
@@ -291,6 +294,26 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                              "interval": None, "judged_value": None, "basis": "reported",
                              "decision": "reported"})
     return rows
+
+
+def _with_calibration_rows(rows: list[dict], run: Run, judged: set) -> list[dict]:
+    """devPAV and the LLR-overestimation (lir's calibration characteristics), reported beside the
+    Cllr_cal rows (after the last one) for every pool and level, unless a criterion judges them."""
+    extra = []
+    for metric in ("devpav", "llr_overestimation"):
+        if metric in judged:
+            continue
+        for pool in POOL_ORDER:
+            for level in LEVELS:
+                blk = lr_block(run, pool, level)
+                if metric not in blk:
+                    continue
+                extra.append({"characteristic": "calibration", "metric": metric, "level": level, "pool": pool,
+                              "graphical": METRICS[metric][1], "criterion": "none (add one to report.criteria)",
+                              "value": _num(blk.get(metric)), "interval": None, "judged_value": None,
+                              "basis": "reported (point value)", "decision": "reported"})
+    at = max((i + 1 for i, r in enumerate(rows) if r["metric"] == "cllr_cal"), default=len(rows))
+    return rows[:at] + extra + rows[at:]
 
 
 def counts_html(run: Run) -> str:
