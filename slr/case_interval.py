@@ -1,0 +1,115 @@
+"""An interval on every case LR (issue 21 item 2): a person-cluster bootstrap of the whole system fit.
+
+At fit time, for one level's fitted system (:class:`slr.system.LevelModel`): ``n`` times
+(``slr.case_interval.n``, seeded with ``slr.case_interval.seed``) the calib persons are drawn with
+replacement (all their items together); on the drawn items the score model is refitted, then the
+calibration and the bounds are refitted on the drawn items' cross-fitted model LLRs (each drawn
+video counted once in the bounds, as in the fit), and the bounded LLR is computed on a fixed grid
+of scores. The 2.5 % and 97.5 % quantiles per grid score are stored in the saved system; the
+interval of an item is read off the grid by linear interpolation (outside the grid: the end
+values), so a case costs two ``np.interp`` calls.
+
+What is held fixed, and why: the KDE bandwidths are the fitted ones (the grouped bandwidth search
+is not repeated, it would cost 200 x the fit), and the cross-fitted LLRs on which calibration and
+bounds are refitted are those of the original cross-fitting (re-cross-fitting every resample would
+cost 5 model fits more each). The score model itself, the calibration and the bounds are refitted
+on every resample; the interval therefore reflects which persons happen to be in calib, not the
+bandwidth choice.
+
+Conventions: LLR = log10 LR, labels 0 = real = Hp, 1 = fake = Hd.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import models as models_mod
+from .calibration import make_calibrator
+from .elub import video_weights
+from .ivbounds import make_bounder
+
+GRID_POINTS = 401
+GRID_MARGIN = 0.1        # the grid extends this fraction of the calib score range beyond it
+LEVEL = 0.95
+
+
+def score_grid(scores: np.ndarray, n: int = GRID_POINTS) -> np.ndarray:
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+    pad = GRID_MARGIN * (hi - lo if hi > lo else 1.0)
+    return np.linspace(lo - pad, hi + pad, n)
+
+
+def refit_model(model: models_mod.ScoreModel, x: np.ndarray, y: np.ndarray, videos: np.ndarray
+                ) -> models_mod.ScoreModel:
+    """The score model refitted on (x, y); a KDE keeps its fitted bandwidths (no new search)."""
+    if isinstance(model, models_mod.KDEModel):
+        m = models_mod.KDEModel(model.grid, model.grid_scale, model.n_folds, model.seed)
+        m.direction, m.bandwidth, m.details = model.direction, dict(model.bandwidth), model.details
+        m.hp_scores, m.hd_scores = x[y == 0], x[y == 1]
+        m._build()
+        return m
+    return type(model)().fit(x, y, videos)
+
+
+def _draws(persons: np.ndarray, labels: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """Item indices of ``n`` person-cluster resamples that hold at least two items of each class
+    (and two videos each, checked by the caller's fit); persons drawn k times appear k times."""
+    uniq, inv = np.unique(persons, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(inv, minlength=len(uniq)))]
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        pick = rng.integers(0, len(uniq), len(uniq))
+        idx = np.concatenate([order[starts[p]:starts[p + 1]] for p in pick])
+        if np.count_nonzero(labels[idx] == 0) >= 2 and np.count_nonzero(labels[idx] == 1) >= 2:
+            out.append(idx)
+    return out
+
+
+def bootstrap_llr_grid(lm, grid: np.ndarray, n: int, seed: int, bounds: str = "elub") -> np.ndarray:
+    """(n, len(grid)) bounded LLRs of the resampled system fits (module docstring)."""
+    c = lm.calib
+    x, y = np.asarray(c["scores"], float), np.asarray(c["labels"], np.int64)
+    videos, persons = np.asarray(c["video_ids"]).astype(str), np.asarray(c["person_ids"]).astype(str)
+    cf_model, w_video = np.asarray(c["cf_llr_model"], float), video_weights(videos)
+    out = np.empty((n, grid.size))
+    for b, idx in enumerate(_draws(persons, y, n, seed)):
+        model = refit_model(lm.model, x[idx], y[idx], videos[idx])
+        cal = make_calibrator(lm.calibration).fit(cf_model[idx], y[idx])
+        cf_cal = np.asarray(cal.transform(cf_model[idx]), float)
+        bounder = make_bounder(bounds).fit(cf_cal, y[idx], w_video[idx])
+        llr = np.asarray(cal.transform(model.llr(grid)), float)
+        out[b] = np.clip(llr, bounder.lower_log10, bounder.upper_log10)
+    return out
+
+
+def case_interval_band(lm, n: int, seed: int, bounds: str = "elub", grid_points: int = GRID_POINTS) -> dict:
+    """The stored band of one level: ``{"scores", "lower", "upper"}`` (arrays, log10) and its
+    description (``n``, ``seed``, ``level``, ``method``)."""
+    grid = score_grid(lm.calib["scores"], grid_points)
+    draws = bootstrap_llr_grid(lm, grid, int(n), int(seed), bounds)
+    a = (1.0 - LEVEL) / 2.0
+    lower = np.quantile(draws, a, axis=0, method="lower")
+    upper = np.quantile(draws, 1.0 - a, axis=0, method="higher")
+    return {"scores": grid, "lower": lower, "upper": upper, "n": int(n), "seed": int(seed), "level": LEVEL,
+            "method": (f"person-cluster bootstrap of the system fit: {int(n)} resamples of the calib persons "
+                       f"(seed {int(seed)}); score model, calibration and {bounds} bounds refitted on each "
+                       f"(KDE bandwidths and the cross-fitted LLRs held at the fitted ones); 2.5/97.5 % "
+                       f"order statistics on {grid.size} scores, linear interpolation between them")}
+
+
+def interval_at(band: dict, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) log10 LR of the items with ``scores`` from a stored band."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.interp(s, band["scores"], band["lower"]), np.interp(s, band["scores"], band["upper"])
+
+
+def spans_categories(lower: float, upper: float, words_of) -> bool:
+    """Whether [lower, upper] spans more than one verbal category (``words_of(llr)`` -> words;
+    categories are intervals of the LLR, so comparing the two ends suffices)."""
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        return True
+    return words_of(lower) != words_of(upper)
