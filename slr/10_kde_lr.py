@@ -19,7 +19,7 @@ from slr.pipeline import Settings, stage10
 
 
 def calib_data_conditions(cfg, sets) -> dict | None:
-    """Conditions of the calib videos (sound protocol), from ``dataset.root``'s stage-01 manifest."""
+    """Conditions of the calib videos (None without a calib pool), from ``dataset.root``'s stage-01 manifest."""
     calib = sets.get("calib")
     if calib is None or calib.video_ids is None:
         return None
@@ -31,7 +31,7 @@ def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
-    conditions = calib_data_conditions(cfg, sets) if settings.protocol == "sound" else None
+    conditions = calib_data_conditions(cfg, sets)
     _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
                          note=data_note(cfg))
     sysb = summary["system"]

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from common.config import Config, ConfigError
-from common.io import InputError
 from common.splits import POOLS, SPLITS, pools_in
 from common.stages import stage_dir
 
@@ -38,17 +37,12 @@ def score_dir(cfg: Config) -> Path:
 
 
 def read_pool_scores(cfg: Config, settings) -> dict:
-    """The score CSVs of stages 09-10: sound needs calib.csv and test.csv (train/val optional,
-    diagnostics; persons disjoint across pools), paper train/val/test."""
-    from .io import read_score_dir
-    from .pipeline import NO_CALIB, SOUND_OPTIONAL, SOUND_REQUIRED
+    """The score CSVs of stages 09-10 that the protocol's system reads (slr.interface: sound needs
+    calib.csv and test.csv, train/val optional, persons disjoint across pools; paper train/val/test)."""
+    from .interface import system_class
 
-    d = score_dir(cfg)
-    if settings.protocol == "sound":
-        if d.is_dir() and not (d / "calib.csv").is_file():
-            raise InputError(f"{d / 'calib.csv'}: score file not found (slr.protocol = sound, {cfg.source}); {NO_CALIB}")
-        return read_score_dir(d, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
-    return read_score_dir(d)
+    context = f" (slr.protocol = {settings.protocol}, {cfg.source})"
+    return system_class(settings.protocol).read_pools(score_dir(cfg), context)
 
 
 def data_note(cfg: Config) -> str:

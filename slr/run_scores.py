@@ -32,8 +32,8 @@ from common.cli import setup_logging
 from common.config import ConfigError
 from common.io import InputError, atomic_dir
 
-from .io import read_score_dir
-from .pipeline import SOUND_OPTIONAL, SOUND_REQUIRED, run_scores
+from .interface import system_class
+from .pipeline import run_scores
 from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings
 
 
@@ -90,14 +90,7 @@ def main(argv=None) -> int:
                             crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed)
         out = Path(args.output_dir).resolve()
         _check_apart(Path(args.scores_dir).resolve(), out)
-        if args.protocol == "sound":
-            scores_dir = Path(args.scores_dir)
-            if scores_dir.is_dir() and not (scores_dir / "calib.csv").is_file():
-                from .pipeline import NO_CALIB
-                raise InputError(f"{scores_dir / 'calib.csv'}: score file not found; {NO_CALIB}")
-            sets = read_score_dir(args.scores_dir, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
-        else:
-            sets = read_score_dir(args.scores_dir)
+        sets = system_class(args.protocol).read_pools(args.scores_dir)
         _check_output_dir(out)
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)

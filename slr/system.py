@@ -39,12 +39,22 @@ from common.io import InputError, atomic_dir, sha256_file
 from . import models as models_mod
 from .calibration import make_calibrator
 from .elub import ELUBBounder, video_weights
-from .io import ScoreSet, check_scores
+from .interface import SystemInterface
+from .io import ScoreSet, check_disjoint, check_scores, read_score_dir
+from .lrdata import LevelLLR, PoolLLR, pools_of
 from .settings import Settings
 
 FORMAT = "deepfake-slr-lr-system/1"
 MANIFEST = "SHA256SUMS"
 LEVELS = ("frame", "video")
+SOUND_REQUIRED = ("calib", "test")
+SOUND_OPTIONAL = ("train", "val")
+DIAGNOSTIC = "detector-training data, diagnostic only"
+NO_CALIB = ("the sound protocol fits the LR system on a 'calib' pool of persons that the detector never saw, and "
+            "there is none: make one with split.ratios of 4 values [train, val, calib, test] (e.g. "
+            "[0.45, 0.15, 0.25, 0.15]) and re-run stages 02-08 (stage 08 then writes calib.csv), give "
+            "run_scores a DIR/calib.csv, or use slr.protocol=paper")
+BOUNDS_FITTED_ON = "calib (cross-fitted, each video counted once)"
 
 
 @dataclass
@@ -124,10 +134,7 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
         final = models_mod.make_model(settings).fit(x, y, videos)
         timings["final_fit_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if settings.calibration == "pav":
-            cal = make_calibrator("pav")
-        else:
-            cal = make_calibrator(settings.calibration)
+        cal = make_calibrator(settings.calibration)
         cal.fit(cf_model, y)
         cf_cal = np.asarray(cal.transform(cf_model), np.float64)
         weights = video_weights(videos)
@@ -158,6 +165,16 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     return lm
 
 
+def calib_conditions(s: ScoreSet) -> dict:
+    """Conditions of the calib data that the scores themselves tell (frames per video, score range);
+    stage 10 adds these to the LR system's ``conditions`` (casework compares items with them)."""
+    _, counts = np.unique(s.videos(), return_counts=True)
+    return {"frames_per_video": {"min": int(counts.min()), "median": float(np.median(counts)),
+                                 "max": int(counts.max())},
+            "score_range": [float(np.min(s.scores)), float(np.max(s.scores))],
+            "n_persons": int(len(np.unique(s.persons()))), "n_videos": int(len(counts)), "n_frames": int(len(s))}
+
+
 def _floats(x):
     """JSON-able copy: inf -> "inf", NaN -> None, numpy -> python (floats keep their repr)."""
     if isinstance(x, dict):
@@ -175,9 +192,12 @@ def _floats(x):
     return x
 
 
-class LRSystem:
-    """The fitted LR system (module docstring). Attributes: ``levels`` ({level: LevelModel}),
-    ``score_spec``, ``centroid``, ``conditions``, ``pools``, ``validation``, ``settings``, ``sha256``."""
+class LRSystem(SystemInterface):
+    """The fitted LR system of the sound protocol (module docstring; the interface: slr.interface).
+    Attributes: ``levels`` ({level: LevelModel}), ``score_spec``, ``centroid``, ``conditions``, ``pools``,
+    ``validation``, ``settings``, ``sha256``, ``skipped`` ({level: why it was not fitted})."""
+    protocol = "sound"
+    saves = True
 
     def __init__(self, levels: dict[str, LevelModel], score_spec: dict, centroid: np.ndarray | None = None,
                  conditions: dict | None = None, pools: dict | None = None, validation: dict | None = None,
@@ -190,12 +210,14 @@ class LRSystem:
         self.validation = dict(validation or {})
         self.settings = settings or Settings()
         self.sha256: str | None = None
+        self.skipped: dict[str, str] = {}
 
     # ------------------------------------------------------------------ fitting and use
     @classmethod
     def fit(cls, calib: dict[str, ScoreSet], settings: Settings | dict, score_spec: dict | str,
-            centroid: np.ndarray | None = None, conditions: dict | None = None) -> "LRSystem":
-        """Fit every level in ``calib`` ({"frame": ScoreSet, "video": ScoreSet?}) on calib only."""
+            centroid: np.ndarray | None = None, conditions: dict | None = None, optional: tuple = ()) -> "LRSystem":
+        """Fit every level in ``calib`` ({"frame": ScoreSet, "video": ScoreSet?}) on calib only. A level
+        in ``optional`` that cannot be fitted is left out (``system.skipped`` says why)."""
         if isinstance(settings, dict):
             settings = Settings.from_dict(settings)
         if isinstance(score_spec, str):
@@ -203,9 +225,31 @@ class LRSystem:
         if "frame" not in calib:
             raise InputError("LRSystem.fit: no frame-level calib scores; the calib pool is needed "
                              "(split.ratios with 4 values: train, val, calib, test)")
-        levels = {lv: fit_level_model(s, settings, lv) for lv, s in calib.items() if s is not None}
+        levels, skipped = {}, {}
+        for lv, s in calib.items():
+            try:
+                levels[lv] = fit_level_model(s, settings, lv)
+            except InputError as exc:
+                if lv not in optional:
+                    raise
+                skipped[lv] = f"the calib {lv}s cannot be fitted: {exc}"
         pools = {"calib": calib["frame"].counts()}
-        return cls(levels, score_spec, centroid, conditions, pools, {}, settings)
+        system = cls(levels, score_spec, centroid, conditions, pools, {}, settings)
+        system.skipped = skipped
+        return system
+
+    @classmethod
+    def fit_pools(cls, level_sets: dict[str, dict[str, ScoreSet]], settings: Settings, score_spec: dict | None = None,
+                  centroid: np.ndarray | None = None, conditions: dict | None = None) -> "LRSystem":
+        """Fit on the calib pool of every level (``LRSystem.fit``: the fit the saved system records); the
+        system's ``pools`` count every pool and its conditions add those the calib scores tell."""
+        sets = level_sets["frame"]
+        check_disjoint(sets)
+        system = cls.fit({lv: ls["calib"] for lv, ls in level_sets.items()}, settings,
+                         dict(score_spec or {"name": settings.score}), centroid,
+                         {"calib": calib_conditions(sets["calib"]), **(conditions or {})}, optional=("video",))
+        system.pools = {p: sets[p].counts() for p in pools_of(sets)}
+        return system
 
     def level(self, level: str) -> LevelModel:
         if level not in self.levels:
@@ -255,6 +299,76 @@ class LRSystem:
                 "bounds_log10": {lv: [lm.lower_log10, lm.upper_log10] for lv, lm in self.levels.items()},
                 "bandwidth": {lv: lm.bandwidth() for lv, lm in self.levels.items()},
                 "pools": self.pools, "conditions": self.conditions, "sha256": self.sha256}
+
+    # ------------------------------------------------------------------ the protocol's hooks (slr.interface)
+    @classmethod
+    def read_pools(cls, directory: str | Path, context: str = "") -> dict[str, ScoreSet]:
+        d = Path(directory)
+        if d.is_dir() and not (d / "calib.csv").is_file():
+            raise InputError(f"{d / 'calib.csv'}: score file not found{context}; {NO_CALIB}")
+        return read_score_dir(d, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
+
+    @classmethod
+    def check(cls, sets: dict[str, ScoreSet], what: str) -> None:
+        if "calib" not in sets:
+            raise InputError(f"{what}: no calib pool: {NO_CALIB}")
+        if "test" not in sets:
+            raise InputError(f"{what}: no test pool; the sound protocol needs calib and test scores")
+        super().check(sets, what)
+
+    @classmethod
+    def pool_label(cls, pool: str) -> str:
+        """train/val are marked as detector-training data, calib as cross-fitted."""
+        return {"train": f"train ({DIAGNOSTIC})", "val": f"val ({DIAGNOSTIC})",
+                "calib": "calib (cross-fitted)"}.get(pool, pool)
+
+    @classmethod
+    def pool_role(cls, pool: str) -> str:
+        return {"train": DIAGNOSTIC, "val": DIAGNOSTIC, "calib": "cross-fitted LLRs (fitting data)",
+                "test": "validation"}.get(pool, "other")
+
+    @classmethod
+    def elub_fits(cls, r: LevelLLR) -> list[tuple[str, np.ndarray, str]]:
+        """The bounds are fitted on calib, each video counted once."""
+        return [("calib", video_weights(r.splits["calib"].videos()),
+                 f"fitted on {cls.pool_label('calib')}, each video once")]
+
+    def apply(self, s: ScoreSet, pool: str, level: str) -> PoolLLR:
+        """LLRs of ``s``; the calib pool (the fitting data) gets its cross-fitted LLRs."""
+        lm = self.level(level)
+        if pool == "calib":
+            c = lm.calib
+            parts = {"model": c["cf_llr_model"], "calibrated": c["cf_llr_calibrated"], "llr": c["cf_llr"]}
+        else:
+            parts = lm.llr_parts(s.scores)
+        return PoolLLR.of(s, parts["model"], parts["calibrated"], parts["llr"],
+                          {"lower_log10": lm.lower_log10, "upper_log10": lm.upper_log10,
+                           "fitted_on": BOUNDS_FITTED_ON, "applied": True})
+
+    def level_info(self, level: str) -> dict:
+        lm = self.level(level)
+        details = lm.model.details if hasattr(lm.model, "details") else {"model": lm.model.describe()}
+        return {"bandwidth": lm.bandwidth() or {}, "bandwidth_details": details,
+                "calibration": self.settings.calibration, "model": self.settings.model}
+
+    def llr_curve(self, level: str) -> LevelModel:
+        return self.level(level)
+
+    def summary_block(self, levels: dict[str, LevelLLR]) -> dict:
+        st = self.settings
+        blk = {"protocol": self.protocol, "model": st.model, "calibration": st.calibration, "score": st.score,
+               "bounds_log10": {}, "bandwidth": {}, "bandwidth_details": {}, "monotonicity": {}, "sha256": None}
+        for lv, r in levels.items():
+            lm = self.level(lv)
+            blk["bandwidth"][lv] = dict(r.bandwidth) if r.bandwidth else None
+            blk["bandwidth_details"][lv] = r.bandwidth_details
+            blk["bounds_log10"][lv] = [lm.lower_log10, lm.upper_log10]
+            blk["monotonicity"][lv] = lm.monotonicity
+            blk.setdefault("crossfit", {})[lv] = lm.crossfit
+            blk.setdefault("direction", {})[lv] = lm.model.direction
+            blk.setdefault("model_details", {})[lv] = lm.model.describe()
+        blk["conditions"] = self.conditions
+        return blk
 
     # ------------------------------------------------------------------ storage
     def save(self, directory: str | Path) -> str:

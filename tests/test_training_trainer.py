@@ -161,7 +161,7 @@ def test_dump_matches_contract_and_feeds_stage_08(uadfv_root, split_file, tmp_pa
         np.testing.assert_allclose(dump.features[:3], out["feature"].numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(dump.fake_probability[:3], out["prob"].numpy(), rtol=1e-4, atol=1e-6)
     # stage 08 reads the dumps unchanged (test dump from the val one: the small split's test is missing)
-    from slr.pipeline import stage08
+    from slr.scores import stage08
     from slr.scores import load_split_dumps
     import shutil
     shutil.copytree(tmp_path / "04_features" / "val", tmp_path / "04_features" / "test")
