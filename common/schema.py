@@ -369,8 +369,13 @@ KEYS: tuple[K, ...] = (
     # ------------------------------------------------------------------------------------ slr (08-14)
     K("slr.protocol", "str", "sound", "sound | paper (the paper's own choices, to reproduce its numbers)",
       choices=("sound", "paper")),
-    K("slr.model", "str", "kde", "LR model fitted on calib: kde | logistic | isotonic",
-      choices=("kde", "logistic", "isotonic")),
+    K("slr.model", "str", "kde", "LR model fitted on calib: kde | logistic | isotonic | auto (the lowest "
+      "person-grouped cross-validated Cllr on calib)", choices=("kde", "logistic", "isotonic", "auto")),
+    K("slr.bounds", "str", "elub", "bounds fitted on the cross-fitted calib LLRs: elub | iv (Invariance Verification)",
+      choices=("elub", "iv")),
+    K("slr.case_interval.n", "int", 200, "person-cluster refits of the whole system for each case LLR's 95 % "
+      "interval (0 = off)", lo=0),
+    K("slr.case_interval.seed", "int", "${seed}", "seed of the case-interval refits"),
     K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
       choices=("cosine_centroid", "logit", "fake_probability")),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import models as models_mod
 from .calibration import make_calibrator
@@ -76,14 +77,22 @@ def bootstrap_llr_grid(lm, grid: np.ndarray, n: int, seed: int, bounds: str = "e
     videos, persons = np.asarray(c["video_ids"]).astype(str), np.asarray(c["person_ids"]).astype(str)
     cf_model, w_video = np.asarray(c["cf_llr_model"], float), video_weights(videos)
     out = np.empty((n, grid.size))
-    for b, idx in enumerate(_draws(persons, y, n, seed)):
-        model = refit_model(lm.model, x[idx], y[idx], videos[idx])
-        cal = make_calibrator(lm.calibration).fit(cf_model[idx], y[idx])
+    # one BLAS thread: scipy's L-BFGS-B (logistic fits) otherwise spins in idle BLAS threads, 30x slower
+    # on a loaded machine; the results are the same
+    with threadpool_limits(limits=1, user_api="blas"):
+        _refits(lm.model, lm.calibration, bounds, x, y, videos, cf_model, w_video, grid,
+                _draws(persons, y, n, seed), out)
+    return out
+
+
+def _refits(model0, calibration, bounds, x, y, videos, cf_model, w_video, grid, draws, out) -> None:
+    for b, idx in enumerate(draws):
+        model = refit_model(model0, x[idx], y[idx], videos[idx])
+        cal = make_calibrator(calibration).fit(cf_model[idx], y[idx])
         cf_cal = np.asarray(cal.transform(cf_model[idx]), float)
         bounder = make_bounder(bounds).fit(cf_cal, y[idx], w_video[idx])
         llr = np.asarray(cal.transform(model.llr(grid)), float)
         out[b] = np.clip(llr, bounder.lower_log10, bounder.upper_log10)
-    return out
 
 
 def case_interval_band(lm, n: int, seed: int, bounds: str = "elub", grid_points: int = GRID_POINTS) -> dict:
@@ -113,3 +122,17 @@ def spans_categories(lower: float, upper: float, words_of) -> bool:
     if not (math.isfinite(lower) and math.isfinite(upper)):
         return True
     return words_of(lower) != words_of(upper)
+
+
+def band_state(band: dict | None) -> tuple[dict | None, dict]:
+    """(JSON-able description, arrays) of a band for the saved system."""
+    if not band:
+        return None, {}
+    return ({k: v for k, v in band.items() if k not in ("scores", "lower", "upper")},
+            {k: np.asarray(band[k], np.float64) for k in ("scores", "lower", "upper")})
+
+
+def band_from_state(meta: dict | None, arrays: dict) -> dict | None:
+    if not meta or "scores" not in arrays:
+        return None
+    return {**meta, **{k: arrays[k] for k in ("scores", "lower", "upper")}}

@@ -87,3 +87,12 @@ def choose_model(x, y, videos, persons, settings, candidates=CANDIDATES) -> dict
             "folds": int(k), "method": (f"Cllr (bits) of each candidate's LLRs cross-fitted over {k} person-grouped "
                                         f"folds of calib (seed {settings.seed}), uncalibrated and unbounded; "
                                         f"lowest wins")}
+
+
+def model_factory(settings, x, y, videos, persons):
+    """(a function making a fresh, unfitted score model, the choice record or None): for
+    ``settings.model == "auto"`` the chosen candidate (:func:`choose_model`), else ``settings.model``."""
+    if settings.model != "auto":
+        return (lambda: models_mod.make_model(settings)), None
+    choice = choose_model(x, y, videos, persons, settings)
+    return (lambda: make_candidate(choice["chosen"], settings)), choice

@@ -9,7 +9,8 @@ from common.config import Config, ConfigError
 
 PROTOCOLS = ("sound", "paper")
 CALIBRATIONS = ("none", "pav", "logistic")
-MODELS = ("kde", "logistic", "isotonic")
+MODELS = ("kde", "logistic", "isotonic", "auto")
+BOUNDS = ("elub", "iv")
 SCORES = ("cosine_centroid", "logit", "fake_probability")
 
 
@@ -35,6 +36,9 @@ class Settings:
     crossfit_folds: int = 5
     bootstrap_n: int = 1000
     bootstrap_seed: int = 1024
+    bounds: str = "elub"
+    case_interval_n: int = 200
+    case_interval_seed: int = 1024
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -43,6 +47,10 @@ class Settings:
             raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.model not in MODELS:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
+        if self.bounds not in BOUNDS:
+            raise ConfigError(f"slr.bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if int(self.case_interval_n) < 0:
+            raise ConfigError(f"slr.case_interval.n must be >= 0 (0 = off), got {self.case_interval_n}")
         if self.score not in SCORES:
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
         self.grid = np.asarray(self.grid, dtype=float)
@@ -77,7 +85,9 @@ class Settings:
                        paper_seed=int(get("slr.paper_seed")), video_level=bool(get("slr.video_level")),
                        model=str(get("slr.model")), score=str(get("slr.score")),
                        crossfit_folds=int(get("slr.crossfit_folds")),
-                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")))
+                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")),
+                       bounds=str(get("slr.bounds")), case_interval_n=int(get("slr.case_interval.n")),
+                       case_interval_seed=int(get("slr.case_interval.seed")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -90,7 +100,8 @@ class Settings:
             d.update(model=self.model, score=self.score, calibration=self.calibration,
                      crossfit_folds=self.crossfit_folds,
                      bandwidth_grid=[float(self.grid[0]), float(self.grid[-1]), len(self.grid)],
-                     bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed)
+                     bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed, bounds=self.bounds,
+                     case_interval={"n": self.case_interval_n, "seed": self.case_interval_seed})
         else:
             d.update(paper_seed=self.paper_seed)
         return d
@@ -100,10 +111,12 @@ class Settings:
         """Inverse of to_dict (as stored in a saved LR system)."""
         g = d.get("bandwidth_grid") or [0.01, 3.0, 40]
         boot = d.get("bootstrap") or {}
+        ci = d.get("case_interval") or {}     # saved before issue 21: no case interval
         return cls(protocol=d.get("protocol", "sound"), calibration=d.get("calibration", "none"),
                    grid=np.geomspace(float(g[0]), float(g[1]), int(g[2])), grid_scale=d.get("bandwidth_scale", "std"),
                    n_folds=int(d.get("n_folds", 10)), seed=int(d.get("seed", 1024)),
                    paper_seed=int(d.get("paper_seed", 42)), video_level=bool(d.get("video_level", True)),
                    model=d.get("model", "kde"), score=d.get("score", "cosine_centroid"),
                    crossfit_folds=int(d.get("crossfit_folds", 5)), bootstrap_n=int(boot.get("n", 1000)),
-                   bootstrap_seed=int(boot.get("seed", 1024)))
+                   bootstrap_seed=int(boot.get("seed", 1024)), bounds=d.get("bounds", "elub"),
+                   case_interval_n=int(ci.get("n", 0)), case_interval_seed=int(ci.get("seed", 1024)))
