@@ -124,7 +124,8 @@ def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str
     mono = lm.monotonicity["model"]
     plots.plot_llr_curve(axes[0], grid, lm.llr_parts(grid), (lm.lower_log10, lm.upper_log10), fp.scores, fp.llr,
                          fp.labels, title=f"{r.level} level, {model} model: {mono['direction_changes']} direction "
-                                          f"changes, largest drop {mono['largest_drop_log10']:.3g}")
+                                          f"changes, largest drop {mono['largest_drop_log10']:.3g}",
+                         band=lm.interval(grid) if hasattr(lm, "interval") else None)
     plots.save_figure(fig, out / f"llr_curve_{r.level}.png",
                       f"Stage 10: LLR as a function of the score (fitted on calib){tail}")
 
