@@ -7,8 +7,11 @@ import logging
 import math
 import time
 
+import matplotlib
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from slr import plots
 from slr.case_interval import case_interval_band, interval_at, spans_categories
 from slr.io import ScoreSet
 from slr.settings import Settings
@@ -35,11 +38,12 @@ def _intervals(n_persons: int, reps: int, n: int, seed: int) -> tuple[np.ndarray
     rng = np.random.default_rng(seed)
     st = Settings(model="logistic", calibration="none", bootstrap_n=0, case_interval_n=0)
     los, his = [], []
-    for r in range(reps):
-        lm = fit_level_model(_calib(rng, n_persons), st)
-        lo, hi = interval_at(case_interval_band(lm, n, r), AT)
-        los.append(lo)
-        his.append(hi)
+    with threadpool_limits(limits=1, user_api="blas"):       # L-BFGS-B spins in idle BLAS threads otherwise
+        for r in range(reps):
+            lm = fit_level_model(_calib(rng, n_persons), st)
+            lo, hi = interval_at(case_interval_band(lm, n, r), AT)
+            los.append(lo)
+            his.append(hi)
     logging.disable(logging.NOTSET)
     return np.array(los), np.array(his)
 
@@ -78,6 +82,23 @@ def test_saved_system_gives_the_interval_at_no_cost(tmp_path):
         again.llr([s])
         again.interval([s])
     assert (time.perf_counter() - t0) / 100 < 0.010
+
+
+def test_llr_curve_figure_draws_the_band():
+    matplotlib.use("Agg")
+    lm = fit_level_model(_calib(np.random.default_rng(8), 20),
+                         Settings(model="logistic", bootstrap_n=0, case_interval_n=30, video_level=False))
+    grid = np.linspace(-3, 3, 200)
+    fig, axes = plots.new_figure(1, width=7)
+    c = lm.calib
+    plots.plot_llr_curve(axes[0], grid, lm.llr_parts(grid), (lm.lower_log10, lm.upper_log10), c["scores"],
+                         c["cf_llr"], c["labels"], band=lm.interval(grid))
+    poly = axes[0].collections[0]
+    ys = poly.get_paths()[0].vertices[:, 1]
+    lo, hi = lm.interval(grid)
+    np.testing.assert_allclose(ys.min(), lo.min())
+    np.testing.assert_allclose(ys.max(), hi.max())
+    assert "95 % case interval" in poly.get_label()
 
 
 def test_spans_categories():
