@@ -56,3 +56,26 @@ def test_fusion_under_source_shift_is_no_worse_than_the_best_member():
     assert not choice["fusion_used"] and choice["best_member"] == "b"
     plain = _cllr(LogisticFusion((0, 1)).fit(sc, yc).llr(st), yt)     # what an unchecked fusion gives
     assert plain > chosen
+
+
+def test_run_scores_fuses_score_columns(tmp_path):
+    import json
+
+    from common.io import write_csv
+    from slr.run_scores import main
+
+    rng = np.random.default_rng(2)
+    src = tmp_path / "scores"
+    for pool, n in (("calib", 40), ("test", 30)):
+        y, persons, sign = _items(rng, n)
+        write_csv(src / f"{pool}.csv", {"person_id": persons, "video_id": [f"{p}_{v}" for p, v in zip(persons, y)],
+                                        "label": y.tolist(),
+                                        "score_a": (sign + rng.normal(0, 1.5, y.size)).tolist(),
+                                        "score_b": (sign + rng.normal(0, 1.5, y.size)).tolist()})
+    out = tmp_path / "out"
+    assert main(["--scores-dir", str(src), "--output-dir", str(out), "--fusion", "logistic", "--model", "logistic",
+                 "--bootstrap", "0", "--case-interval", "0", "--no-video-level"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fusion"]["fusion_used"] and summary["fusion"]["system"]["members"] == ["a", "b"]
+    assert summary["levels"]["frame"]["test"]["cllr"] < 0.75
+    assert main(["--scores-dir", str(src), "--output-dir", str(tmp_path / "o2"), "--model", "logistic"]) == 2
