@@ -55,6 +55,9 @@ def system_dir(cfg: Config, st: dict) -> Path:
     """``evidence.lr_system``, or (null) the robustness stage's system when current, else stage 10's."""
     if st["lr_system"] is not None:
         return Path(st["lr_system"])
+    if cfg.get("slr.casework_system") == "calib+test":   # refitted on calib + test (slr/casework_system.py)
+        from slr.casework_system import CASEWORK_DIR
+        return cfg.stage_dir("10", create=False) / CASEWORK_DIR
     from evaluation.robustness import casework_system_dir
     return casework_system_dir(cfg)
 
@@ -85,6 +88,9 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
         out = scorer.run(t.crops)
         scores = system_scores(system, out)
         notes = []
+        if (system.validation or {}).get("casework_system") == "calib+test":
+            notes.append(f"The LR was computed by the LR system {system.validation['note']}; this system's "
+                         f"SHA-256 is {system.sha256}.")
         names = list(FRAME_CONDITIONS)
         level, rows = "frame", [t.largest()]
         if q.kind == "video":

@@ -376,6 +376,9 @@ KEYS: tuple[K, ...] = (
     K("slr.case_interval.n", "int", 200, "person-cluster refits of the whole system for each case LLR's 95 % "
       "interval (0 = off)", lo=0),
     K("slr.case_interval.seed", "int", "${seed}", "seed of the case-interval refits"),
+    K("slr.casework_system", "str", "calib", "the system casework uses: calib (the validated one) | calib+test "
+      "(refitted on both after validation; its validation figures are the calib-only system's)",
+      choices=("calib", "calib+test")),
     K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
       choices=("cosine_centroid", "logit", "fake_probability")),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),

@@ -28,6 +28,7 @@ from common.io import write_csv, write_json
 from common.stages import folder
 
 from . import kde, metrics, plots
+from .casework_system import CASEWORK_DIR, save_casework_system
 from .interface import SystemInterface, level_sets, system_class
 from .io import ScoreSet
 from .lr_stages import evaluate, split_metrics, stage11, stage12, stage13, stage14  # noqa: F401
@@ -166,6 +167,10 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
         target = Path(system_dir) if Path(system_dir).is_absolute() else out / system_dir
         summary["system"]["sha256"] = system.save(target)
         summary["system"]["directory"] = str(system_dir)
+        if settings.protocol == "sound" and settings.casework_system == "calib+test":
+            summary["system"]["casework"] = save_casework_system(
+                type(system), sets, settings, score_spec, centroid, conditions, summary["system"]["sha256"],
+                target.parent / CASEWORK_DIR)
     for lv, r in levels.items():
         r.metrics, r.system_summary = ev[lv], summary["system"]
     write_json(out / "summary.json", summary)

@@ -39,6 +39,7 @@ class Settings:
     bounds: str = "elub"
     case_interval_n: int = 200
     case_interval_seed: int = 1024
+    casework_system: str = "calib"
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -49,6 +50,8 @@ class Settings:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
         if self.bounds not in BOUNDS:
             raise ConfigError(f"slr.bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if self.casework_system not in ("calib", "calib+test"):
+            raise ConfigError(f"slr.casework_system must be calib or calib+test, got {self.casework_system!r}")
         if int(self.case_interval_n) < 0:
             raise ConfigError(f"slr.case_interval.n must be >= 0 (0 = off), got {self.case_interval_n}")
         if self.score not in SCORES:
@@ -87,7 +90,8 @@ class Settings:
                        crossfit_folds=int(get("slr.crossfit_folds")),
                        bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")),
                        bounds=str(get("slr.bounds")), case_interval_n=int(get("slr.case_interval.n")),
-                       case_interval_seed=int(get("slr.case_interval.seed")))
+                       case_interval_seed=int(get("slr.case_interval.seed")),
+                       casework_system=str(get("slr.casework_system")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -101,7 +105,8 @@ class Settings:
                      crossfit_folds=self.crossfit_folds,
                      bandwidth_grid=[float(self.grid[0]), float(self.grid[-1]), len(self.grid)],
                      bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed, bounds=self.bounds,
-                     case_interval={"n": self.case_interval_n, "seed": self.case_interval_seed})
+                     case_interval={"n": self.case_interval_n, "seed": self.case_interval_seed},
+                     casework_system=self.casework_system)
         else:
             d.update(paper_seed=self.paper_seed)
         return d
@@ -119,4 +124,5 @@ class Settings:
                    model=d.get("model", "kde"), score=d.get("score", "cosine_centroid"),
                    crossfit_folds=int(d.get("crossfit_folds", 5)), bootstrap_n=int(boot.get("n", 1000)),
                    bootstrap_seed=int(boot.get("seed", 1024)), bounds=d.get("bounds", "elub"),
-                   case_interval_n=int(ci.get("n", 0)), case_interval_seed=int(ci.get("seed", 1024)))
+                   case_interval_n=int(ci.get("n", 0)), case_interval_seed=int(ci.get("seed", 1024)),
+                   casework_system=d.get("casework_system", "calib"))
