@@ -379,9 +379,29 @@ def system_html(run: Run) -> tuple[str, dict]:
              table(["level", "score model", "calibration", "bounds (log10)", "bandwidth (score units)", "direction",
                     "LLR direction changes", "largest LLR drop (log10)", "cross-fitting folds", "calib persons",
                     "calib videos", "calib frames"], rows) +
+             _level2_html(system) +
              "<details><summary>LR system: conditions of the calib data</summary><pre>" +
              esc(json.dumps(system.conditions, indent=1)[:4000]) + "</pre></details>")
     return html_, {"loaded": True, "sha256": system.sha256, "levels": sorted(system.levels)}
+
+
+def _level2_html(system) -> str:
+    """Issue 21: the bounder, the logistic calibrator's separation handling, ``slr.model: auto``'s
+    candidates and choice, and the case interval, per level."""
+    st = system.settings
+    parts = [f"<p id='system-level2'>Bounds: <b>{esc(st.bounds)}</b> ({'Invariance Verification, lir' if st.bounds == 'iv' else 'ELUB'}). "
+             "Logistic fits on perfectly separated data add one misleading item per hypothesis (finite slope; "
+             "docs/slr.md).</p>"]
+    for lv, lm in system.levels.items():
+        if lm.model_choice:
+            c = lm.model_choice
+            rows = [[esc(name), _num(f.get("cllr")), _num(f.get("cllr_min")), "chosen" if name == c["chosen"] else ""]
+                    for name, f in c["candidates"].items()]
+            parts.append(f"<p>{esc(lv)} level, slr.model auto: {esc(c['method'])}.</p>" +
+                         table(["candidate", "cross-validated Cllr (bits)", "Cllr_min", ""], rows))
+        if lm.case_band:
+            parts.append(f"<p class='small'>{esc(lv)} level, case intervals: {esc(lm.case_band['method'])}.</p>")
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ HTML

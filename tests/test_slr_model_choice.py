@@ -52,3 +52,27 @@ def test_silverman_kde_restores_as_kde():
     again = model_from_state(*m.state())
     grid = np.linspace(-4, 4, 50)
     assert np.array_equal(again.llr(grid), m.llr(grid))
+
+
+def test_auto_choice_is_saved_and_shown_in_the_report(tmp_path):
+    import logging
+
+    from evaluation.report import load_run, system_html
+    from slr import pipeline
+    from slr.io import ScoreSet
+    from slr.system import LRSystem
+
+    logging.disable(logging.WARNING)
+    sets = {}
+    for pool, seed in (("calib", 2), ("test", 3)):
+        x, y, v, p = _persons(np.random.default_rng(seed), 20, 10, _non_monotone)
+        sets[pool] = ScoreSet(x, y, np.char.add(f"{pool}_", v), None, f"<{pool}>",
+                              person_ids=np.char.add(f"{pool}_", p))
+    st = Settings(model="auto", bootstrap_n=0, case_interval_n=20, video_level=False)
+    summary = pipeline.run_scores(sets, tmp_path, st)
+    logging.disable(logging.NOTSET)
+    choice = LRSystem.load(tmp_path / "system").level("frame").model_choice
+    assert choice["model"] == "kde" and choice == summary["system"]["model_choice"]["frame"]
+    html, info = system_html(load_run(tmp_path))
+    assert info["loaded"] and "slr.model auto" in html and "chosen" in html
+    assert "case intervals: person-cluster bootstrap" in html
