@@ -21,6 +21,7 @@ import numpy as np
 from . import kde as kde_mod
 from . import metrics as M
 from . import models as models_mod
+from .case_interval import single_blas
 
 CANDIDATES = ("kde/cv", "kde/silverman", "logistic", "isotonic")
 
@@ -64,6 +65,7 @@ def crossfitted_llr(name: str, settings, x, y, videos, fold, k) -> np.ndarray:
     return out
 
 
+@single_blas
 def choose_model(x, y, videos, persons, settings, candidates=CANDIDATES) -> dict:
     """``{"chosen", "model", "bandwidth_rule", "candidates": {name: {cllr, cllr_min}}, "folds", "method"}``;
     ``model`` is the ``slr.model`` value to fit, ``bandwidth_rule`` "cv" / "silverman" for kde."""

@@ -119,6 +119,7 @@ def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
                              f"videos per class (better 10 or more): give calib more persons (split.ratios)")
 
 
+@case_interval.single_blas
 def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -> LevelModel:
     """Fit one level's system on ``calib`` (module docstring). InputError on unusable data."""
     _check_calib(calib, level, settings)
