@@ -108,3 +108,16 @@ def test_spans_categories():
     assert spans_categories(0.2, 1.2, words)
     assert spans_categories(-1.5, -0.5, words)
     assert spans_categories(-math.inf, 0.0, words)
+
+
+def test_statement_gives_the_interval_and_says_when_it_spans_categories():
+    from casework.statement import interval_sentence, verbal
+    from common.schema import defaults
+
+    scale = defaults("evidence")["verbal_scale"]
+    hyps = {"hp": "the image is real", "hd": "the image is fake"}
+    one = interval_sentence(1.2, 1.8, scale, hyps)
+    assert "[+1.20, +1.80]" in one and "spans" not in one
+    two = interval_sentence(0.5, 2.4, scale, hyps)
+    assert "spans more than one verbal category" in two
+    assert verbal(0.5, scale, hyps) in two and verbal(2.4, scale, hyps) in two
