@@ -129,3 +129,26 @@ def test_logistic_calibrator_overlapping_data_not_flagged():
     cal = LogisticCalibrator().fit(x, y)
     assert not cal.separated
     assert 0.5 < cal.slope < 1.5
+
+
+def test_system_fitted_with_iv_bounds(tmp_path):
+    from slr.elub import video_weights
+    from slr.io import ScoreSet
+    from slr.settings import Settings
+    from slr.system import LRSystem
+
+    rng = np.random.default_rng(5)
+    labels = np.tile(np.repeat([0, 1], 5), 30)
+    persons = np.repeat([f"p{i}" for i in range(30)], 10)
+    videos = np.array([f"{p}_{lab}" for p, lab in zip(persons, labels)])
+    calib = ScoreSet(np.where(labels == 0, 1.0, -1.0) + rng.normal(0, 1, labels.size), labels, videos, None, "<c>",
+                     person_ids=persons)
+    st = Settings(model="logistic", bounds="iv", bootstrap_n=0, case_interval_n=0, video_level=False)
+    system = LRSystem.fit({"frame": calib}, st, "logit")
+    lm = system.level("frame")
+    cf, w = lm.calib["cf_llr_calibrated"], video_weights(videos)
+    expect = iv_bounds(cf[labels == 0], cf[labels == 1], weights_hp=w[labels == 0], weights_hd=w[labels == 1])
+    assert (lm.lower_log10, lm.upper_log10) == pytest.approx(expect)
+    system.save(tmp_path / "s")
+    again = LRSystem.load(tmp_path / "s")
+    assert again.settings.bounds == "iv" and again.bounds_log10("frame") == pytest.approx(expect)
