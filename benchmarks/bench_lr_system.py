@@ -8,7 +8,11 @@ cross-fitting (k person-grouped folds, each with its own grouped bandwidth CV), 
 all of calib, calibration + per-video ELUB, monotonicity, applying the system to test, the
 person-cluster bootstrap (``--bootstrap`` resamples of all seven metrics, on test and on the
 cross-fitted calib), and stages 09-14 with every figure (``slr.pipeline.run_scores``, which fits
-again and bootstraps again). The vectorised bootstrap is compared with a plain Python loop over
+again and bootstraps again). Issue 21 parts, each timed: the case-interval bootstrap (``--case-n``
+refits of the whole system on person resamples of calib, :mod:`slr.case_interval`), ``slr.model: auto``
+(:func:`slr.model_choice.choose_model`), and one case LR with its interval from the saved system
+after loading (target < 10 ms). Targets printed: fit with cross-fitting <= 5 s, run_scores with
+every figure <= 15 s. The vectorised bootstrap is compared with a plain Python loop over
 resamples (``slr.bootstrap.naive_bootstrap_loop``, ``--naive`` resamples; per-resample times,
 same data, same run) and the speed-up printed. Not a test: it prints its figures.
 """
@@ -29,7 +33,9 @@ from slr import pipeline  # noqa: E402
 from slr.bootstrap import cluster_bootstrap, naive_bootstrap_loop  # noqa: E402
 from slr.io import ScoreSet  # noqa: E402
 from slr.settings import Settings  # noqa: E402
-from slr.system import fit_level_model  # noqa: E402
+from slr.case_interval import case_interval_band  # noqa: E402
+from slr.model_choice import CANDIDATES, choose_model  # noqa: E402
+from slr.system import LRSystem, fit_level_model  # noqa: E402
 
 
 def generate(rng, n_items: int, prefix: str, frames: int = 10) -> ScoreSet:
@@ -43,18 +49,31 @@ def generate(rng, n_items: int, prefix: str, frames: int = 10) -> ScoreSet:
     return ScoreSet(scores, labels, videos, None, f"<{prefix}>", person_ids=persons)
 
 
+def _case_cost(lm, settings, scores) -> float:
+    """Seconds per case (bounded LLR and its interval, one item at a time) from the saved system, loaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        LRSystem({"frame": lm}, {"name": "logit"}, settings=settings).save(Path(tmp) / "system")
+        loaded = LRSystem.load(Path(tmp) / "system").level("frame")
+        t0 = time.perf_counter()
+        for s in scores:
+            loaded.llr([s])
+            loaded.interval([s])
+        return (time.perf_counter() - t0) / len(scores)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--items", type=int, default=10_000, help="frames in calib and in test (each)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--model", choices=("kde", "logistic", "isotonic"), default="kde")
     p.add_argument("--naive", type=int, default=20, help="resamples of the plain-loop reference")
+    p.add_argument("--case-n", type=int, default=200, help="refits of the case-interval bootstrap")
     args = p.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING)
     rng = np.random.default_rng(0)
     calib, test = generate(rng, args.items, "ca"), generate(rng, args.items, "te")
-    settings = Settings(model=args.model, bootstrap_n=args.bootstrap, video_level=True)
+    settings = Settings(model=args.model, bootstrap_n=args.bootstrap, video_level=True, case_interval_n=0)
     parts = {}
     t_all = time.perf_counter()
     t0 = time.perf_counter()
@@ -62,6 +81,16 @@ def main(argv=None) -> int:
     parts["fit, all steps (frame level)"] = time.perf_counter() - t0
     for k, v in lm.timings.items():
         parts[f"  {k[:-2]}"] = v
+    t_fit = parts["fit, all steps (frame level)"]
+    t0 = time.perf_counter()
+    lm.case_band = case_interval_band(lm, args.case_n, 0)
+    parts[f"case-interval bootstrap, {args.case_n} refits of the system on {len(calib)} calib items"] = \
+        time.perf_counter() - t0
+    t0 = time.perf_counter()
+    choice = choose_model(calib.scores, calib.labels, calib.videos(), calib.persons(), settings)
+    parts[f"slr.model auto: {len(CANDIDATES)} candidates cross-fitted (chose {choice['chosen']})"] = \
+        time.perf_counter() - t0
+    t_case = _case_cost(lm, settings, test.scores[:100])
     t0 = time.perf_counter()
     llr_test = lm.llr(test.scores)
     parts["apply to test"] = time.perf_counter() - t0
@@ -92,8 +121,11 @@ def main(argv=None) -> int:
         setattr(pipeline, f"stage{n:02d}", timed(n, f))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        pipeline.run_scores({"calib": calib, "test": test}, Path(tmp), settings)
-        parts["stages 09-14 with all figures (run_scores)"] = time.perf_counter() - t0
+        run_settings = Settings(model=args.model, bootstrap_n=args.bootstrap, video_level=True,
+                                case_interval_n=args.case_n)
+        pipeline.run_scores({"calib": calib, "test": test}, Path(tmp), run_settings)
+        t_run = parts[f"stages 09-14 with all figures (run_scores, case interval {args.case_n})"] = \
+            time.perf_counter() - t0
     for n, f in originals.items():
         setattr(pipeline, f"stage{n:02d}", f)
     for n, t in stage_times.items():
@@ -106,6 +138,8 @@ def main(argv=None) -> int:
     for k, v in parts.items():
         print(f"  {k:<{w}}  {v:8.2f} s")
     print(f"  {'total':<{w}}  {total:8.2f} s")
+    print(f"\nfit with cross-fitting {t_fit:.2f} s (target <= 5 s); run_scores with every figure {t_run:.2f} s "
+          f"(target <= 15 s); one case LR with its interval after loading {1000 * t_case:.2f} ms (target < 10 ms)")
     per_fast, per_naive = t_boot / args.bootstrap, t_naive / args.naive
     print(f"\nbootstrap per resample: vectorised {1000 * per_fast:.2f} ms, plain loop {1000 * per_naive:.2f} ms; "
           f"speed-up {per_naive / per_fast:.1f}x (target >= 20x); {args.bootstrap} resamples of {len(test)} items in "

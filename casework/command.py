@@ -26,7 +26,7 @@ from .faces import build_cropper, crop_options, track_faces
 from .inputs import Questioned, check_path, read_questioned
 from .outcome import EXIT_CONFIG, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, CaseworkError
 from .scoring import system_scores
-from .statement import OUTSIDE, annex, fmt_lr, headline, verbal
+from .statement import OUTSIDE, annex, fmt_lr, headline, interval_sentence, verbal
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
         out = scorer.run(t.crops)
         scores = system_scores(system, out)
         notes = []
+        if (system.validation or {}).get("casework_system") == "calib+test":
+            notes.append(f"The LR was computed by the LR system {system.validation['note']}; this system's "
+                         f"SHA-256 is {system.sha256}.")
         names = list(FRAME_CONDITIONS)
         level, rows = "frame", [t.largest()]
         if q.kind == "video":
@@ -141,6 +144,10 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
             res.update(log10_lr_bounded=llr_b, lr_bounded=float(10.0 ** llr_b), verbal=words,
                        lr_bounded_text=fmt_lr(10.0 ** llr_b),
                        statement=headline(10.0 ** llr_b, llr_b, words, hyps))
+            ci = system.level(level).interval([score])
+            if ci is not None:                 # slr.case_interval: stored in the saved system at fit time
+                res["log10_lr_interval95"] = [float(ci[0][0]), float(ci[1][0])]
+                res["statement"] += " " + interval_sentence(*res["log10_lr_interval95"], st["verbal_scale"], hyps)
             if outside:
                 res["warning"] = (f"Warning: {OUTSIDE} by default; the LR below is given only because "
                                   f"--allow-outside-conditions was set. Outside: "

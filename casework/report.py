@@ -133,6 +133,9 @@ def render_html(record: dict, files: dict, demo_note: str | None, validation: di
         if r.get("log10_lr_bounded") is not None:
             value = (f"<p class='value' id='bounded-lr-{n}'>LR = {esc(r['lr_bounded_text'])} "
                      f"(log10 LR = {r['log10_lr_bounded']:+.2f})</p>")
+            if r.get("log10_lr_interval95"):
+                lo, hi = r["log10_lr_interval95"]
+                value += f"<p class='small' id='lr-interval-{n}'>95 % interval of log10 LR: [{lo:+.2f}, {hi:+.2f}]</p>"
         else:
             value = "<p class='value'>no LR is given</p>"
         notes = "".join(f"<li>{esc(t)}</li>" for t in r.get("notes", []))

@@ -62,6 +62,18 @@ def headline(lr: float, llr: float, words: str, hyps: dict) -> str:
             f"{words}.")
 
 
+def interval_sentence(lo: float, hi: float, scale: Sequence, hyps: dict) -> str:
+    """The 95 % interval of the log10 LR (slr.case_interval) and whether it spans more than one verbal
+    category; the verbal equivalent itself follows the bounded point value."""
+    text = (f"95 % interval of the log10 LR (person-cluster bootstrap of the LR system's fit): "
+            f"[{lo:+.2f}, {hi:+.2f}] (LR {fmt_lr(10.0 ** lo)} to {fmt_lr(10.0 ** hi)}).")
+    w_lo, w_hi = verbal(lo, scale, hyps), verbal(hi, scale, hyps)
+    if w_lo != w_hi:
+        text += (f" The interval spans more than one verbal category (from \"{w_lo}\" to \"{w_hi}\"); the "
+                 f"verbal equivalent above follows the LR itself.")
+    return text
+
+
 def percentile(values: np.ndarray, x: float) -> float | None:
     """Percent of ``values`` at or below ``x`` (empirical CDF, %); None without values."""
     v = np.asarray(values, dtype=np.float64)

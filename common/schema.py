@@ -57,7 +57,7 @@ _SBI_KEYS = ("rgb_shift", "hue_shift_deg", "sat_scale", "brightness", "contrast"
 _CRITERION_KEYS = ("characteristic", "metric", "max", "min", "level")
 # the metrics a validation criterion may name (the report's matrix and the robustness stage judge these)
 CRITERION_METRICS = ("cllr", "cllr_min", "eer", "cllr_cal", "auc", "misleading_hp", "misleading_hd", "elub_range",
-                     "direction_changes", "largest_drop_log10")
+                     "direction_changes", "largest_drop_log10", "devpav", "llr_overestimation")
 _DEFAULT_CRITERIA = [
     {"characteristic": "accuracy", "metric": "cllr", "max": 0.5},
     {"characteristic": "discriminating power", "metric": "cllr_min", "max": 0.3},
@@ -369,8 +369,16 @@ KEYS: tuple[K, ...] = (
     # ------------------------------------------------------------------------------------ slr (08-14)
     K("slr.protocol", "str", "sound", "sound | paper (the paper's own choices, to reproduce its numbers)",
       choices=("sound", "paper")),
-    K("slr.model", "str", "kde", "LR model fitted on calib: kde | logistic | isotonic",
-      choices=("kde", "logistic", "isotonic")),
+    K("slr.model", "str", "kde", "LR model fitted on calib: kde | logistic | isotonic | auto (the lowest "
+      "person-grouped cross-validated Cllr on calib)", choices=("kde", "logistic", "isotonic", "auto")),
+    K("slr.bounds", "str", "elub", "bounds fitted on the cross-fitted calib LLRs: elub | iv (Invariance Verification)",
+      choices=("elub", "iv")),
+    K("slr.case_interval.n", "int", 200, "person-cluster refits of the whole system for each case LLR's 95 % "
+      "interval (0 = off)", lo=0),
+    K("slr.case_interval.seed", "int", "${seed}", "seed of the case-interval refits"),
+    K("slr.casework_system", "str", "calib", "the system casework uses: calib (the validated one) | calib+test "
+      "(refitted on both after validation; its validation figures are the calib-only system's)",
+      choices=("calib", "calib+test")),
     K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
       choices=("cosine_centroid", "logit", "fake_probability")),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),

@@ -554,7 +554,7 @@ def read_cell(run_dir: Path, level: str) -> dict | None:
         ci = level_figure(summaries, level, pool, "ci95")
         rec["ci95"] = {k: [float(ci[k][0]), float(ci[k][1])] for k in sorted(ci)
                        if isinstance(ci.get(k), (list, tuple)) and len(ci[k]) == 2} if isinstance(ci, dict) else {}
-        for extra in ("paper_eer", "paper_cllr_calibrated"):
+        for extra in ("paper_eer", "paper_cllr_calibrated", "devpav", "llr_overestimation"):
             v = level_figure(summaries, level, pool, extra)
             if v is not None:
                 rec[extra] = float(v)

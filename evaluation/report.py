@@ -51,6 +51,8 @@ METRICS = {   # metric -> (characteristic, graphical representation, criterion s
     "misleading_hp": ("accuracy", "Tippett plot (stage 11)", "max"),
     "misleading_hd": ("accuracy", "Tippett plot (stage 11)", "max"),
     "elub_range": ("calibration", "ELUB / NBE plot (stage 14)", "min"),
+    "devpav": ("calibration", "PAV curve of the ECE plot (stage 13)", "max"),
+    "llr_overestimation": ("calibration", "none (lir's LLR-overestimation curve)", "max"),
     "direction_changes": ("monotonicity", "LLR curve (stage 10)", "max"),
     "largest_drop_log10": ("monotonicity", "LLR curve (stage 10)", "max"),
 }
@@ -279,6 +281,7 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                              "basis": ("pessimistic end of the 95 % interval" if lo is not None else
                                        "point value (no interval)"), "decision": decision})
     judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
+    rows = _with_calibration_rows(rows, run, judged)
     if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
         for level in LEVELS:
             blk = lr_block(run, "calib", level)
@@ -291,6 +294,26 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                              "interval": None, "judged_value": None, "basis": "reported",
                              "decision": "reported"})
     return rows
+
+
+def _with_calibration_rows(rows: list[dict], run: Run, judged: set) -> list[dict]:
+    """devPAV and the LLR-overestimation (lir's calibration characteristics), reported beside the
+    Cllr_cal rows (after the last one) for every pool and level, unless a criterion judges them."""
+    extra = []
+    for metric in ("devpav", "llr_overestimation"):
+        if metric in judged:
+            continue
+        for pool in POOL_ORDER:
+            for level in LEVELS:
+                blk = lr_block(run, pool, level)
+                if metric not in blk:
+                    continue
+                extra.append({"characteristic": "calibration", "metric": metric, "level": level, "pool": pool,
+                              "graphical": METRICS[metric][1], "criterion": "none (add one to report.criteria)",
+                              "value": _num(blk.get(metric)), "interval": None, "judged_value": None,
+                              "basis": "reported (point value)", "decision": "reported"})
+    at = max((i + 1 for i, r in enumerate(rows) if r["metric"] == "cllr_cal"), default=len(rows))
+    return rows[:at] + extra + rows[at:]
 
 
 def counts_html(run: Run) -> str:
@@ -356,9 +379,29 @@ def system_html(run: Run) -> tuple[str, dict]:
              table(["level", "score model", "calibration", "bounds (log10)", "bandwidth (score units)", "direction",
                     "LLR direction changes", "largest LLR drop (log10)", "cross-fitting folds", "calib persons",
                     "calib videos", "calib frames"], rows) +
+             _level2_html(system) +
              "<details><summary>LR system: conditions of the calib data</summary><pre>" +
              esc(json.dumps(system.conditions, indent=1)[:4000]) + "</pre></details>")
     return html_, {"loaded": True, "sha256": system.sha256, "levels": sorted(system.levels)}
+
+
+def _level2_html(system) -> str:
+    """Issue 21: the bounder, the logistic calibrator's separation handling, ``slr.model: auto``'s
+    candidates and choice, and the case interval, per level."""
+    st = system.settings
+    parts = [f"<p id='system-level2'>Bounds: <b>{esc(st.bounds)}</b> ({'Invariance Verification, lir' if st.bounds == 'iv' else 'ELUB'}). "
+             "Logistic fits on perfectly separated data add one misleading item per hypothesis (finite slope; "
+             "docs/slr.md).</p>"]
+    for lv, lm in system.levels.items():
+        if lm.model_choice:
+            c = lm.model_choice
+            rows = [[esc(name), _num(f.get("cllr")), _num(f.get("cllr_min")), "chosen" if name == c["chosen"] else ""]
+                    for name, f in c["candidates"].items()]
+            parts.append(f"<p>{esc(lv)} level, slr.model auto: {esc(c['method'])}.</p>" +
+                         table(["candidate", "cross-validated Cllr (bits)", "Cllr_min", ""], rows))
+        if lm.case_band:
+            parts.append(f"<p class='small'>{esc(lv)} level, case intervals: {esc(lm.case_band['method'])}.</p>")
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ HTML

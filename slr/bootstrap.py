@@ -30,8 +30,10 @@ import scipy.sparse
 from tqdm import tqdm
 
 from . import metrics as M
+from .consistency import devpav, llr_overestimation
 
 METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")
+CONSISTENCY = ("devpav", "llr_overestimation")     # lir's calibration characteristics, point values
 LN2, LN10 = math.log(2.0), math.log(10.0)
 
 
@@ -279,12 +281,18 @@ def naive_bootstrap_loop(llr, labels, clusters, n: int = 1000, seed: int = 0) ->
     return out
 
 
+def consistency_metrics(llr_hp: Any, llr_hd: Any) -> dict:
+    """``{devpav, llr_overestimation}`` (log10; slr.consistency) of one pool."""
+    return {"devpav": float(devpav(llr_hp, llr_hd)), "llr_overestimation": float(llr_overestimation(llr_hp, llr_hd))}
+
+
 def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any = None, bootstrap_n: int = 1000,
                  seed: int = 0) -> dict:
     """The summary block of one pool at one level (issue 10 item 8):
     ``{n_hp, n_hd, n_persons, n_videos, n_persons_hp, n_persons_hd, cllr, cllr_min, cllr_cal, eer, auc,
-    misleading_hp, misleading_hd, ci95: {metric: [lo, hi]}, ci95_method}``. Point values from
-    slr.metrics; intervals from :func:`cluster_bootstrap` over persons (``person_ids``; without them
+    misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_method}``.
+    Point values from slr.metrics (devPAV and the mean absolute LLR-overestimation from slr.consistency,
+    point values only); intervals from :func:`cluster_bootstrap` over persons (``person_ids``; without them
     each video is a person, without ``video_ids`` each item). ``bootstrap_n = 0``: no intervals."""
     llr = np.asarray(llr, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
@@ -301,8 +309,9 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
         d.update(cllr=float(M.cllr(hp, hd)), cllr_min=float(M.cllr_min(hp, hd)), cllr_cal=float(M.cllr_cal(hp, hd)),
                  eer=float(M.eer(hp, hd)["eer"]), auc=float(M.auc(hp, hd)),
                  misleading_hp=float(mis["hp"]), misleading_hd=float(mis["hd"]))
+        d.update(consistency_metrics(hp, hd))
     else:
-        d.update({m: math.nan for m in METRICS})
+        d.update({m: math.nan for m in METRICS + CONSISTENCY})
     if bootstrap_n > 0 and hp.size and hd.size:
         ci = cluster_bootstrap(llr, labels, persons, METRICS, int(bootstrap_n), int(seed))
         d["ci95"] = {m: [lo, hi] for m, (lo, hi) in ci.items()}

@@ -153,8 +153,15 @@ class LogisticCalibrator:
     count), which is Cllr of the output times ln 2: the prior-weighted logistic regression of
     BOSARIS/FoCal at an effective prior of 0.5, so the output is an LLR without any prior term.
     Only finite LLRs are used for fitting; transform maps +-inf to +-inf (times the sign of a) and
-    NaN to NaN. Perfectly separated fitting data make the slope grow without bound; it is then
-    stopped at the optimiser's tolerance and a warning is logged.
+    NaN to NaN.
+
+    Separation (issue 21 item 7): when the finite Hp and Hd LLRs do not overlap, the maximum-likelihood
+    slope is infinite (a plain fit overflowed and stopped near slope 1e3). The fit then adds one
+    misleading pseudo-item per hypothesis, as lir's isotonic calibrator does: an Hp item at the Hd
+    LLR farthest from the Hp items and an Hd item at the Hp LLR farthest from the Hd items, each
+    weighted like a real item of its class. That makes the fit finite (the slope says how strongly a
+    set of this size can support the split) and ``separated`` records it; data that overlap are
+    fitted exactly as before.
     """
 
     name = "logistic"
@@ -162,14 +169,16 @@ class LogisticCalibrator:
     def __init__(self):
         self.slope: float | None = None
         self.intercept: float | None = None
+        self.separated = False
 
     def state(self) -> tuple[dict, dict]:
-        return {"name": self.name, "slope": self.slope, "intercept": self.intercept}, {}
+        return {"name": self.name, "slope": self.slope, "intercept": self.intercept, "separated": self.separated}, {}
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict) -> "LogisticCalibrator":
         cal = cls()
         cal.slope, cal.intercept = float(meta["slope"]), float(meta["intercept"])
+        cal.separated = bool(meta.get("separated", False))
         return cal
 
     def fit(self, llr: Any, labels: Any) -> "LogisticCalibrator":
@@ -177,6 +186,13 @@ class LogisticCalibrator:
         hp, hd = hp[np.isfinite(hp)], hd[np.isfinite(hd)]
         if hp.size == 0 or hd.size == 0:
             raise ValueError("LogisticCalibrator.fit: needs finite LLRs of both hypotheses")
+        self.separated = bool(hp.min() > hd.max() or hp.max() < hd.min())
+        if self.separated:
+            up = hp.min() > hd.max()       # Hp items above the Hd items
+            hp, hd = (np.r_[hp, hd.min() if up else hd.max()], np.r_[hd, hp.max() if up else hp.min()])
+        # separated sets are fitted on a unit scale (the optimiser's start suits it), then scaled back
+        scale = float(np.std(np.r_[hp, hd])) if self.separated else 1.0
+        hp, hd = hp / scale, hd / scale
         w_hp, w_hd = 0.5 / hp.size, 0.5 / hd.size
 
         def loss(theta):
@@ -184,19 +200,22 @@ class LogisticCalibrator:
             z_hp = (a * hp + b) * LN10
             z_hd = (a * hd + b) * LN10
             f = w_hp * np.logaddexp(0, -z_hp).sum() + w_hd * np.logaddexp(0, z_hd).sum()
-            s_hp = -1.0 / (1.0 + np.exp(z_hp))          # d softplus(-z)/dz
-            s_hd = 1.0 / (1.0 + np.exp(-z_hd))          # d softplus(z)/dz
+            with np.errstate(over="ignore"):              # exp -> inf gives the limit 0
+                s_hp = -1.0 / (1.0 + np.exp(z_hp))          # d softplus(-z)/dz
+                s_hd = 1.0 / (1.0 + np.exp(-z_hd))          # d softplus(z)/dz
             g_a = LN10 * (w_hp * (s_hp * hp).sum() + w_hd * (s_hd * hd).sum())
             g_b = LN10 * (w_hp * s_hp.sum() + w_hd * s_hd.sum())
             return f, np.array([g_a, g_b])
 
         res = scipy.optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B",
                                       options={"maxiter": 1000, "gtol": 1e-10})
-        self.slope, self.intercept = float(res.x[0]), float(res.x[1])
-        if hp.min() > hd.max() or not res.success:
-            log.warning("LogisticCalibrator: %s; slope %.3g, intercept %.3g",
-                        "fitting data perfectly separated" if hp.min() > hd.max() else res.message,
-                        self.slope, self.intercept)
+        self.slope, self.intercept = float(res.x[0]) / scale, float(res.x[1])
+        if self.separated:
+            log.warning("LogisticCalibrator: fitting data perfectly separated; one misleading item per "
+                        "hypothesis added (slope %.3g, intercept %.3g)", self.slope, self.intercept)
+        elif not res.success:
+            log.warning("LogisticCalibrator: %s; slope %.3g, intercept %.3g", res.message, self.slope,
+                        self.intercept)
         return self
 
     def transform(self, llr: Any) -> np.ndarray:

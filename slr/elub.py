@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from common.registry import Registry
+from common.registry import Registry, import_target
 from slr.metrics import split_hypotheses
 
 ELUB_STEP = 0.01
@@ -129,4 +129,6 @@ class ELUBBounder:
         return self.fit(llr, labels).transform(llr)
 
 
-BOUNDERS = Registry("bounder", {"elub": ELUBBounder})   # bounds of the final LLR (slr.system)
+# bounds of the final LLR (slr.bounds; slr.system): entries imported on demand (ivbounds builds on this module)
+BOUNDERS = Registry("bounder", {"elub": "slr.elub:ELUBBounder", "iv": "slr.ivbounds:IVBounder"},
+                    unknown="unknown bounder {name}; slr.bounds is one of {names}", load=import_target)

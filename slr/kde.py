@@ -97,7 +97,7 @@ class GaussianKDE1D:
     _TERM_CUT = 50.0      # drop kernel terms below e^-50 of the largest one (per x)
     _KERNEL_CUT = 12.0    # grid kernel truncated at 12 bandwidths (e^-72)
     _GRID_PAD = 8.0       # grid extends this many bandwidths beyond the data
-    _CHUNK_TERMS = 4_000_000
+    _BLOCK_TERMS = 1 << 17   # window terms per dense block of the exact path
 
     def __init__(self, grid_points_per_bandwidth: int = 100, grid_rel_threshold: float = 1e-9,
                  exact_budget: float = 3e7, max_grid: int = 1 << 22):
@@ -194,29 +194,44 @@ class GaussianKDE1D:
         return lo, hi, near
 
     def _exact(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """Exact ln f(x) by log-sum-exp over each window, shifted by the nearest point's term."""
+        """Exact ln f(x) (x sorted) by log-sum-exp over each x's window, shifted by the nearest point's
+        term. Rows are processed in blocks (:meth:`_blocks`): one dense (rows x union of their windows)
+        array per block. A row may so sum a few more terms than its own window, each below e^-50 of
+        its largest: the same value to rounding, 2-3x faster than a flat gather of the windows."""
         d, h = self.data_, self.bandwidth_
         out = np.empty(x.size)
+        inv_h = 1.0 / h
+        for s, e in self._blocks(lo, hi):
+            lb, hb = int(lo[s:e].min()), int(hi[s:e].max())
+            zn = (x[s:e] - d[near[s:e]]) * inv_h
+            half_zn2 = 0.5 * zn * zn
+            q = np.subtract(x[s:e, None], d[None, lb:hb])
+            q *= inv_h
+            np.square(q, out=q)
+            q *= -0.5
+            q += half_zn2[:, None]
+            np.exp(q, out=q)
+            out[s:e] = np.log(q.sum(axis=1)) - half_zn2
+        return out - math.log(d.size * h) - _LN_SQRT_2PI
+
+    def _blocks(self, lo: np.ndarray, hi: np.ndarray) -> list[tuple[int, int]]:
+        """Consecutive row ranges [s, e) of about _BLOCK_TERMS window terms each; a block whose union
+        window would hold more than 1.5x its rows' own terms is halved (sparse tails)."""
         counts = hi - lo
         ends = np.cumsum(counts)
-        start = 0
-        while start < x.size:
-            # grow the chunk until it holds about _CHUNK_TERMS kernel terms (at least one x)
-            base = ends[start - 1] if start else 0
-            stop = int(np.searchsorted(ends, base + self._CHUNK_TERMS, side="right"))
-            stop = max(stop, start + 1)
-            sl = slice(start, stop)
-            c = counts[sl]
-            offs = np.concatenate(([0], np.cumsum(c)[:-1]))
-            flat = np.arange(int(c.sum())) - np.repeat(offs - lo[sl], c)
-            xr = np.repeat(x[sl], c)
-            z = (xr - d[flat]) / h
-            zn = (x[sl] - d[near[sl]]) / h
-            terms = np.exp(-0.5 * (z * z - np.repeat(zn * zn, c)))
-            s = np.add.reduceat(terms, offs)
-            out[sl] = -0.5 * zn * zn + np.log(s)
-            start = stop
-        return out - math.log(d.size * h) - _LN_SQRT_2PI
+        cuts = np.searchsorted(ends, np.arange(self._BLOCK_TERMS, ends[-1], self._BLOCK_TERMS), side="right")
+        bounds = np.unique(np.concatenate(([0], cuts, [counts.size])))
+        todo = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        done = []
+        while todo:
+            s, e = todo.pop()
+            union = int(hi[s:e].max() - lo[s:e].min())
+            if e - s > 1 and (e - s) * union > 1.5 * int(counts[s:e].sum()) + 2048:
+                m = (s + e) // 2
+                todo += [(s, m), (m, e)]
+            else:
+                done.append((s, e))
+        return done
 
     def _build_grid(self) -> tuple[float, float, np.ndarray]:
         d, h = self.data_, self.bandwidth_

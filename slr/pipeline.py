@@ -28,6 +28,7 @@ from common.io import write_csv, write_json
 from common.stages import folder
 
 from . import kde, metrics, plots
+from .casework_system import CASEWORK_DIR, save_casework_system
 from .interface import SystemInterface, level_sets, system_class
 from .io import ScoreSet
 from .lr_stages import evaluate, split_metrics, stage11, stage12, stage13, stage14  # noqa: F401
@@ -124,7 +125,8 @@ def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str
     mono = lm.monotonicity["model"]
     plots.plot_llr_curve(axes[0], grid, lm.llr_parts(grid), (lm.lower_log10, lm.upper_log10), fp.scores, fp.llr,
                          fp.labels, title=f"{r.level} level, {model} model: {mono['direction_changes']} direction "
-                                          f"changes, largest drop {mono['largest_drop_log10']:.3g}")
+                                          f"changes, largest drop {mono['largest_drop_log10']:.3g}",
+                         band=lm.interval(grid) if hasattr(lm, "interval") else None)
     plots.save_figure(fig, out / f"llr_curve_{r.level}.png",
                       f"Stage 10: LLR as a function of the score (fitted on calib){tail}")
 
@@ -165,6 +167,10 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
         target = Path(system_dir) if Path(system_dir).is_absolute() else out / system_dir
         summary["system"]["sha256"] = system.save(target)
         summary["system"]["directory"] = str(system_dir)
+        if settings.protocol == "sound" and settings.casework_system == "calib+test":
+            summary["system"]["casework"] = save_casework_system(
+                type(system), sets, settings, score_spec, centroid, conditions, summary["system"]["sha256"],
+                target.parent / CASEWORK_DIR)
     for lv, r in levels.items():
         r.metrics, r.system_summary = ev[lv], summary["system"]
     write_json(out / "summary.json", summary)

@@ -223,9 +223,13 @@ def plot_bounded(ax, llr: np.ndarray, bounded: np.ndarray, labels: np.ndarray, b
 
 
 def plot_llr_curve(ax, grid: np.ndarray, parts: dict, bounds: tuple[float, float], scores: np.ndarray,
-                   cf_llr: np.ndarray, labels: np.ndarray, title: str = ""):
+                   cf_llr: np.ndarray, labels: np.ndarray, title: str = "", band: tuple | None = None):
     """The LR system as a function of the score: the score model's LLR, after calibration, after the
-    bounds (lines, over the calib score range), and the calib items' cross-fitted LLRs (points)."""
+    bounds (lines, over the calib score range), the calib items' cross-fitted LLRs (points) and, when
+    given, ``band`` = (lower, upper): the 95 % case interval of the final LLR on ``grid``."""
+    if band is not None:
+        ax.fill_between(grid, band[0], band[1], color="0.6", alpha=0.35, lw=0,
+                        label="95 % case interval (person-cluster refits)")
     ax.plot(grid, parts["model"], color="0.3", lw=1, label="score model LLR")
     if not np.array_equal(parts["model"], parts["calibrated"]):
         ax.plot(grid, parts["calibrated"], color="tab:purple", lw=1, ls="--", label="after calibration")

@@ -1,7 +1,8 @@
 """Bring your own scores: run stages 09-14 on score CSVs from any system.
 
     python -m slr.run_scores --scores-dir DIR --output-dir OUT [--protocol sound|paper]
-        [--model kde|logistic|isotonic] [--calibration none|pav|logistic] [--bootstrap N] [--seed S]
+        [--model kde|logistic|isotonic|auto] [--calibration none|pav|logistic] [--bounds elub|iv]
+        [--case-interval N] [--bootstrap N] [--seed S] [--fusion logistic]
 
 Columns of every CSV: ``score`` and ``label`` (0 = real = Hp, 1 = fake = Hd), optional ``video_id``
 (video-level results; frames of one video are dependent) and ``person_id`` (the unit of the
@@ -12,6 +13,9 @@ found on calib).
 - ``--protocol sound`` (default): ``DIR/calib.csv`` and ``DIR/test.csv`` are required,
   ``DIR/train.csv`` and ``DIR/val.csv`` optional (reported as diagnostics). The LR system is fitted
   on calib only (docs/slr.md, sound protocol v2); persons must be disjoint across the files.
+- ``--fusion logistic`` (sound): instead of ``score``, one column ``score_<detector>`` per detector
+  (optional ``source``, e.g. the generator: the unit of the fusion's cross-validation); the scores
+  are fused by :mod:`slr.fusion_scores` and the fused score is validated like a single score.
 - ``--protocol paper``: ``DIR/train.csv``, ``DIR/val.csv``, ``DIR/test.csv`` as in the paper's code.
 
 OUT receives ``summary.json`` (levels.<level>.<pool>.{n_hp, ..., ci95}, system.{bounds_log10,
@@ -30,11 +34,13 @@ from pathlib import Path
 
 from common.cli import setup_logging
 from common.config import ConfigError
-from common.io import InputError, atomic_dir
+from common.io import InputError, atomic_dir, write_json
 
+from .fusion_scores import fuse_pools
 from .interface import system_class
+from .io import POOLS
 from .pipeline import run_scores
-from .settings import CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, Settings
+from .settings import BOUNDS, CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, Settings
 
 
 def _check_output_dir(out: Path) -> None:
@@ -83,6 +89,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=DEFAULTS["bootstrap"]["seed"],
                    help="seed of the folds and of the bootstrap (default %(default)s)")
     p.add_argument("--no-video-level", action="store_true", help="skip video-level results")
+    p.add_argument("--bounds", choices=BOUNDS, default=DEFAULTS["bounds"],
+                   help="sound: elub or iv (Invariance Verification); default %(default)s")
+    p.add_argument("--case-interval", type=int, default=DEFAULTS["case_interval"]["n"],
+                   help="sound: person-cluster refits for each case LLR's 95 %% interval (0 = off; default %(default)s)")
+    p.add_argument("--fusion", choices=("logistic",),
+                   help="sound: fuse the columns score_<detector> by logistic regression (slr.fusion); "
+                        "without it: one score column")
     return p.parse_args(argv)
 
 
@@ -92,13 +105,24 @@ def main(argv=None) -> int:
     try:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
                             video_level=not args.no_video_level, model=args.model,
-                            crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed)
+                            crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed,
+                            bounds=args.bounds, case_interval_n=args.case_interval, case_interval_seed=args.seed)
         out = Path(args.output_dir).resolve()
         _check_apart(Path(args.scores_dir).resolve(), out)
-        sets = system_class(args.protocol).read_pools(args.scores_dir)
+        fusion = None
+        if args.fusion == "logistic":
+            if args.protocol != "sound":
+                raise ConfigError("--fusion logistic needs --protocol sound (the fusion is fitted on calib)")
+            sets, fusion = fuse_pools(Path(args.scores_dir), POOLS, settings)
+        else:
+            sets = system_class(args.protocol).read_pools(args.scores_dir)
         _check_output_dir(out)
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)
+            if fusion is not None:
+                summary["fusion"] = fusion
+                write_json(tmp / "summary.json", summary)
+                print(f"fusion: {fusion['reason']}")
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

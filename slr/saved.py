@@ -14,6 +14,7 @@ from pathlib import Path
 
 from common.config import Config
 
+from .casework_system import CASEWORK_DIR
 from .system import LRSystem
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ def _manifest_time(d: Path) -> float:
 def casework_system_dir(cfg: Config) -> Path:
     """The LR system casework should load: ``15_robustness/system`` when it exists, is not older than
     ``10_kde_lr/system`` and was derived from the system now in ``10_kde_lr/system`` (its recorded base
-    SHA-256 matches); otherwise ``10_kde_lr/system`` (without validated degradation ranges)."""
+    SHA-256 matches); otherwise ``10_kde_lr/system`` (without validated degradation ranges). With
+    ``slr.casework_system: calib+test``: the system stage 10 refitted on calib + test (slr.casework_system)."""
+    if cfg.get("slr.casework_system") == "calib+test":
+        return cfg.stage_dir(BASE_STAGE, create=False) / CASEWORK_DIR
     base, robust = base_system_dir(cfg), robust_system_dir(cfg)
     pointer = cfg.stage_dir(STAGE, create=False) / "casework_system.json"
     if not (robust / "system.json").is_file() or not pointer.is_file():

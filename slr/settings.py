@@ -9,14 +9,17 @@ from common import schema
 from common.config import Config, ConfigError
 
 from .calibration import CALIBRATORS
+from .elub import BOUNDERS
 from .interface import SYSTEMS
 from .models import MODELS as MODEL_REGISTRY
 from .scores import SCORES as SCORE_REGISTRY
 
 PROTOCOLS = SYSTEMS.names()                  # every list of names derives from its registry
 CALIBRATIONS = CALIBRATORS.names()
-MODELS = MODEL_REGISTRY.names()
+MODELS = MODEL_REGISTRY.names() + ("auto",)    # auto: chosen by person-grouped CV (slr.model_choice)
 SCORES = SCORE_REGISTRY.names()
+BOUNDS = BOUNDERS.names()
+CASEWORK_SYSTEMS = ("calib", "calib+test")
 DEFAULTS = schema.defaults("slr", resolve=True)   # the schema's defaults: the dataclass keeps no copy of its own
 _BW, _BOOT = DEFAULTS["bandwidth"], DEFAULTS["bootstrap"]
 
@@ -48,6 +51,10 @@ class Settings:
     crossfit_folds: int = DEFAULTS["crossfit_folds"]
     bootstrap_n: int = _BOOT["n"]
     bootstrap_seed: int = _BOOT["seed"]
+    bounds: str = DEFAULTS["bounds"]
+    case_interval_n: int = DEFAULTS["case_interval"]["n"]
+    case_interval_seed: int = DEFAULTS["case_interval"]["seed"]
+    casework_system: str = DEFAULTS["casework_system"]
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -56,6 +63,12 @@ class Settings:
             raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.model not in MODELS:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
+        if self.bounds not in BOUNDS:
+            raise ConfigError(f"slr.bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if self.casework_system not in ("calib", "calib+test"):
+            raise ConfigError(f"slr.casework_system must be calib or calib+test, got {self.casework_system!r}")
+        if int(self.case_interval_n) < 0:
+            raise ConfigError(f"slr.case_interval.n must be >= 0 (0 = off), got {self.case_interval_n}")
         if self.score not in SCORES:
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
         self.grid = np.asarray(self.grid, dtype=float)
@@ -69,6 +82,12 @@ class Settings:
             raise ConfigError(f"slr.crossfit_folds must be >= 2, got {self.crossfit_folds}")
         if int(self.bootstrap_n) < 0:
             raise ConfigError(f"slr.bootstrap.n must be >= 0 (0 = no intervals), got {self.bootstrap_n}")
+        if self.bounds not in BOUNDS:
+            raise ConfigError(f"slr.bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if self.casework_system not in CASEWORK_SYSTEMS:
+            raise ConfigError(f"slr.casework_system must be one of {CASEWORK_SYSTEMS}, got {self.casework_system!r}")
+        if int(self.case_interval_n) < 0:
+            raise ConfigError(f"slr.case_interval.n must be >= 0 (0 = off), got {self.case_interval_n}")
         self.n_folds, self.crossfit_folds, self.bootstrap_n = int(self.n_folds), int(self.crossfit_folds), \
             int(self.bootstrap_n)
 
@@ -90,7 +109,10 @@ class Settings:
                        paper_seed=int(get("slr.paper_seed")), video_level=bool(get("slr.video_level")),
                        model=str(get("slr.model")), score=str(get("slr.score")),
                        crossfit_folds=int(get("slr.crossfit_folds")),
-                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")))
+                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")),
+                       bounds=str(get("slr.bounds")), case_interval_n=int(get("slr.case_interval.n")),
+                       case_interval_seed=int(get("slr.case_interval.seed")),
+                       casework_system=str(get("slr.casework_system")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -103,7 +125,9 @@ class Settings:
             d.update(model=self.model, score=self.score, calibration=self.calibration,
                      crossfit_folds=self.crossfit_folds,
                      bandwidth_grid=[float(self.grid[0]), float(self.grid[-1]), len(self.grid)],
-                     bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed)
+                     bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed, bounds=self.bounds,
+                     case_interval={"n": self.case_interval_n, "seed": self.case_interval_seed},
+                     casework_system=self.casework_system)
         else:
             d.update(paper_seed=self.paper_seed)
         return d
@@ -121,4 +145,7 @@ class Settings:
         boot = d.get("bootstrap") or {}
         kw.update({name: int(boot[key]) for name, key in (("bootstrap_n", "n"), ("bootstrap_seed", "seed"))
                    if key in boot})
+        kw.update({name: str(d[name]) for name in ("bounds", "casework_system") if name in d})
+        ci = d.get("case_interval") or {}     # a system saved before issue 21 has no case interval: n = 0
+        kw.update(case_interval_n=int(ci.get("n", 0)), case_interval_seed=int(ci.get("seed", DEFAULTS["case_interval"]["seed"])))
         return cls(**kw)

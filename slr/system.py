@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from common.io import InputError, atomic_dir, jsonable, sha256_file
 
+from . import case_interval, model_choice
 from . import models as models_mod
 from .calibration import calibrator_from_state, make_calibrator
 from .elub import BOUNDERS, video_weights
@@ -70,6 +71,8 @@ class LevelModel:
     monotonicity: dict = field(default_factory=dict)  # {"model": {...}, "final": {...}}
     counts: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)      # seconds per fitting step (not saved)
+    model_choice: dict | None = None                 # slr.model auto: candidates' CV Cllr and the choice
+    case_band: dict | None = None                    # slr.case_interval: 95 % band of the LLR on a score grid
 
     def llr_parts(self, scores: Any) -> dict[str, np.ndarray]:
         """``{"model": score-model LLR, "calibrated": after calibration, "llr": after the bounds}``."""
@@ -85,10 +88,15 @@ class LevelModel:
     def bandwidth(self) -> dict | None:
         return dict(self.model.bandwidth) if isinstance(self.model, models_mod.KDEModel) else None
 
+    def interval(self, scores: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """95 % interval (log10) of the LLRs at ``scores`` from the stored band; None without one."""
+        return case_interval.interval_at(self.case_band, scores) if self.case_band else None
+
     def describe(self) -> dict:
         return {"model": self.model.describe(), "calibration": self.calibration,
                 "bounds_log10": [self.lower_log10, self.upper_log10], "crossfit": self.crossfit,
-                "monotonicity": self.monotonicity, "counts": self.counts}
+                "monotonicity": self.monotonicity, "counts": self.counts, "model_choice": self.model_choice,
+                "case_interval": case_interval.band_state(self.case_band)[0]}
 
 
 def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
@@ -109,6 +117,7 @@ def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
                              f"videos per class (better 10 or more): give calib more persons (split.ratios)")
 
 
+@case_interval.single_blas
 def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -> LevelModel:
     """Fit one level's system on ``calib`` (module docstring). InputError on unusable data."""
     _check_calib(calib, level, settings)
@@ -120,6 +129,9 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     timings = {}
     t0 = time.perf_counter()
     try:
+        make_model, choice = model_choice.model_factory(settings, x, y, videos, persons)
+        timings["model_choice_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         for i in tqdm(range(k), desc=f"cross-fitting ({level}, {settings.model})", unit="fold", leave=False,
                       disable=None):
             tr, te = fold != i, fold == i
@@ -127,17 +139,17 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
                 if len(np.unique(videos[tr & (y == lab)])) < 2:
                     raise InputError(f"{src}: cross-fitting fold {i + 1} of {k} leaves fewer than 2 {name} videos to "
                                      f"fit on; give calib more persons or lower slr.crossfit_folds")
-            cf_model[te] = models_mod.make_model(settings).fit(x[tr], y[tr], videos[tr]).llr(x[te])
+            cf_model[te] = make_model().fit(x[tr], y[tr], videos[tr]).llr(x[te])
         timings["crossfit_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        final = models_mod.make_model(settings).fit(x, y, videos)
+        final = make_model().fit(x, y, videos)
         timings["final_fit_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cal = make_calibrator(settings.calibration)
         cal.fit(cf_model, y)
         cf_cal = np.asarray(cal.transform(cf_model), np.float64)
         weights = video_weights(videos)
-        bounder = BOUNDERS.get("elub")().fit(cf_cal, y, weights)
+        bounder = BOUNDERS.get(settings.bounds)().fit(cf_cal, y, weights)
         timings["calibration_elub_s"] = time.perf_counter() - t0
     except ValueError as exc:
         if isinstance(exc, InputError):
@@ -145,13 +157,13 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
         raise InputError(f"{src}: {level} level, model {settings.model}: {exc}") from exc
     lo, hi = float(bounder.lower_log10), float(bounder.upper_log10)
     cf = np.clip(cf_cal, lo, hi)
-    lm = LevelModel(level, final, settings.calibration, cal, lo, hi)
+    lm = LevelModel(level, final, settings.calibration, cal, lo, hi, model_choice=choice)
     lm.calib = {"scores": x.copy(), "labels": y.copy(), "video_ids": videos.astype(str),
                 "person_ids": persons.astype(str), "cf_llr_model": cf_model, "cf_llr_calibrated": cf_cal,
                 "cf_llr": cf, "cf_fold": fold.astype(np.int64)}
     lm.crossfit = {"k": int(k), "seed": int(settings.seed), "grouped_by": "person",
-                   "elub": "fitted on the calibrated cross-fitted calib LLRs, each video counted once "
-                           "(frame weights 1 / frames of the video)",
+                   "elub": f"{settings.bounds} bounds fitted on the calibrated cross-fitted calib LLRs, each video "
+                           f"counted once (frame weights 1 / frames of the video)",
                    "calibration": f"{settings.calibration}, fitted on the cross-fitted calib LLRs"}
     lo_s, hi_s = float(x.min()), float(x.max())
     t0 = time.perf_counter()
@@ -160,6 +172,11 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
                                                         final.direction)}
     timings["monotonicity_s"] = time.perf_counter() - t0
     lm.counts = calib.counts()
+    if settings.case_interval_n > 0:
+        t0 = time.perf_counter()
+        lm.case_band = case_interval.case_interval_band(lm, settings.case_interval_n, settings.case_interval_seed,
+                                                        settings.bounds)
+        timings["case_interval_s"] = time.perf_counter() - t0
     lm.timings = timings          # not saved (would change the SHA-256 between identical fits)
     return lm
 
@@ -339,6 +356,7 @@ class LRSystem(SystemInterface):
     def summary_block(self, levels: dict[str, LevelLLR]) -> dict:
         st = self.settings
         blk = {"protocol": self.protocol, "model": st.model, "calibration": st.calibration, "score": st.score,
+               "bounds": st.bounds,
                "bounds_log10": {}, "bandwidth": {}, "bandwidth_details": {}, "monotonicity": {}, "sha256": None}
         for lv, r in levels.items():
             lm = self.level(lv)
@@ -349,6 +367,8 @@ class LRSystem(SystemInterface):
             blk.setdefault("crossfit", {})[lv] = lm.crossfit
             blk.setdefault("direction", {})[lv] = lm.model.direction
             blk.setdefault("model_details", {})[lv] = lm.model.describe()
+            blk.setdefault("model_choice", {})[lv] = lm.model_choice
+            blk.setdefault("case_interval", {})[lv] = case_interval.band_state(lm.case_band)[0]
         blk["conditions"] = self.conditions
         return blk
 
@@ -362,12 +382,14 @@ class LRSystem(SystemInterface):
             for lv, lm in self.levels.items():
                 mmeta, marr = lm.model.state()
                 cmeta, carr = lm.calibrator.state()
-                for part, d in (("model", marr), ("calibrator", carr), ("calib", lm.calib)):
+                bmeta, barr = case_interval.band_state(lm.case_band)
+                for part, d in (("model", marr), ("calibrator", carr), ("calib", lm.calib), ("case_band", barr)):
                     for name, a in d.items():
                         arrays[f"{lv}.{part}.{name}"] = np.asarray(a)
                 levels[lv] = {"model": mmeta, "calibrator": cmeta, "lower_log10": lm.lower_log10,
                               "upper_log10": lm.upper_log10, "crossfit": lm.crossfit,
                               "monotonicity": lm.monotonicity, "counts": lm.counts,
+                              "model_choice": lm.model_choice, "case_interval": bmeta,
                               "arrays": sorted(k for k in arrays if k.startswith(f"{lv}."))}
             if self.centroid is not None:
                 arrays["centroid"] = self.centroid
@@ -434,7 +456,9 @@ class LRSystem(SystemInterface):
             model = models_mod.model_from_state(d["model"], part("model"))
             cal = calibrator_from_state(d["calibrator"], part("calibrator"))
             lm = LevelModel(lv, model, d["calibrator"]["name"], cal, float(d["lower_log10"]), float(d["upper_log10"]),
-                            part("calib"), d["crossfit"], d["monotonicity"], d["counts"])
+                            part("calib"), d["crossfit"], d["monotonicity"], d["counts"],
+                            model_choice=d.get("model_choice"),
+                            case_band=case_interval.band_from_state(d.get("case_interval"), part("case_band")))
             levels[lv] = lm
         sys_ = cls(levels, doc["score_spec"], arrays.get("centroid"), doc.get("conditions"), doc.get("pools"),
                    doc.get("validation"), settings)

@@ -23,18 +23,21 @@ from training.detectors import detector_class
 from training.detectors.base import Detector
 
 
-@pytest.mark.parametrize("key,registry", [("slr.protocol", SYSTEMS), ("slr.model", MODELS),
-                                          ("slr.calibration", CALIBRATORS), ("slr.score", SCORES)])
-def test_schema_choices_are_the_registry_names(key, registry):
-    assert tuple(schema.BY_NAME[key].choices) == registry.names()
+@pytest.mark.parametrize("key,registry,extra", [("slr.protocol", SYSTEMS, ()), ("slr.model", MODELS, ("auto",)),
+                                                ("slr.calibration", CALIBRATORS, ()), ("slr.score", SCORES, ()),
+                                                ("slr.bounds", BOUNDERS, ())])
+def test_schema_choices_are_the_registry_names(key, registry, extra):
+    """``extra``: choices that are not components (slr.model auto chooses among the registered models)."""
+    assert tuple(schema.BY_NAME[key].choices) == registry.names() + extra
 
 
 def test_settings_and_results_grid_lists_derive_from_the_registries():
     from evaluation import experiments
 
-    assert slr_settings.PROTOCOLS == SYSTEMS.names() and slr_settings.MODELS == MODELS.names()
+    assert slr_settings.PROTOCOLS == SYSTEMS.names() and slr_settings.MODELS == MODELS.names() + ("auto",)
     assert slr_settings.CALIBRATIONS == CALIBRATORS.names() and slr_settings.SCORES == SCORES.names()
     assert experiments.SCORES == SCORES.names() and experiments.MODELS == MODELS.names()
+    assert slr_settings.BOUNDS == BOUNDERS.names()
 
 
 def _calib_data(seed=0, n=300):

@@ -1,0 +1,97 @@
+"""Calibration characteristics NFI's ``lir`` reports beside Cllr_cal: devPAV and the LLR-overestimation.
+
+Conventions: LLR = log10 LR; ``llr_hp`` = LLRs of Hp-true items (real, label 0), ``llr_hd`` = of
+Hd-true items (fake, label 1). Both agree with ``lir`` 1.3.1 on the same inputs
+(tests/test_slr_level2.py; lir's labels are the other way round: its y = 1 is Hp).
+
+- ``devpav``: the mean absolute vertical distance, in log10, between the PAV-transform of the LLRs
+  and the identity line: the area between the piecewise-linear curve through the points
+  (LLR, PAV-calibrated LLR) and y = x, divided by the LLR range it spans (Vergeer et al. 2021,
+  "Why calibrating LR-systems is best practice"). 0 for a perfectly calibrated set; points whose
+  PAV value is +-inf (pure end blocks) are left out as lir does; +inf when a finite PAV value sits
+  at an infinite LLR, NaN when every PAV value is infinite.
+- ``llr_overestimation``: on 100 LLRs from max(0.1 % quantiles) to min(99.9 % quantiles) of the
+  two hypotheses ('hazen'), the system LLR minus the empirical LLR log10 f_Hp / f_Hd, the
+  densities Gaussian KDEs of the LLRs with Silverman's rule-of-thumb bandwidth as KDEpy computes it
+  (sigma (3n/4)^(-1/5), sigma = min(sd, IQR / 1.349); from the LLRs inside the grid's range,
+  applied to all of them). Positive = the system overstates its evidence (+1: ten times
+  too strong). The metric is the mean absolute overestimation over the grid (lir's
+  ``llr_overestimation``; lir 1.3.1's own function fails on an array, so the tests compare the
+  curve of ``calc_llr_overestimation`` and take its mean here); NaN when the two LLR sets do not
+  overlap.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .kde import GaussianKDE1D
+from .metrics import _pair, pav_llr
+
+OVERESTIMATION_GRID = 100
+OVERESTIMATION_QUANTILE = 0.001
+
+
+def _segment_area(x1, y1, x2, y2) -> np.ndarray:
+    """Integral of |y(x) - x| over each straight segment (x1, y1)-(x2, y2) (arrays)."""
+    d1, d2, w = y1 - x1, y2 - x2, x2 - x1
+    a1, a2 = np.abs(d1), np.abs(d2)
+    same_side = d1 * d2 >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = w * (d1 * d1 + d2 * d2) / (2.0 * (a1 + a2))
+    return np.where(same_side, 0.5 * w * (a1 + a2), crossing)
+
+
+def devpav(llr_hp: Any, llr_hd: Any) -> float:
+    """devPAV in log10 (module docstring). ValueError when a hypothesis is empty."""
+    hp, hd = _pair(llr_hp, llr_hd)
+    if hp.size == 0 or hd.size == 0:
+        raise ValueError("devPAV needs LLRs of both hypotheses (Hp = real and Hd = fake)")
+    cal_hp, cal_hd = pav_llr(hp, hd)
+    pts = np.unique(np.array([np.concatenate([hp, hd]), np.concatenate([cal_hp, cal_hd])]), axis=1)
+    x, y = pts
+    fin = np.isfinite(y)
+    if not fin.any():
+        return math.nan
+    x, y = x[fin], y[fin]
+    if not np.all(np.isfinite(x)):
+        return math.inf
+    if x.size == 1:
+        return float(abs(x[0] - y[0]))
+    return float(np.sum(_segment_area(x[:-1], y[:-1], x[1:], y[1:])) / (x[-1] - x[0]))
+
+
+def silverman_kdepy(x: np.ndarray) -> float:
+    """KDEpy's Silverman rule: sigma (3n/4)^(-1/5), sigma = min(sd (ddof 1), IQR / 1.349)."""
+    if x.size == 1:
+        return 1.0
+    sigma = min(float(np.std(x, ddof=1)), float(np.subtract(*np.percentile(x, [75, 25]))) / 1.3489795003921634)
+    if sigma > 0:
+        return sigma * (x.size * 3 / 4.0) ** (-0.2)
+    spread = float(np.subtract(*np.percentile(x, [99, 1]))) / 4.6526957480816815
+    return spread * (x.size * 3 / 4.0) ** (-0.2) if spread > 0 else 1.0
+
+
+def llr_overestimation_curve(llr_hp: Any, llr_hd: Any, n_grid: int = OVERESTIMATION_GRID
+                             ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(system LLR grid, overestimation in log10) or None when the hypotheses' LLRs do not overlap."""
+    hp, hd = _pair(llr_hp, llr_hd)
+    q = OVERESTIMATION_QUANTILE
+    lo = max(np.quantile(hp, q, method="hazen"), np.quantile(hd, q, method="hazen"))
+    hi = min(np.quantile(hp, 1 - q, method="hazen"), np.quantile(hd, 1 - q, method="hazen"))
+    if not lo < hi:
+        return None
+    grid = np.linspace(lo, hi, n_grid)
+    log10_f = []
+    for x in (hp, hd):
+        bw = silverman_kdepy(x[(x >= lo) & (x <= hi)])
+        log10_f.append(GaussianKDE1D(exact_budget=math.inf).fit(x, bw).log10_pdf(grid))
+    return grid, grid - (log10_f[0] - log10_f[1])
+
+
+def llr_overestimation(llr_hp: Any, llr_hd: Any) -> float:
+    """Mean absolute LLR-overestimation over the grid (log10); NaN without overlap."""
+    curve = llr_overestimation_curve(llr_hp, llr_hd)
+    return math.nan if curve is None else float(np.mean(np.abs(curve[1])))
