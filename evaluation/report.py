@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from common.conditions import describe_conditions
 from common.config import REPO_ROOT, Config, ConfigError
 from common.pipeline import is_enabled
 from common.stages import BY_ID, STAGES, Stage, folder
@@ -356,8 +357,9 @@ def system_html(run: Run) -> tuple[str, dict]:
              table(["level", "score model", "calibration", "bounds (log10)", "bandwidth (score units)", "direction",
                     "LLR direction changes", "largest LLR drop (log10)", "cross-fitting folds", "calib persons",
                     "calib videos", "calib frames"], rows) +
-             "<details><summary>LR system: conditions of the calib data</summary><pre>" +
-             esc(json.dumps(system.conditions, indent=1)[:4000]) + "</pre></details>")
+             "<p>What casework (<code>evidence.py</code>) accepts, from the conditions of the calib data:</p>"
+             "<ul id='accepted-conditions'>" + "".join(f"<li>{esc(t)}</li>" for t in describe_conditions(system.conditions))
+             + "</ul>")
     return html_, {"loaded": True, "sha256": system.sha256, "levels": sorted(system.levels)}
 
 
