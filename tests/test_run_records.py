@@ -69,12 +69,17 @@ def test_run_folder_keeps_resolved_config_and_stage_log(toy):
     assert "toy stage working" in log and "stage 10_toy: outputs in" in log
 
 
-def test_sigint_during_a_stage_one_line_exit_130(toy):
+@pytest.mark.parametrize("via", ["runner", "stage script"])
+def test_sigint_during_a_stage_one_line_exit_130(toy, via):
     tmp, cfg, env = toy
-    assert _runner(cfg, env).returncode == 0                      # earlier outputs
+    first = subprocess.run([sys.executable, str(tmp / "10_toy.py"), "--config", str(cfg)], cwd=REPO, env=env)
+    assert first.returncode == 0                                  # earlier outputs
     out = tmp / "out" / "10_toy"
     before = {f.name: f.read_bytes() for f in out.iterdir()}
-    proc = _runner(cfg, env, "--force", "--set", "experiment=sleep", "--set", "slr.batch_size=5", wait=False)
+    sleep = ("--set", "experiment=sleep", "--set", "slr.batch_size=5")
+    proc = (_runner(cfg, env, "--force", *sleep, wait=False) if via == "runner" else
+            subprocess.Popen([sys.executable, str(tmp / "10_toy.py"), "--config", str(cfg), *sleep], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     t0 = time.time()
     while not (tmp / "ready").exists():
         assert proc.poll() is None and time.time() - t0 < 60, proc.communicate()
