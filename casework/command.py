@@ -100,8 +100,10 @@ def check_validation(system, st: dict, args) -> dict:
                                                   f"validation (see the run's validation report, stage 16); "
                                                   f"--allow-unvalidated-system gives it with NOT VALIDATED above it")
     v["text"] = describe(v)
+    what = {"degenerate": "is a degenerate system", "failed": "failed validation"}.get(v["status"], "was not validated")
     v["warning"] = None if v["allowed_by"] is None else (
-        f"NOT VALIDATED: {describe(v, short=True)}; the LR below is given only because {v['allowed_by']} is set")
+        f"NOT VALIDATED: the LR system (SHA-256 {(v['sha256'] or 'unknown')[:12]}...) {what} ({v['n_failed']} of "
+        f"{v['n_criteria']} criteria not passed); the LR below is given only because {v['allowed_by']} is set")
     return v
 
 

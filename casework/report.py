@@ -128,7 +128,10 @@ def _status_html(v: dict) -> str:
         return ""
     if v.get("status") == "passed":
         return f"<p class='passed' id='validation-status'>{esc(v['text'])}.</p>"
-    return (f"<p class='notvalid' id='validation-status'>NOT VALIDATED</p><p class='warning'>{esc(v['text'])}."
+    from evaluation.verdict import describe
+    return (f"<p class='notvalid' id='validation-status'>NOT VALIDATED</p><p class='warning'>{esc(describe(v, True))}"
+            f" (LR system SHA-256 {esc(v.get('sha256') or 'unknown')}; each criterion and reason: "
+            f"<a href='#validation'>Validation of the LR system used</a>)."
             + (f" Every LR below is given only because {esc(v['allowed_by'])} is set." if v.get("allowed_by") else "")
             + "</p>")
 

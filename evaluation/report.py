@@ -680,7 +680,8 @@ def robustness_html(run: Run) -> str:
         vr = []
         for fam, v in vd.items():
             key = next((k for k in v if k.startswith(("min_", "max_"))), None)
-            vr.append([esc(fam), esc(f"{key} = {v.get(key)}" if key else "n/a"), esc(v.get("status", "")),
+            bound = "none validated" if key and v.get(key) is None else f"{key} = {v.get(key)}" if key else "n/a"
+            vr.append([esc(fam), esc(bound), esc(v.get("status", "")),
                        esc(", ".join(str(t) for t in v.get("tested", []))),
                        esc(", ".join(str(t) for t in v.get("passed", [])) or "none")])
         h.append("<h3>Validated ranges (written into the LR system's conditions)</h3><div id='robustness-ranges'>" +

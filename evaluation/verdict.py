@@ -61,15 +61,15 @@ def judge_system(system, criteria: Sequence[dict]) -> dict:
 
 
 def failed_text(item: dict) -> str:
-    """One failed criterion for reading: ``cllr ≤ 0.5 (frame, test): 1.09, upper end of ...``."""
+    """One criterion that did not pass, for reading: ``cllr ≤ 0.5 (frame, test): 1.09``."""
     v = item.get("judged_value")
     value = "not available" if v is None else f"{float(v):.3g}"
-    basis = item.get("basis") or ""
-    return f"{item['criterion']} ({item['level']}, {item['pool']}): {value}" + (f", {basis}" if v is not None else "")
+    point = " (point value, no interval)" if str(item.get("basis") or "").startswith("point") else ""
+    return f"{item['criterion']} ({item['level']}, {item['pool']}): {value}{point}"
 
 
 def describe(v: dict, short: bool = False) -> str:
-    """The verdict in one sentence (``short``: without the list of failed criteria)."""
+    """The verdict in one sentence (``short``: without the reasons and the list of criteria)."""
     sha = (v.get("sha256") or "unknown")
     who = f"LR system SHA-256 {sha[:12]}..." if short else f"LR system SHA-256 {sha}"
     status = v["status"]
@@ -77,9 +77,10 @@ def describe(v: dict, short: bool = False) -> str:
         return f"{who}: validation passed ({v['n_criteria']} criteria, pessimistic ends of the 95 % intervals)"
     if status == NOT_VALIDATED:
         return f"{who}: NOT VALIDATED (no validation criterion could be judged: no criteria or no figures)"
-    head = (f"{who}: NOT VALIDATED, a degenerate system ({'; '.join(v['degenerate'])})" if status == DEGENERATE else
-            f"{who}: NOT VALIDATED, validation failed ({v['n_failed']} of {v['n_criteria']} criteria, judged on the "
-            f"pessimistic ends of the 95 % intervals)")
+    degenerate = "a degenerate system" + ("" if short else f" ({'; '.join(v['degenerate'])})")
+    head = (f"{who}: NOT VALIDATED, {degenerate if status == DEGENERATE else 'validation failed'}; "
+            f"{v['n_failed']} of {v['n_criteria']} criteria not passed (judged on the pessimistic ends of the "
+            f"95 % intervals)")
     if short or not v["failed"]:
         return head
     return head + ": " + "; ".join(failed_text(f) for f in v["failed"])

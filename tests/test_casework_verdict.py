@@ -97,4 +97,7 @@ def test_verdict_of_matrix_rows(rows, degenerate, status, n_failed):
     text = describe(v)
     assert ("ab" * 32) in text and (status == PASSED) == ("NOT VALIDATED" not in text)
     if status == FAILED:
-        assert f"{n_failed} of 3 criteria" in text and "eer ≤ 0.5 (frame, test): 0.3" in text and "not available" in text
+        assert f"{n_failed} of 3 criteria not passed" in text and "eer ≤ 0.5 (frame, test): 0.3;" in text
+        assert text.endswith("auc ≤ 0.5 (frame, test): not available") and "cllr ≤ 0.5" not in text
+    if status == DEGENERATE:
+        assert "a degenerate system (frame level: every LR is 1); 1 of 1 criteria not passed" in text
