@@ -253,6 +253,8 @@ def _overview(tracks) -> tuple | None:
 
 def _print(record: dict, folder: Path, previous: str | None) -> None:
     """The terminal's account: re-run, notes, the validation verdict, one line per face, the folder."""
+    from evaluation.verdict import describe
+
     inp, val = record["input"], record["validation"]
     if previous is not None:
         print(f"re-run: {folder} already held this input's case (SHA-256 {inp['sha256'][:12]}..., written "
@@ -264,7 +266,7 @@ def _print(record: dict, folder: Path, previous: str | None) -> None:
         print(f"{record['statement']} Case folder: {folder}")
         return
     print(record["statement"])
-    print(val["text"])
+    print(describe(val, reasons=False))          # the degenerate reasons: evidence.html
     for r in results:
         if r.get("validation_warning"):
             print(r["validation_warning"])

@@ -68,8 +68,9 @@ def failed_text(item: dict) -> str:
     return f"{item['criterion']} ({item['level']}, {item['pool']}): {value}{point}"
 
 
-def describe(v: dict, short: bool = False) -> str:
-    """The verdict in one sentence (``short``: without the reasons and the list of criteria)."""
+def describe(v: dict, short: bool = False, reasons: bool = True) -> str:
+    """The verdict in one sentence (``short``: without the degenerate reasons and the list of criteria;
+    ``reasons=False``: without the degenerate reasons)."""
     sha = (v.get("sha256") or "unknown")
     who = f"LR system SHA-256 {sha[:12]}..." if short else f"LR system SHA-256 {sha}"
     status = v["status"]
@@ -77,7 +78,7 @@ def describe(v: dict, short: bool = False) -> str:
         return f"{who}: validation passed ({v['n_criteria']} criteria, pessimistic ends of the 95 % intervals)"
     if status == NOT_VALIDATED:
         return f"{who}: NOT VALIDATED (no validation criterion could be judged: no criteria or no figures)"
-    degenerate = "a degenerate system" + ("" if short else f" ({'; '.join(v['degenerate'])})")
+    degenerate = "a degenerate system" + ("" if short or not reasons else f" ({'; '.join(v['degenerate'])})")
     head = (f"{who}: NOT VALIDATED, {degenerate if status == DEGENERATE else 'validation failed'}; "
             f"{v['n_failed']} of {v['n_criteria']} criteria not passed (judged on the pessimistic ends of the "
             f"95 % intervals)")
