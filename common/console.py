@@ -26,18 +26,31 @@ LOG_DIR = "logs"
 
 class Tee:
     """A text stream that writes to ``stream`` and to an open log file; terminal behaviour (isatty,
-    fileno, encoding) is that of ``stream``, so progress bars look as they would without it."""
+    fileno, encoding) is that of ``stream``, so progress bars look as they would without it. The log
+    gets whole lines only: a line redrawn with carriage returns (a progress bar) is logged as it was
+    last drawn before its newline; a bar that erases itself leaves nothing."""
 
     def __init__(self, stream, log):
         self._stream, self._log = stream, log
+        self._line = ""
 
     def write(self, text: str) -> int:
         n = self._stream.write(text)
+        parts = (self._line + text).split("\n")
+        self._line = parts.pop().rsplit("\r", 1)[-1]
         try:
-            self._log.write(text)
+            for ln in parts:
+                self._log.write(ln.rstrip("\r").rsplit("\r", 1)[-1] + "\n")
         except (ValueError, OSError):     # the log was closed or its disk is full: the console goes on
             pass
         return n
+
+    def close_line(self) -> None:
+        """Log an unfinished last line."""
+        if self._line.strip():
+            with contextlib.suppress(ValueError, OSError):
+                self._log.write(self._line + "\n")
+        self._line = ""
 
     def flush(self) -> None:
         self._stream.flush()
@@ -80,6 +93,9 @@ def console_log(path: Path, title: str) -> Iterator[Path]:
         finally:
             for h, s in zip(handlers, old):
                 h.setStream(s)
+            for t in (sys.stdout, sys.stderr):
+                if isinstance(t, Tee):
+                    t.close_line()
             sys.stdout, sys.stderr = out, err
 
 

@@ -138,3 +138,14 @@ def test_bootstrap_n_bounded_and_bar_shown(monkeypatch):
     rng = np.random.default_rng(0)
     s = bootstrap_samples(rng.normal(size=40), np.arange(40) % 2, np.arange(40) // 4, ("cllr",), n=1000, seed=1)
     assert s["cllr"].shape == (1000,) and "bootstrap" in term.getvalue() and "/1000" in term.getvalue()
+
+
+def test_stage_log_keeps_whole_lines_of_redrawn_progress_bars():
+    from common.console import Tee
+    term, log = io.StringIO(), io.StringIO()
+    t = Tee(term, log)
+    for chunk in ["start\n", "\rbar 1/3", "\rbar 2/3", "\rbar 3/3", "\n", "\r       \r", "after\nhalf", "\r\rx\n", "tail"]:
+        t.write(chunk)
+    t.close_line()
+    assert log.getvalue() == "start\nbar 3/3\nafter\nx\ntail\n"          # the bar as last drawn; erased: nothing
+    assert term.getvalue() == "start\n\rbar 1/3\rbar 2/3\rbar 3/3\n\r       \rafter\nhalf\r\rx\ntail"   # unchanged
