@@ -11,12 +11,16 @@ success: a failed run leaves every earlier output as it was (stages 01 and 03 ke
 and resume there). ``--print-config`` prints the resolved config with each value's origin.
 Stage 00 (the embedded demo's videos) runs only when the config sets ``demo.enabled: true``; 03a and
 04b (DeepFidelity) only with ``training.data_mode: fidelity``.
+The run folder keeps ``resolved_config.txt`` (the ``--print-config`` form) and ``logs/<stage>.log``
+(each stage's console). Ctrl-C stops the running stage (one line: where its work folder is, that
+earlier outputs are unchanged) and the runner with exit code 130.
 Exit code: 0 all stages done or up to date, 2 bad config/arguments or a stage script missing,
-otherwise the failing stage's exit code (later stages are not run).
+130 interrupted (Ctrl-C), otherwise the failing stage's exit code (later stages are not run).
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,11 +29,27 @@ from pathlib import Path
 from common.cli import config_path, stage_parser
 from common.config import REPO_ROOT, ConfigError, config_banner, describe_config, load_config
 from common.pipeline import current_state, plan, position, write_stamp
-from common.stages import STAGES, table_env
+from common.console import EXIT_INTERRUPTED, write_resolved_config
+from common.stages import active_table, table_env
 
 
-def main(argv=None, table=STAGES) -> int:
-    """The runner; ``table`` is the stage table (tests pass a small one)."""
+def run_stage_process(cmd: list, env: dict) -> int:
+    """Run one stage's process; Ctrl-C is passed on to it (it cleans up and says so in one line) and
+    the runner waits for it, ignoring further Ctrl-C, instead of killing it mid-write."""
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        proc.wait()
+        return EXIT_INTERRUPTED
+
+
+def main(argv=None, table=None) -> int:
+    """The runner; ``table`` is the stage table (tests pass a small one; default: common.stages.active_table)."""
+    table = active_table() if table is None else table
     parser = stage_parser(__doc__)
     parser.add_argument("--from", dest="first", default=table[0].id, help="first stage id (e.g. 08, 3a)")
     parser.add_argument("--to", dest="last", default=table[-1].id, help="last stage id")
@@ -62,6 +82,8 @@ def main(argv=None, table=STAGES) -> int:
         return 2
     overrides = [a for o in args.overrides for a in ("--set", o)]
     config_file = str(Path(cfg.source).resolve())     # the stages run from the repository root
+    if not args.dry_run:
+        write_resolved_config(cfg)
     t_all = time.time()
     summary = []
     for d in decisions:
@@ -81,8 +103,10 @@ def main(argv=None, table=STAGES) -> int:
             return 2
         state = current_state(now_cfg, stage, table)    # config and inputs as this run reads them
         t0 = time.time()
-        rc = subprocess.call([sys.executable, str(REPO_ROOT / stage.script), "--config", config_file, *overrides],
-                             cwd=REPO_ROOT, env={**os.environ, **table_env(table)})
+        rc = run_stage_process([sys.executable, str(REPO_ROOT / stage.script), "--config", config_file, *overrides],
+                               {**os.environ, **table_env(table)})
+        if rc == EXIT_INTERRUPTED:      # the stage said where its work folder is and that earlier outputs are kept
+            return rc
         if rc != 0:
             print(f"== stage {stage.name} failed (exit {rc}); later stages not run", file=sys.stderr)
             return rc
@@ -99,4 +123,9 @@ def main(argv=None, table=STAGES) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:       # between two stages: nothing half-written
+        print("interrupted (Ctrl-C) between stages: every finished stage's outputs are kept, nothing else changed",
+              file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

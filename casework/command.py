@@ -2,8 +2,12 @@
 
 Order: config -> input checks and SHA-256 -> case folder (never another input's) -> the saved LR
 system (``evidence.lr_system``, verified by its SHA-256) and the detector -> frames (stage 01's
-reader and sampling) -> faces (stage 01's cropper) -> per face: score (stage 04 + the system's
-score function), level (video only for a track whose length lies in the validated range),
+reader and sampling) -> the system's validation verdict (``evaluation.verdict``: the report's
+judgement of ``report.criteria``; a system that failed or is degenerate gives no LR unless
+``--allow-unvalidated-system`` or ``evidence.allow_unvalidated_system``, and then every output says
+NOT VALIDATED above the number) -> faces (stage 01's cropper; a face smaller than
+``evidence.min_face_fraction`` of the largest is listed, not assessed) -> per face: score (stage 04 +
+the system's score function), level (video only for a track whose length lies in the validated range),
 conditions (measured, then compared with the system's calib conditions), LR (bounded) or none ->
 ``evidence.{json,html,pdf}``.
 """
@@ -24,7 +28,7 @@ from common.videos import video_means
 from . import custody
 from .faces import build_cropper, crop_options, track_faces
 from .inputs import Questioned, check_path, read_questioned
-from .outcome import EXIT_CONFIG, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, CaseworkError
+from .outcome import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, EXIT_UNVALIDATED, CaseworkError
 from .scoring import system_scores
 from .statement import OUTSIDE, annex, fmt_lr, headline, interval_sentence, verbal
 
@@ -48,6 +52,8 @@ def settings(cfg: Config) -> dict:
         "population": str(cfg.get("evidence.population")),
         "verbal_scale": cfg.get("evidence.verbal_scale"),
         "verbal_scale_source": str(cfg.get("evidence.verbal_scale_source")),
+        "allow_unvalidated": bool(cfg.get("evidence.allow_unvalidated_system")),
+        "criteria": cfg.get("report.criteria") or [],
     }
 
 
@@ -77,34 +83,82 @@ def _track_range(system) -> tuple | None:
     return None if rng.get("min") is None else (rng["min"], rng["max"])
 
 
-def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outside: bool) -> list[dict]:
+def check_validation(system, st: dict, args) -> dict:
+    """The system's validation verdict (``evaluation.verdict``); CaseworkError(EXIT_UNVALIDATED) when it
+    did not pass and neither ``--allow-unvalidated-system`` nor ``evidence.allow_unvalidated_system`` is set."""
+    from evaluation.verdict import PASSED, describe, judge_system
+
+    v = judge_system(system, st["criteria"])
+    v["allowed_by"] = None
+    if v["status"] != PASSED:
+        if getattr(args, "allow_unvalidated_system", False):
+            v["allowed_by"] = "--allow-unvalidated-system"
+        elif st["allow_unvalidated"]:
+            v["allowed_by"] = "evidence.allow_unvalidated_system"
+        else:
+            raise CaseworkError(EXIT_UNVALIDATED, f"{describe(v)}. No LR is given from a system that did not pass "
+                                                  f"validation (see the run's validation report, stage 16); "
+                                                  f"--allow-unvalidated-system gives it with NOT VALIDATED above it")
+    v["text"] = describe(v)
+    what = {"degenerate": "is a degenerate system", "failed": "failed validation"}.get(v["status"], "was not validated")
+    v["warning"] = None if v["allowed_by"] is None else (
+        f"NOT VALIDATED: the LR system (SHA-256 {(v['sha256'] or 'unknown')[:12]}...) {what} ({v['n_failed']} of "
+        f"{v['n_criteria']} criteria not passed); the LR below is given only because {v['allowed_by']} is set")
+    return v
+
+
+def _level(q: Questioned, t, system) -> tuple[str, list, list, list]:
+    """(level, frame positions used, condition names, notes) of one track."""
+    notes = []
+    names = list(FRAME_CONDITIONS)
+    level, rows = "frame", [t.largest()]
+    if q.kind == "video":
+        rng = _track_range(system)
+        has_video = "video" in (system.levels or {})
+        if has_video and rng is not None and rng[0] <= len(t.frames) <= rng[1]:
+            level, rows = "video", list(range(len(t.frames)))
+            names += list(VIDEO_CONDITIONS)
+        else:
+            why = ("the LR system has no video-level model" if not has_video else
+                   "the LR system records no validated track lengths" if rng is None else
+                   f"the face's track has {len(t.frames)} frame(s), "
+                   f"{'fewer' if len(t.frames) < rng[0] else 'more'} than the validated range "
+                   f"[{rng[0]:.0f}, {rng[1]:.0f}] of the video-level system")
+            notes.append(f"frame-level statement instead of a video-level one: {why}; the frame with the "
+                         f"largest face (frame {t.frames[rows[0]]}) is evaluated, the other frames' values "
+                         f"are in the technical annex")
+    return level, rows, names, notes
+
+
+def not_assessed(n: int, t, system) -> dict:
+    """The result of a face that is listed but not assessed: its box, frames and why."""
+    i = t.largest()
+    measured = {"face_box_px": {"value": t.measures[i].get("face_box_px"), "note": ""}}
+    cond = check_conditions(measured, system.conditions, ["face_box_px"])
+    size = next((e["reason"] for k in ("inside", "outside", "not_checked") for e in cond[k]), "")
+    why = f"{t.not_assessed}; its face box: {size}" if size else t.not_assessed
+    return {"face": n, "assessed": False, "not_assessed_reason": why, "level": None, "frames": [t.frames[i]],
+            "track_frames": list(t.frames), "box": list(t.boxes[i]), "log10_lr_bounded": None, "lr_bounded": None, "verbal": None,
+            "lr_bounded_text": None, "statement": f"Face {n}: not assessed: {why}.", "notes": [], "warning": None,
+            "validation_warning": None, "system_validation": None}
+
+
+def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outside: bool,
+                   validation: dict | None = None) -> list[dict]:
     """One result per track (see the module docstring)."""
     results = []
     hyps = st["hypotheses"]
+    validation = validation or {}
     for n, t in enumerate(tracks, start=1):
+        if t.not_assessed:
+            results.append(not_assessed(n, t, system))
+            continue
         out = scorer.run(t.crops)
         scores = system_scores(system, out)
-        notes = []
+        level, rows, names, notes = _level(q, t, system)
         if (system.validation or {}).get("casework_system") == "calib+test":
             notes.append(f"The LR was computed by the LR system {system.validation['note']}; this system's "
                          f"SHA-256 is {system.sha256}.")
-        names = list(FRAME_CONDITIONS)
-        level, rows = "frame", [t.largest()]
-        if q.kind == "video":
-            rng = _track_range(system)
-            has_video = "video" in (system.levels or {})
-            if has_video and rng is not None and rng[0] <= len(t.frames) <= rng[1]:
-                level, rows = "video", list(range(len(t.frames)))
-                names += list(VIDEO_CONDITIONS)
-            else:
-                why = ("the LR system has no video-level model" if not has_video else
-                       "the LR system records no validated track lengths" if rng is None else
-                       f"the face's track has {len(t.frames)} frame(s), "
-                       f"{'fewer' if len(t.frames) < rng[0] else 'more'} than the validated range "
-                       f"[{rng[0]:.0f}, {rng[1]:.0f}] of the video-level system")
-                notes.append(f"frame-level statement instead of a video-level one: {why}; the frame with the "
-                             f"largest face (frame {t.frames[rows[0]]}) is evaluated, the other frames' values "
-                             f"are in the technical annex")
         if level == "video":          # the pipeline's video score: common.videos.video_means (bit-identical)
             score = float(video_means(np.zeros(len(rows), dtype=int), scores[rows]).scores[0])
         else:
@@ -134,8 +188,10 @@ def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outsid
                      for f, b, s, p in zip(t.frames, t.boxes, scores, out["fake_probability"])]
         prob = float(np.mean(out["fake_probability"][rows]))
         logit = float(np.mean(out["logit"][rows]))
-        res = {"face": n, "level": level, "frames": [t.frames[i] for i in rows], "box": list(t.boxes[rows[0]]),
-               "bounds_log10": bounds, "conditions": cond, "notes": notes, "warning": None}
+        res = {"face": n, "assessed": True, "level": level, "frames": [t.frames[i] for i in rows],
+               "box": list(t.boxes[rows[0]]), "bounds_log10": bounds, "conditions": cond, "notes": notes,
+               "warning": None, "system_validation": validation.get("status"),
+               "validation_warning": validation.get("warning") if give else None}
         res["level_text"] = (f"video level: the mean score of the face's {len(rows)} frames, video-level LR system"
                              if level == "video" else
                              f"frame level: one frame (frame {t.frames[rows[0]]}), frame-level LR system")
@@ -170,6 +226,64 @@ def add_args(parser) -> None:
                         help="name of the case folder (default <input name>_<first 12 hex of its SHA-256>)")
     parser.add_argument("--allow-outside-conditions", action="store_true",
                         help="give the LR even outside the validated conditions (with the warning above it)")
+    parser.add_argument("--allow-unvalidated-system", action="store_true",
+                        help="give the LR even from an LR system that failed validation or is degenerate "
+                             "(NOT VALIDATED above it in every output)")
+
+
+def _statement(results: list, path: Path, q: Questioned, detector: str) -> tuple[str, int]:
+    """The item's one-sentence outcome and the exit code."""
+    if not results:
+        return (f"No face was found in {path.name} ({q.frames_read} frame(s) examined with the {detector} face "
+                f"detector of stage 01). No likelihood ratio can be given for this item.", EXIT_NO_FACE)
+    skipped = [r["face"] for r in results if not r["assessed"]]
+    withheld = [r["face"] for r in results if r["assessed"] and r["log10_lr_bounded"] is None]
+    n_assessed = len(results) - len(skipped)
+    text = (f"{len(results)} face(s) found in {path.name}: {n_assessed} assessed, {len(skipped)} not assessed; "
+            f"one result per face." if skipped else f"{len(results)} face(s) found in {path.name}; one result per face.")
+    if withheld:
+        text += f" Face(s) {', '.join(map(str, withheld))}: {OUTSIDE}."
+    if skipped:
+        text += f" Face(s) {', '.join(map(str, skipped))}: not assessed (the reason is given per face)."
+    return text, EXIT_OUTSIDE if withheld else EXIT_OK
+
+
+def _overview(tracks) -> tuple | None:
+    """The first frame any face appears in, with the numbered boxes of the faces in it."""
+    if not tracks:
+        return None
+    first = min(range(len(tracks)), key=lambda i: tracks[i].frames[0])
+    f0 = tracks[first].frames[0]
+    boxes = [(n, t.boxes[t.frames.index(f0)]) for n, t in enumerate(tracks, start=1) if f0 in t.frames]
+    return tracks[first].first_frame, boxes
+
+
+def _print(record: dict, folder: Path, previous: str | None) -> None:
+    """The terminal's account: re-run, notes, the validation verdict, one line per face, the folder."""
+    from evaluation.verdict import describe
+
+    inp, val = record["input"], record["validation"]
+    if previous is not None:
+        print(f"re-run: {folder} already held this input's case (SHA-256 {inp['sha256'][:12]}..., written "
+              f"{previous}); it was re-created (only the time differs)")
+    for t in record["notes"]:
+        print(f"note: {t}")
+    results = record["results"]
+    if not results:                                        # one line: the outcome and where it is recorded
+        print(f"{record['statement']} Case folder: {folder}")
+        return
+    print(record["statement"])
+    print(describe(val, reasons=False))          # the degenerate reasons: evidence.html
+    for r in results:
+        if r.get("validation_warning"):
+            print(r["validation_warning"])
+        if r.get("warning"):
+            print(r["warning"])
+        flag = "NOT VALIDATED: " if r.get("validation_warning") else ""
+        print(f"  face {r['face']}: {flag}{r['statement']}")
+        for t in r["notes"]:
+            print(f"    note: {t}")
+    print(f"case folder: {folder} (evidence.html, evidence.pdf, evidence.json)")
 
 
 def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
@@ -190,27 +304,20 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
 
     sdir = system_dir(cfg, st)
     system = load_system(sdir)
+    validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     ckpt = _checkpoint(cfg, st)
     from training.dump import FrameScorer
     scorer = FrameScorer(cfg, ckpt, who="evidence.py")
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])
-    results = evaluate_faces(q, tracks, scorer, system, st, bool(args.allow_outside_conditions))
-
-    if not results:
-        statement = (f"No face was found in {path.name} ({q.frames_read} frame(s) examined with the "
-                     f"{opts['detector']} face detector of stage 01). No likelihood ratio can be given for this item.")
-        code = EXIT_NO_FACE
-    else:
-        withheld = [r["face"] for r in results if r["log10_lr_bounded"] is None]
-        statement = (f"{len(results)} face(s) found in {path.name}; one result per face."
-                     + (f" Face(s) {', '.join(map(str, withheld))}: {OUTSIDE}." if withheld else ""))
-        code = EXIT_OUTSIDE if withheld else EXIT_OK
+    results = evaluate_faces(q, tracks, scorer, system, st, bool(args.allow_outside_conditions), validation)
+    statement, code = _statement(results, path, q, opts["detector"])
     record = {
         "input": {"path": str(path), "sha256": sha, "size_bytes": int(path.stat().st_size), "kind": q.kind,
                   "frames_read": q.frames_read, "frames_expected": q.frames_expected},
         "system": {"lr_system_sha256": system.sha256, "checkpoint_sha256": custody.file_sha256(ckpt),
                    "config_sha256": custody.config_sha256(cfg), "code_version": custody.code_version()},
+        "validation": validation,
         "lr_system_path": str(sdir),
         "created_utc": custody.utc_now(),
         "command_line": custody.command_line(argv),
@@ -224,34 +331,13 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     }
     crops = {r["face"]: tracks[r["face"] - 1].crops[tracks[r["face"] - 1].frames.index(r["frames"][0])]
              for r in results}
-    overview = None
-    if tracks:
-        first = min(range(len(tracks)), key=lambda i: tracks[i].frames[0])
-        boxes = [(n, t.boxes[0]) for n, t in enumerate(tracks, start=1) if t.frames[0] == tracks[first].frames[0]]
-        overview = (tracks[first].first_frame, boxes)
     demo_note = None
     if cfg.get("demo.enabled"):
         from evaluation.report import DEMO_NOTE
         demo_note = DEMO_NOTE
     from .report import write_case
-    write_case(folder, record, crops, overview, demo_note, system.validation)
-
-    if previous is not None:
-        print(f"re-run: {folder} already held this input's case (SHA-256 {sha[:12]}..., written {previous}); "
-              f"it was re-created (only the time differs)")
-    for t in q.notes:
-        print(f"note: {t}")
-    if not results:                                        # one line: the outcome and where it is recorded
-        print(f"{statement} Case folder: {folder}")
-        return code
-    print(statement)
-    for r in results:
-        if r.get("warning"):
-            print(r["warning"])
-        print(f"  face {r['face']}: {r['statement']}")
-        for t in r["notes"]:
-            print(f"    note: {t}")
-    print(f"case folder: {folder} (evidence.html, evidence.pdf, evidence.json)")
+    write_case(folder, record, crops, _overview(tracks), demo_note, system.validation)
+    _print(record, folder, previous)
     return code
 
 
@@ -281,6 +367,9 @@ def main(argv: Sequence[str] | None = None, description: str | None = None) -> i
     except CaseworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): no case folder was written or changed", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

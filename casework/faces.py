@@ -4,8 +4,9 @@ The cropper is built by ``preprocessing.crop.build_cropper(options_from_config(c
 "preprocessing")))``: the very function and options stage 01 uses, so a questioned face is found,
 aligned and cropped as the training, calib and test faces were (``tests/test_casework.py`` checks
 both build the same cropper). Per frame each face is ``cropper.detect`` -> ``cropper.align_face``,
-stage 01's two calls; stage 01 keeps only the largest face of a frame, casework keeps every face
-at least ``evidence.min_face_fraction`` of the largest face's area.
+stage 01's two calls; stage 01 keeps only the largest face of a frame, casework assesses every face
+at least ``evidence.min_face_fraction`` of the largest face's area and lists the smaller ones as
+faces not assessed (their own tracks, ``Track.not_assessed`` saying why): no detected face disappears.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class Track:
     crops: list = field(default_factory=list)
     measures: list = field(default_factory=list)  # frame-level conditions of each frame (common.conditions)
     first_frame: np.ndarray | None = None         # the source frame the face first appears in (overview)
+    fractions: list = field(default_factory=list)  # per frame: box area / the frame's largest face's area
+    not_assessed: str | None = None               # why the face is listed but not assessed (None: assessed)
 
     @property
     def last_box(self):
@@ -53,37 +56,50 @@ class Track:
         return int(np.argmax(areas))
 
 
-def track_faces(frames, cropper, min_fraction: float, min_iou: float = 0.3) -> list[Track]:
-    """Faces of every frame, linked into tracks by box overlap with a track's last box (greedy,
-    largest face first). A face smaller than ``min_fraction`` x the frame's largest face is ignored."""
+def _link(tracks: list, idx: int, frame, dets, largest: float, cropper, min_iou: float) -> None:
+    """Align each detection and add it to the track whose last box overlaps it most (or a new track)."""
     from common.conditions import measure_frame
 
+    used: set[int] = set()
+    for d in dets:
+        face = cropper.align_face(frame, d)           # stage 01: landmarks + alignment
+        best, best_iou = None, min_iou
+        for t_i, t in enumerate(tracks):
+            if t_i in used:
+                continue
+            v = _iou(face.box, t.last_box)
+            if v >= best_iou:
+                best, best_iou = t_i, v
+        if best is None:
+            tracks.append(Track())
+            best = len(tracks) - 1
+        used.add(best)
+        t = tracks[best]
+        t.frames.append(int(idx))
+        t.boxes.append(tuple(int(v) for v in face.box))
+        t.crops.append(face.crop)
+        t.measures.append(measure_frame(frame, face.box))
+        t.fractions.append(float(d.area / largest) if largest > 0 else 1.0)
+        if t.first_frame is None:
+            t.first_frame = frame
+
+
+def track_faces(frames, cropper, min_fraction: float, min_iou: float = 0.3) -> list[Track]:
+    """Faces of every frame, linked into tracks by box overlap with a track's last box (greedy,
+    largest face first). A face smaller than ``min_fraction`` x the frame's largest face is followed
+    in tracks of its own, listed after the assessed ones with ``not_assessed`` saying why."""
     tracks: list[Track] = []
+    small: list[Track] = []
     for idx, frame in frames:
         dets = cropper.detect(frame)                  # stage 01: detect, largest first
         if not dets:
             continue
         largest = dets[0].area
-        dets = [d for d in dets if d.area >= min_fraction * largest]
-        used: set[int] = set()
-        for d in dets:
-            face = cropper.align_face(frame, d)       # stage 01: landmarks + alignment
-            best, best_iou = None, min_iou
-            for t_i, t in enumerate(tracks):
-                if t_i in used:
-                    continue
-                v = _iou(face.box, t.last_box)
-                if v >= best_iou:
-                    best, best_iou = t_i, v
-            if best is None:
-                tracks.append(Track())
-                best = len(tracks) - 1
-            used.add(best)
-            t = tracks[best]
-            t.frames.append(int(idx))
-            t.boxes.append(tuple(int(v) for v in face.box))
-            t.crops.append(face.crop)
-            t.measures.append(measure_frame(frame, face.box))
-            if t.first_frame is None:
-                t.first_frame = frame
-    return tracks
+        _link(tracks, idx, frame, [d for d in dets if d.area >= min_fraction * largest], largest, cropper, min_iou)
+        _link(small, idx, frame, [d for d in dets if d.area < min_fraction * largest], largest, cropper, min_iou)
+    for t in small:
+        t.not_assessed = (f"its box is {100 * max(t.fractions):.0f} % of the area of the largest face in its "
+                          f"frame, below evidence.min_face_fraction = {min_fraction:g} (a smaller face beside a "
+                          f"larger one is not assessed by default; set evidence.min_face_fraction lower to "
+                          f"assess it)")
+    return tracks + small

@@ -7,6 +7,8 @@ EXIT_NO_FACE = 3          # no face found: a statement, no number
 EXIT_OUTSIDE = 4          # a face lies outside the validated conditions: no LR given for it (no override)
 EXIT_BAD_INPUT = 5        # the questioned path is not a usable file: missing, unreadable, folder, empty, not an image/video
 EXIT_CASE_CONFLICT = 6    # the case folder exists and belongs to another input
+EXIT_UNVALIDATED = 7      # the LR system failed validation or is degenerate: no LR given (no override)
+EXIT_INTERRUPTED = 130    # Ctrl-C: nothing written
 
 EXIT_CODES = {
     EXIT_OK: "LR given (at least one face)",
@@ -15,6 +17,9 @@ EXIT_CODES = {
     EXIT_OUTSIDE: "outside the validated conditions: no LR given",
     EXIT_BAD_INPUT: "input not usable (missing, unreadable, folder, zero bytes, not an image or video)",
     EXIT_CASE_CONFLICT: "case folder belongs to another input",
+    EXIT_UNVALIDATED: "the LR system failed validation or is degenerate: no LR given "
+                      "(--allow-unvalidated-system overrides)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): nothing written",
 }
 
 

@@ -26,7 +26,9 @@ th{background:#eef1f6;font-weight:normal}.row{display:flex;align-items:flex-star
 .value{font-size:1.6em;font-weight:bold}.warning{background:#fde8e8;border:2px solid #c53030;padding:8px 12px;font-weight:bold}
 .note{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px}.small{font-size:.8em;color:#555}
 .annex{background:#f6f6f6;border:1px dashed #999;padding:6px 12px}.nfr{color:#a00;font-weight:bold;font-size:.8em}
-.outside{color:#a00;font-weight:bold}.inside{color:#276749}.face{border-top:2px solid #d6dbe4;margin-top:12px}"""
+.outside{color:#a00;font-weight:bold}.inside{color:#276749}.face{border-top:2px solid #d6dbe4;margin-top:12px}
+.notvalid{font-size:1.6em;font-weight:bold;color:#fff;background:#c53030;padding:4px 12px;display:inline-block}
+.passed{background:#e6f4ea;border-left:4px solid #276749;padding:8px 12px}.skipped{color:#555;font-weight:bold}"""
 
 
 def _img_tag(path: Path, alt: str, width: int | None = None) -> str:
@@ -120,6 +122,64 @@ def _validation_table(validation: dict, level: str) -> str:
             "<p class='small'>95 % person-cluster bootstrap intervals in brackets.</p>")
 
 
+def _status_html(v: dict) -> str:
+    """The LR system's validation status at the top of the summary: NOT VALIDATED as loud as an LR."""
+    if not v:
+        return ""
+    if v.get("status") == "passed":
+        return f"<p class='passed' id='validation-status'>{esc(v['text'])}.</p>"
+    from evaluation.verdict import describe
+    return (f"<p class='notvalid' id='validation-status'>NOT VALIDATED</p><p class='warning'>{esc(describe(v, True))}"
+            f" (LR system SHA-256 {esc(v.get('sha256') or 'unknown')}; each criterion and reason: "
+            f"<a href='#validation'>Validation of the LR system used</a>)."
+            + (f" Every LR below is given only because {esc(v['allowed_by'])} is set." if v.get("allowed_by") else "")
+            + "</p>")
+
+
+def _verdict_html(v: dict) -> str:
+    """The verdict and each criterion that did not pass (the report's judgement of report.criteria)."""
+    if not v:
+        return ""
+    rows = "".join(f"<tr><td>{esc(f['criterion'])}</td><td>{esc(f['level'])}</td><td>{esc(f['pool'])}</td>"
+                   f"<td>{_fmtv(f.get('judged_value'))}</td><td>{esc(f.get('basis') or '')}</td>"
+                   f"<td class='outside'>{esc(f['decision'])}</td></tr>" for f in v.get("failed", []))
+    table = ("<table id='failed-criteria'><tr><th>criterion</th><th>level</th><th>pool</th><th>judged value</th>"
+             "<th>judged on</th><th>decision</th></tr>" + rows + "</table>") if rows else ""
+    return f"<p id='validation-verdict'><b>Status: {esc(v.get('status', 'n/a'))}.</b> {esc(v.get('text', ''))}.</p>{table}"
+
+
+def _face_html(r: dict, files: dict) -> str:
+    """One face: crop, NOT VALIDATED / warnings, the value, the headline, conditions (or why not assessed)."""
+    n = r["face"]
+    crop = (f"{_img_tag(files['crops'][n], f'face {n}', 192)}<br><span class='small'>aligned crop (as stage 01), "
+            f"box {esc(', '.join(str(int(v)) for v in r['box']))} in frame {r['frames'][0]}</span>")
+    if not r.get("assessed", True):
+        return (f"<div class='face'><h2>Face {n}</h2><div class='row'><div>{crop}</div><div>"
+                f"<p class='value skipped' id='not-assessed-{n}'>not assessed</p>"
+                f"<p class='headline'>{esc(r['statement'])}</p></div></div></div>")
+    notvalid = (f"<p class='notvalid'>NOT VALIDATED</p><p class='warning'>{esc(r['validation_warning'])}</p>"
+                if r.get("validation_warning") else "")
+    warn = f"<p class='warning'>{esc(r['warning'])}</p>" if r.get("warning") else ""
+    if r.get("log10_lr_bounded") is not None:
+        value = (f"<p class='value' id='bounded-lr-{n}'>LR = {esc(r['lr_bounded_text'])} "
+                 f"(log10 LR = {r['log10_lr_bounded']:+.2f})</p>")
+        if r.get("log10_lr_interval95"):
+            lo, hi = r["log10_lr_interval95"]
+            value += f"<p class='small' id='lr-interval-{n}'>95 % interval of log10 LR: [{lo:+.2f}, {hi:+.2f}]</p>"
+    else:
+        value = "<p class='value'>no LR is given</p>"
+    notes = "".join(f"<li>{esc(t)}</li>" for t in r.get("notes", []))
+    status = (f"<p class='small'>LR system validation: {esc(r['system_validation'])}.</p>"
+              if r.get("system_validation") else "")
+    return (f"<div class='face'><h2>Face {n}</h2><div class='row'><div>{crop}</div><div>{notvalid}{warn}{value}"
+            f"<p class='headline'>{esc(r['statement'])}</p>{status}"
+            f"<p class='small'>{esc(r['level_text'])}; ELUB bounds of log10 LR "
+            f"[{r['bounds_log10'][0]:+.2f}, {r['bounds_log10'][1]:+.2f}].</p>"
+            + (f"<ul>{notes}</ul>" if notes else "") + "</div></div>"
+            f"<h3>Conditions of the questioned item against the validated (calib) conditions</h3>"
+            f"{_conditions_table(r['conditions'])}</div>")
+
+
 def render_html(record: dict, files: dict, demo_note: str | None, validation: dict) -> str:
     inp, sysd = record["input"], record["system"]
     props = record["propositions"]
@@ -128,30 +188,11 @@ def render_html(record: dict, files: dict, demo_note: str | None, validation: di
         blocks.append(f"<p>{_img_tag(files['overview'], 'overview with numbered faces', 360)}<br>"
                       f"<span class='small'>Faces found, numbered as in the results below.</span></p>")
     for r in record["results"]:
-        n = r["face"]
-        warn = f"<p class='warning'>{esc(r['warning'])}</p>" if r.get("warning") else ""
-        if r.get("log10_lr_bounded") is not None:
-            value = (f"<p class='value' id='bounded-lr-{n}'>LR = {esc(r['lr_bounded_text'])} "
-                     f"(log10 LR = {r['log10_lr_bounded']:+.2f})</p>")
-            if r.get("log10_lr_interval95"):
-                lo, hi = r["log10_lr_interval95"]
-                value += f"<p class='small' id='lr-interval-{n}'>95 % interval of log10 LR: [{lo:+.2f}, {hi:+.2f}]</p>"
-        else:
-            value = "<p class='value'>no LR is given</p>"
-        notes = "".join(f"<li>{esc(t)}</li>" for t in r.get("notes", []))
-        blocks.append(
-            f"<div class='face'><h2>Face {n}</h2><div class='row'><div>"
-            f"{_img_tag(files['crops'][n], f'face {n}', 192)}<br><span class='small'>aligned crop (as stage 01), "
-            f"box {r['box']} in frame {r['frames'][0]}</span></div><div>{warn}{value}"
-            f"<p class='headline'>{esc(r['statement'])}</p>"
-            f"<p class='small'>{esc(r['level_text'])}; ELUB bounds of log10 LR "
-            f"[{r['bounds_log10'][0]:+.2f}, {r['bounds_log10'][1]:+.2f}].</p>"
-            + (f"<ul>{notes}</ul>" if notes else "") + "</div></div>"
-            f"<h3>Conditions of the questioned item against the validated (calib) conditions</h3>"
-            f"{_conditions_table(r['conditions'])}</div>")
-    annex = "".join(f"<h3>Face {r['face']}</h3>{_annex_table(r['annex'])}" for r in record["results"])
-    levels = sorted({r["level"] for r in record["results"]}) or ["frame"]
-    validation_html = "".join(f"<h3>{lv} level</h3>{_validation_table(validation, lv)}" for lv in levels)
+        blocks.append(_face_html(r, files))
+    annex = "".join(f"<h3>Face {r['face']}</h3>{_annex_table(r['annex'])}" for r in record["results"] if "annex" in r)
+    levels = sorted({r["level"] for r in record["results"] if r.get("level")}) or ["frame"]
+    validation_html = (_verdict_html(record.get("validation") or {}) +
+                       "".join(f"<h3>{lv} level</h3>{_validation_table(validation, lv)}" for lv in levels))
     custody = [("input file", inp["path"]), ("input SHA-256", inp["sha256"]), ("input size (bytes)", inp["size_bytes"]),
                ("input kind", inp["kind"]), ("frames read / expected", f"{inp['frames_read']} / {inp['frames_expected']}"),
                ("LR system SHA-256", sysd["lr_system_sha256"]), ("checkpoint SHA-256", sysd["checkpoint_sha256"]),
@@ -166,7 +207,7 @@ def render_html(record: dict, files: dict, demo_note: str | None, validation: di
 <h1>Questioned {esc(inp['kind'])}: {esc(Path(inp['path']).name)}</h1>{demo}
 <div id="summary"><p><b>Propositions.</b> Hp: {esc(props['hp'])}. Hd: {esc(props['hd'])}.
 Relevant population: {esc(props['population'])}.</p>
-<p><b>{esc(record['statement'])}</b></p>{f'<ul>{notes}</ul>' if notes else ''}
+<p><b>{esc(record['statement'])}</b></p>{_status_html(record.get('validation') or {})}{f'<ul>{notes}</ul>' if notes else ''}
 {''.join(blocks)}
 <p class="small">Verbal scale: {esc(record['verbal_scale_source'])}. The LR is the bounded value of the validated LR
 system (ELUB bounds); it compares the probability of the detector's score under Hp with that under Hd.</p></div>
@@ -206,6 +247,13 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
     text(f"Hp: {p['hp']}.   Hd: {p['hd']}.", 9.5)
     text(f"Relevant population: {p['population']}", 9.5)
     text(record["statement"], 10, "bold")
+    v = record.get("validation") or {}
+    if v.get("status") == "passed":
+        text(v["text"], 8.5, color="#276749", width=125)
+    elif v:
+        text("NOT VALIDATED", 14, "bold", "#b00000")
+        text(v["text"] + (f". Every LR below is given only because {v['allowed_by']} is set." if v.get("allowed_by")
+                          else ""), 7.5, color="#b00000", width=130)
     for t in record.get("notes", []):
         text("Note: " + t, 8, color="#8a5a00", width=125)
     import matplotlib.image as mpimg
@@ -225,6 +273,14 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
                 fig.text(0.21, y, line, fontsize=size, weight=weight, color=color, va="top")
                 y -= size / 72 / 11.69 * 1.35
             y -= 0.003
+        if not r.get("assessed", True):
+            right("not assessed", 14, "bold", "#555555")
+            right(r["statement"], 9)
+            y = min(y, keep - 0.13)
+            continue
+        if r.get("validation_warning"):
+            right("NOT VALIDATED", 14, "bold", "#b00000")
+            right(r["validation_warning"], 8.5, "bold", "#b00000")
         if r.get("warning"):
             right(r["warning"], 8.5, "bold", "#b00000")
         if r.get("log10_lr_bounded") is not None:
@@ -234,13 +290,16 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
         right(r["statement"], 9)
         for t in r.get("notes", []):
             right("Note: " + t, 7.5, color="#8a5a00", width=100)
-        right(f"{r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
+        right(f"LR system validation: {r.get('system_validation') or 'n/a'}. {r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
               f"{len(r['conditions']['outside'])} outside, {len(r['conditions']['not_checked'])} not checked"
               + (": outside " + ", ".join(e['name'] for e in r['conditions']['outside']) if r['conditions']['outside'] else ""),
               8)
         y = min(y, keep - 0.13)
     if len(record["results"]) > 4:
-        text(f"... and {len(record['results']) - 4} more face(s): see evidence.html", 9)
+        text(f"... and {len(record['results']) - 4} more face(s), in full in evidence.html:", 9)
+        for r in record["results"][4:]:
+            lr = f"LR = {r['lr_bounded_text']}: " if r.get("lr_bounded_text") else ""
+            text(f"face {r['face']}: {lr}{r['statement']}", 7.5, width=130, gap=0.0)
     y -= 0.01
     text(f"Verbal scale: {record['verbal_scale_source']}", 7.5, width=130)
     s = record["system"]

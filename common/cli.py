@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .config import Config, ConfigError, config_banner, describe_config, load_config
+from .console import EXIT_INTERRUPTED
 from .io import InputError, replace_dir
 
 DEFAULT_CONFIG = "configs/demo.yaml"
@@ -96,10 +97,10 @@ def stage_output(cfg: Config, stage_id: str) -> Iterator[Path]:
         elif main_rank and not any(work.iterdir()):
             work.rmdir()
         raise
-    except BaseException:
+    except BaseException as exc:
         if main_rank and not stage.resumable:
             shutil.rmtree(work, ignore_errors=True)
-        elif main_rank:
+        elif main_rank and not isinstance(exc, KeyboardInterrupt):     # Ctrl-C: run_stage says it in one line
             print(f"stage {stage.folder}: failed; its work folder {work} is kept for resuming, "
                   f"{final} is unchanged", file=sys.stderr)
         raise
@@ -112,10 +113,15 @@ def run_stage(main: Callable, description: str | None, argv: Sequence[str] | Non
     """Parse the common arguments (plus a script's own), load the config, run the stage.
 
     ``stage`` is the stage id of the table (``"05"``); with it, ``main(cfg, args, out)`` writes into the
-    work folder ``out`` (see ``stage_output``). Without it (commands that are not stages),
-    ``main(cfg, args)``. Configuration and input errors end the run with exit code 2 and a one-line
-    message instead of a traceback: they are the user's to fix, and the message says how.
+    work folder ``out`` (see ``stage_output``), the resolved config goes to
+    ``<output_dir>/resolved_config.txt`` and the console to ``<output_dir>/logs/<folder>.log``
+    (``common.console``). Without it (commands that are not stages), ``main(cfg, args)``.
+    Configuration and input errors end the run with exit code 2 and a one-line message instead of a
+    traceback: they are the user's to fix, and the message says how. Ctrl-C ends it with one line
+    (where the work folder is, that earlier outputs are unchanged) and exit code 130.
     """
+    from .console import LOG_DIR, console_log, one_interrupt, write_resolved_config
+
     parser = stage_parser(description)
     if extra_args:
         extra_args(parser)
@@ -123,9 +129,36 @@ def run_stage(main: Callable, description: str | None, argv: Sequence[str] | Non
     setup_logging()
     try:
         cfg = load_config(config_path(args), args.overrides)
-        if args.print_config:
-            print(describe_config(cfg))
-            return 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(describe_config(cfg))
+        return 0
+    if stage is None or not _is_main_rank():
+        return _run_main(main, cfg, args, stage)
+    from .stages import get
+    name = get(stage).folder
+    with console_log(Path(cfg.output_dir) / LOG_DIR / f"{name}.log", f"stage {name}: {' '.join(sys.argv)}"), \
+            one_interrupt():
+        write_resolved_config(cfg)
+        return _run_main(main, cfg, args, stage)
+
+
+def _interrupted_line(cfg: Config, stage: str | None) -> str:
+    if stage is None:
+        return "interrupted (Ctrl-C)"
+    from .stages import get, stage_dir, work_dir
+    st = get(stage)
+    final = stage_dir(cfg, stage)
+    work = work_dir(final)
+    kept = (f"its work folder {work} is kept for resuming" if st.resumable and work.exists() else
+            f"its work folder {work} was removed")
+    return f"interrupted (Ctrl-C): stage {st.folder} stopped; {kept}; {final} and every earlier output are unchanged"
+
+
+def _run_main(main: Callable, cfg: Config, args: argparse.Namespace, stage: str | None) -> int:
+    try:
         log.info("%s%s", f"stage {stage}: " if stage else "", config_banner(cfg))
         takes_out = len(inspect.signature(main).parameters) >= 3
         if stage is None or not takes_out:
@@ -143,6 +176,9 @@ def run_stage(main: Callable, description: str | None, argv: Sequence[str] | Non
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(_interrupted_line(cfg, stage), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

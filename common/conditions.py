@@ -18,6 +18,8 @@ condition              measured as                                              
 ``blockiness``         mean |step| across the 8x8 block grid / mean |step| inside blocks, in     ratio
                        the face box of the source frame (grayscale); about 1 for an
                        unblocked image, larger the coarser the block (JPEG / MPEG) quantisation
+``colour_channels``    1 when the face box is grayscale (one channel, or R, G and B within       channels
+                       3 grey levels of each other everywhere), else 3 (colour)
 ``frames_per_video``   frames read from a video (sampled as stage 01 samples them)              frames
 ``track_length``       frames of one video in which the face was found and cropped              frames
 =====================  =====================================================================  ======
@@ -45,16 +47,17 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FRAME_CONDITIONS = ("image_width_px", "image_height_px", "face_box_px", "jpeg_quality", "blockiness")
+FRAME_CONDITIONS = ("image_width_px", "image_height_px", "face_box_px", "jpeg_quality", "blockiness", "colour_channels")
 VIDEO_CONDITIONS = ("frames_per_video", "track_length")
 SIZE_CONDITIONS = ("image_width_px", "image_height_px", "face_box_px")   # a validated downscale extends these
 CONDITIONS = FRAME_CONDITIONS + VIDEO_CONDITIONS
 UNITS = {"image_width_px": "px", "image_height_px": "px", "face_box_px": "px", "jpeg_quality": "IJG quality",
-         "blockiness": "ratio", "frames_per_video": "frames", "track_length": "frames"}
+         "blockiness": "ratio", "colour_channels": "channels", "frames_per_video": "frames", "track_length": "frames"}
 DESCRIPTIONS = {
     "image_width_px": "image width", "image_height_px": "image height",
     "face_box_px": "face box size in the source frame (sqrt of width x height)",
     "jpeg_quality": "estimated JPEG quality of the source", "blockiness": "8x8 block-grid strength in the face box",
+    "colour_channels": "colour mode of the face (1 = grayscale, 3 = colour)",
     "frames_per_video": "frames read from the video", "track_length": "frames of the face track"}
 JPEG_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -130,6 +133,27 @@ def blockiness(gray: np.ndarray, box: Sequence[float] | None = None, grid: int =
     return float(across.mean() / inside.mean())
 
 
+GRAY_TOLERANCE = 3       # grey levels: R, G and B this close everywhere in the box = a grayscale face
+
+
+def colour_channels(frame: np.ndarray, box: Sequence[float] | None = None) -> int:
+    """1 when the frame (inside ``box``) is grayscale: one channel, or its R, G and B within
+    ``GRAY_TOLERANCE`` grey levels of each other at every pixel (a grayscale image or video stored as
+    colour, codec rounding included); else 3."""
+    f = np.asarray(frame)
+    if f.ndim == 2 or f.shape[2] < 3:
+        return 1
+    h, w = f.shape[:2]
+    if box is not None:
+        x0, t = max(0, int(box[0])), max(0, int(box[1]))
+        r, b = min(w, int(box[2])), min(h, int(box[3]))
+        if r > x0 and b > t:
+            f = f[t:b, x0:r]
+    c = f[..., :3].astype(np.int32)
+    spread = np.abs(c - c[..., :1]).max() if c.size else 0
+    return 1 if spread <= GRAY_TOLERANCE else 3
+
+
 def face_box_px(box: Sequence[float]) -> float:
     """sqrt(width x height) of a (left, top, right, bottom) box, px."""
     w, h = max(0.0, float(box[2]) - float(box[0])), max(0.0, float(box[3]) - float(box[1]))
@@ -143,6 +167,7 @@ def measure_frame(frame: np.ndarray, box: Sequence[float] | None) -> dict:
     if box is not None:
         out["face_box_px"] = face_box_px(box)
         out["blockiness"] = blockiness(frame, box)
+    out["colour_channels"] = colour_channels(frame, box)
     return out
 
 
@@ -155,7 +180,7 @@ def measure_item(path: str | Path, kind: str, frame_measures: Sequence[Mapping],
     of one track share their source conditions). ``frames_read``/``track_length``: videos only.
     """
     out: dict = {}
-    for name in ("image_width_px", "image_height_px", "face_box_px", "blockiness"):
+    for name in ("image_width_px", "image_height_px", "face_box_px", "blockiness", "colour_channels"):
         vals = [p[name] for p in frame_measures if p.get(name) is not None]
         out[name] = {"value": float(np.median(vals)) if vals else None,
                      "note": "" if vals else "not measurable (region too small or flat)"}
@@ -181,11 +206,12 @@ def _read_manifest(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _frames_of_source(src: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
-    """Gray frames ``indices`` of a video (sequential grab, as stage 01) or the image itself (index 0)."""
+def _frames_of_source(src: Path, indices: Sequence[int]) -> dict[int, tuple]:
+    """``{index: (gray frame, frame as stored)}`` of frames ``indices`` of a video (sequential grab, as
+    stage 01) or of the image itself (index 0); the stored frame gives the colour mode."""
     import cv2
 
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, tuple] = {}
     if src.suffix.lower() in VIDEO_EXTS:
         cap = cv2.VideoCapture(str(src))
         try:
@@ -200,13 +226,13 @@ def _frames_of_source(src: Path, indices: Sequence[int]) -> dict[int, np.ndarray
                 pos += 1
                 got, bgr = cap.retrieve()
                 if got and bgr is not None:
-                    out[target] = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+                    out[target] = (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), bgr)
         finally:
             cap.release()
     elif src.is_file():
         img = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)
         if img is not None:
-            out[0] = img
+            out[0] = (img, cv2.imread(str(src), cv2.IMREAD_UNCHANGED))
     return out
 
 
@@ -258,10 +284,10 @@ def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = Non
         "track_length": _summary([d["track"] for d in per_video.values() if d["track"] > 0]),
     }
     # source pixels: JPEG tables per source file, blockiness per (sub-sampled) cropped frame
-    quals, blocks = [], []
+    quals, blocks, chans = [], [], []
     if input_root is None or not Path(input_root).is_dir():
         why = "stage 01's input folder (preprocessing.input) is not available: source pixels not read"
-        notes["jpeg_quality"] = notes["blockiness"] = why
+        notes["jpeg_quality"] = notes["blockiness"] = notes["colour_channels"] = why
     else:
         inp = Path(input_root)
         sources = sorted({r.get("source", "") for r in cropped})
@@ -299,21 +325,27 @@ def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = Non
                 files = _folder_frames(src)
                 for r in rs:
                     f = files.get(int(r["frame_idx"]))
-                    g = _frames_of_source(f, [0]).get(0) if f is not None else None
-                    if g is not None:
-                        got[int(r["frame_idx"])] = g
+                    fr = _frames_of_source(f, [0]).get(0) if f is not None else None
+                    if fr is not None:
+                        got[int(r["frame_idx"])] = fr
             else:
                 got = _frames_of_source(src, [int(r["frame_idx"]) for r in rs])
             for r in rs:
-                g = got.get(int(r["frame_idx"]))
+                g, stored = got.get(int(r["frame_idx"]), (None, None))
+                box = [float(r[k]) for k in ("box_left", "box_top", "box_right", "box_bottom")]
                 if g is not None:
-                    bl = blockiness(g, [float(r[k]) for k in ("box_left", "box_top", "box_right", "box_bottom")])
+                    bl = blockiness(g, box)
                     if bl is not None:
                         blocks.append(bl)
+                if stored is not None:
+                    chans.append(colour_channels(stored, box))
         if not blocks:
             notes["blockiness"] = "no source frame could be read for the blockiness"
+        if not chans:
+            notes["colour_channels"] = "no source frame could be read for the colour mode"
     ranges["jpeg_quality"] = _summary(quals)
     ranges["blockiness"] = _summary(blocks)
+    ranges["colour_channels"] = _summary(chans)
     return {"source": str(manifest), "n_videos": len(per_video), "n_frames": len(frames),
             "ranges": {n: ranges[n] for n in CONDITIONS}, "notes": notes}
 
@@ -392,4 +424,60 @@ def check_conditions(measured: Mapping, validated: Mapping | None, names: Sequen
             out["not_checked"].append({"name": f"validated_degradations.{fam}", "value": None, "range": None,
                                        "reason": f"the robustness stage validated '{fam}' degradations, which have no "
                                                  f"direct measurement on a questioned item"})
+    return out
+
+
+# ----------------------------------------------------------------------------------- in words
+def _span(rng: Mapping, unit: str = "") -> str:
+    lo, hi = _fmt(float(rng["min"])), _fmt(float(rng["max"]))
+    return (lo if lo == hi else f"{lo}-{hi}") + (f" {unit}" if unit else "")
+
+
+def describe_conditions(conditions: Mapping | None) -> list[str]:
+    """What casework accepts from an LR system's recorded conditions, one sentence each (no JSON, no
+    None): e.g. "face boxes 96-140 px (sqrt of width x height of the detector's box)"."""
+    c = conditions or {}
+    ranges, notes = c.get("ranges") or {}, c.get("notes") or {}
+    if not any((ranges.get(n) or {}).get("min") is not None for n in CONDITIONS):
+        return ["no conditions are recorded for this LR system: casework cannot compare a questioned item with "
+                "the calib data (re-run stage 10 with stage 01's manifest present)"]
+
+    def have(name):
+        return (ranges.get(name) or {}).get("min") is not None
+
+    def missing(name, what):
+        return f"{what}: not checked ({notes.get(name) or 'no validated range recorded'})"
+
+    out = []
+    w, h = ranges.get("image_width_px") or {}, ranges.get("image_height_px") or {}
+    if have("image_width_px") and have("image_height_px"):
+        same = w["min"] == w["max"] and h["min"] == h["max"]
+        out.append(f"images {_fmt(float(w['min']))}x{_fmt(float(h['min']))} px" if same else
+                   f"images {_span(w)} px wide and {_span(h)} px high")
+    out.append(f"face boxes {_span(ranges['face_box_px'], 'px')} (square root of width x height of the face "
+               f"detector's box in the source frame)" if have("face_box_px") else missing("face_box_px", "face size"))
+    out.append(f"JPEG quality {_span(ranges['jpeg_quality'])} (estimated from a JPEG file's quantisation table); "
+               f"not checked for PNG images and videos, which have no JPEG table" if have("jpeg_quality") else
+               missing("jpeg_quality", "JPEG quality") + "; PNG images and videos have no JPEG table either")
+    out.append(f"8x8 block-grid strength (blockiness) {_span(ranges['blockiness'])} in the face box"
+               if have("blockiness") else missing("blockiness", "blockiness"))
+    if have("colour_channels"):
+        cc = ranges["colour_channels"]
+        out.append("colour faces only (a grayscale face is outside)" if cc["min"] >= 3 else
+                   "grayscale faces only (a colour face is outside)" if cc["max"] <= 1 else
+                   "colour and grayscale faces")
+    else:
+        out.append(missing("colour_channels", "colour mode"))
+    if have("frames_per_video"):
+        out.append(f"videos with {_span(ranges['frames_per_video'])} frames read")
+    if have("track_length"):
+        out.append(f"a video-level LR for face tracks of {_span(ranges['track_length'])} frames (others: frame level)")
+    degr = c.get("validated_degradations") or {}
+    for fam, d in sorted(degr.items()):
+        if not isinstance(d, Mapping):
+            continue
+        bound = next(((k, d[k]) for k in d if k.startswith(("min_", "max_")) and d[k] is not None), None)
+        out.append(f"validated {fam} degradation: {bound[0].replace('_', ' ')} {_fmt(float(bound[1]))} "
+                   f"(robustness stage)" if bound else
+                   f"{fam} degradation: none validated beyond the clean images ({d.get('status') or 'robustness stage'})")
     return out

@@ -166,8 +166,11 @@ KEYS: tuple[K, ...] = (
       "frames sampled from a questioned video, evenly spaced; null -> stage 01's sampling "
       "(preprocessing.frames_per_video / frame_stride), which the video-level system was validated on", lo=1),
     K("evidence.min_face_fraction", "float", 0.5,
-      "faces smaller than this fraction of the largest face of a frame are ignored (in (0, 1])",
+      "faces smaller than this fraction of the largest face of a frame are listed but not assessed (in (0, 1])",
       lo=0, hi=1),
+    K("evidence.allow_unvalidated_system", "bool", False,
+      "give LRs from an LR system that failed validation or is degenerate (report.criteria, the report's judgement), "
+      "with NOT VALIDATED above every LR; false: exit 7, no LR (--allow-unvalidated-system overrides per run)"),
     K("evidence.hypotheses.hp", "str", "the image is real (not manipulated)", "the proposition Hp (numerator)"),
     K("evidence.hypotheses.hd", "str", "the image is a deepfake", "the proposition Hd (denominator)"),
     K("evidence.population", "str",
@@ -382,7 +385,8 @@ KEYS: tuple[K, ...] = (
     K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
       choices=("cosine_centroid", "logit", "fake_probability")),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),
-    K("slr.bootstrap.n", "int", 1000, "person-cluster bootstrap replicates for intervals (0 = off)", lo=0),
+    K("slr.bootstrap.n", "int", 1000, "person-cluster bootstrap replicates for intervals (0 = off; at most 20000: "
+      "beyond that the 95 % ends no longer move, only the time grows)", lo=0, hi=20000),
     K("slr.bootstrap.seed", "int", "${seed}", "bootstrap seed"),
     K("slr.features_dir", ("path", "null"), "${stage:04}", "stage 08 input: stage 04's dumps <features_dir>/<split>/"),
     K("slr.features_file", ("path", "null"), None, "instead: one paper-style .npz, divided by slr.split_file"),
@@ -413,7 +417,7 @@ KEYS: tuple[K, ...] = (
     K("robustness.upscale", "str", "linear", "downscale's way back up: linear (INTER_LINEAR) | cubic (INTER_CUBIC)",
       choices=("linear", "cubic")),
     K("robustness.bootstrap_n", ("int", "null"), None,
-      "person-cluster resamples per setting and level (null = slr.bootstrap.n; 0 = no intervals)", lo=0),
+      "person-cluster resamples per setting and level (null = slr.bootstrap.n; 0 = no intervals)", lo=0, hi=20000),
 )
 
 BY_NAME: dict[str, K] = {k.name: k for k in KEYS}

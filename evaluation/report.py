@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from common.conditions import describe_conditions
 from common.config import REPO_ROOT, Config, ConfigError
 from common.pipeline import is_enabled
 from common.stages import BY_ID, STAGES, Stage, folder
@@ -380,8 +381,9 @@ def system_html(run: Run) -> tuple[str, dict]:
                     "LLR direction changes", "largest LLR drop (log10)", "cross-fitting folds", "calib persons",
                     "calib videos", "calib frames"], rows) +
              _level2_html(system) +
-             "<details><summary>LR system: conditions of the calib data</summary><pre>" +
-             esc(json.dumps(system.conditions, indent=1)[:4000]) + "</pre></details>")
+             "<p>What casework (<code>evidence.py</code>) accepts, from the conditions of the calib data:</p>"
+             "<ul id='accepted-conditions'>" + "".join(f"<li>{esc(t)}</li>" for t in describe_conditions(system.conditions))
+             + "</ul>")
     return html_, {"loaded": True, "sha256": system.sha256, "levels": sorted(system.levels)}
 
 
@@ -721,7 +723,8 @@ def robustness_html(run: Run) -> str:
         vr = []
         for fam, v in vd.items():
             key = next((k for k in v if k.startswith(("min_", "max_"))), None)
-            vr.append([esc(fam), esc(f"{key} = {v.get(key)}" if key else "n/a"), esc(v.get("status", "")),
+            bound = "none validated" if key and v.get(key) is None else f"{key} = {v.get(key)}" if key else "n/a"
+            vr.append([esc(fam), esc(bound), esc(v.get("status", "")),
                        esc(", ".join(str(t) for t in v.get("tested", []))),
                        esc(", ".join(str(t) for t in v.get("passed", [])) or "none")])
         h.append("<h3>Validated ranges (written into the LR system's conditions)</h3><div id='robustness-ranges'>" +

@@ -6,7 +6,7 @@ train/val/calib/test (the validated LR system); seed; person_map / person_regex)
 gives persons, videos and frames per pool and class. Writes ``split.file``
 (DeepfakeBench-compatible JSON with a ``meta`` entry), ``<split>_leakage.json`` beside it, and in
 ``<output_dir>/02_split/``: ``summary.json`` and ``split_counts.png``. A person split that leaks is
-refused. ``--dataset-root DIR`` and ``--output FILE`` override ``dataset.root`` and ``split.file``.
+refused, and so is a pool without both a real and a fake video (exit 2). ``--dataset-root DIR`` and ``--output FILE`` override ``dataset.root`` and ``split.file``.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from common.cli import in_work, run_stage
 from common.io import write_json
 from common.stages import stage_dir
-from preprocessing.splits import (leakage_path, make_split, person_function, pool_summary, read_person_map,
-                                  write_split)
+from preprocessing.splits import (check_both_classes, leakage_path, make_split, person_function, pool_summary,
+                                  read_person_map, write_split)
 from preprocessing.plots import plot_split_counts
 
 
@@ -38,9 +38,10 @@ def main(cfg, args, stage):
                        seed=int(cfg.get("split.seed")), dataset_name=cfg.get("dataset.name"),
                        person_map=person_map, person_regex=regex)
     person = person_function(person_map, regex)
+    per_pool = pool_summary(split, person)
+    check_both_classes(per_pool, root, cfg.get("split.unit"))
     write_split(out, split, person)
     meta = split["meta"]
-    per_pool = pool_summary(split, person)
     write_json(stage / "summary.json", {"split_file": str(target), "leakage_file": str(leakage_path(target)),
                                         **{k: meta[k] for k in ("dataset", "unit", "seed", "ratios", "pools", "leaky",
                                                                 "person_rule", "counts", "leakage")},

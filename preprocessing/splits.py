@@ -347,6 +347,18 @@ def pool_summary(split: dict, person: Callable[[str], str] | None = None) -> dic
     return out
 
 
+def check_both_classes(per_pool: dict, root: str | Path, unit: str) -> None:
+    """InputError naming the first pool (of :func:`pool_summary`) without a real or a fake video, and the fix:
+    every pool needs both classes (an LR needs Hp and Hd items; the detector needs both to learn)."""
+    for pool, v in per_pool.items():
+        missing = [cls for cls in ("real", "fake") if not v[cls]["videos"]]
+        if missing:
+            have = ", ".join(f"{v[c]['videos']} {c}" for c in ("real", "fake"))
+            raise InputError(f"split pool '{pool}' has no {' and no '.join(missing)} video(s) ({have}; unit {unit}) "
+                             f"from dataset root '{root}': every pool needs both classes. Add data (<root>/"
+                             f"{missing[0]}/frames/), or change split.ratios (a larger '{pool}' share) or split.seed")
+
+
 def check_person_disjoint(split: dict, report: dict | None = None) -> None:
     """Refuse a ``person`` split in which any person appears in two splits."""
     meta = split.get("meta", {})

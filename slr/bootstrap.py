@@ -218,7 +218,7 @@ def bootstrap_samples(llr: Any, labels: Any, clusters: Any, metrics: Sequence[st
     wanted = set(metrics)
     parts: dict[str, list] = {m: [] for m in metrics}
     done = 0
-    bar = tqdm(total=n, desc="bootstrap", unit="resample", leave=False, disable=None if n >= 2000 else True)
+    bar = tqdm(total=n, desc="bootstrap", unit="resample", leave=False, disable=None if n >= 200 else True)  # on a terminal
     while done < n:
         b = min(chunk, n - done)
         draws = rng.integers(0, p.n_clusters, size=(b, p.n_clusters))

@@ -230,7 +230,7 @@ def test_track_faces_links_faces_across_frames():
             return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
     class Cropper:
-        """Two faces drifting right plus a tiny one (< half the largest) that must be ignored."""
+        """Two faces drifting right plus a tiny one (< half the largest): listed, not assessed."""
         def detect(self, frame):
             k = int(frame[0, 0, 0])
             return [Det((10 + k, 10, 110 + k, 110)), Det((300 + k, 20, 390 + k, 110)), Det((200, 200, 220, 220))]
@@ -244,7 +244,11 @@ def test_track_faces_links_faces_across_frames():
 
     frames = [(i, np.full((400, 400, 3), 3 * i, np.uint8)) for i in range(4)]
     tracks = track_faces(frames, Cropper(), min_fraction=0.5)
-    assert len(tracks) == 2 and tracks[0].frames == [0, 1, 2, 3]
+    assert len(tracks) == 3 and tracks[0].frames == [0, 1, 2, 3]
+    assert tracks[0].not_assessed is None and tracks[1].not_assessed is None
+    assert tracks[2].boxes == [(200, 200, 220, 220)] * 4 and tracks[2].fractions == [0.04] * 4
+    assert "4 % of the area of the largest face" in tracks[2].not_assessed
+    assert "evidence.min_face_fraction = 0.5" in tracks[2].not_assessed
     assert all(b[0] < 200 for b in tracks[0].boxes) and all(b[0] >= 300 for b in tracks[1].boxes)
     assert tracks[0].measures[0]["face_box_px"] == pytest.approx(100) and tracks[0].first_frame is frames[0][1]
 

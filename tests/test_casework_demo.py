@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 
 from casework.command import main as evidence_main
-from casework.outcome import EXIT_CASE_CONFLICT, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE
+from casework.outcome import EXIT_CASE_CONFLICT, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, EXIT_UNVALIDATED
 from common.io import read_csv
 from test_casework import pdf_page_png, pdf_text
 
@@ -334,3 +335,97 @@ def test_html_in_chromium_and_pdf_show_the_bounded_value(demo, test_rows, tmp_pa
     page = pdf_page_png(folder / "evidence.pdf", tmp_path / "p1")
     assert page.std() > 10 and 0.005 < (page.mean(axis=2) < 128).mean() < 0.5
     assert value in pdf_text(folder / "evidence.pdf")
+
+
+# ------------------------------------------------------------------------------------------ issue 19
+def _report_text(path: Path) -> str:
+    """A page's text without its embedded images (base64 could hold any word)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", path.read_text())
+
+
+def test_unvalidated_system_refused_by_default_warned_with_override(demo, test_rows, tmp_path, capsys):
+    from common.config import load_config
+    from evaluation.verdict import PASSED, judge_system, verdict
+    out, overrides = demo[0], demo[1]
+    system = _system(out, overrides)
+    cfg = load_config(CONFIG, [o for o in overrides if o != "--set"])
+    v = judge_system(system, cfg.get("report.criteria"))
+    report = json.loads((out / "16_report" / "summary.json").read_text())       # the report's own judgement
+    assert v == {**verdict(report["validation_matrix"], report["degenerate"], system.sha256)}
+    assert v["status"] != PASSED and v["n_failed"] >= 1                       # the demo's system fails
+    scores, _ = test_rows
+    q = _png(tmp_path / "q.png", _frame_of(out, scores["image_path"][0]))
+    strict = ("--set", "evidence.allow_unvalidated_system=false", "--allow-outside-conditions")
+    code, stdout, err, rec = _ev(demo, capsys, q, tmp_path / "cases", *strict)
+    assert code == EXIT_UNVALIDATED and rec is None and stdout == "", (stdout, err)
+    assert err.count("\n") == 1 and "NOT VALIDATED" in err and system.sha256 in err
+    assert "--allow-unvalidated-system" in err and f"{v['n_failed']} of {v['n_criteria']} criteria" in err
+    # with the override: the LR, NOT VALIDATED above it in the terminal, JSON, HTML and PDF
+    for extra, by in ((("--allow-unvalidated-system",), "--allow-unvalidated-system"), ((), "evidence.allow_unvalidated_system")):
+        flags = (*strict[:2], *extra, "--allow-outside-conditions") if extra else ("--allow-outside-conditions",)
+        code, stdout, err, rec = _ev(demo, capsys, q, tmp_path / f"cases{len(extra)}", *flags)
+        assert code == EXIT_OK, (stdout, err)
+        (r,) = rec["results"]
+        assert rec["validation"]["status"] == v["status"] and rec["validation"]["allowed_by"] == by
+        assert rec["validation"]["sha256"] == system.sha256 and r["system_validation"] == v["status"]
+        assert r["validation_warning"].startswith("NOT VALIDATED") and r["log10_lr_bounded"] is not None
+        assert stdout.index("NOT VALIDATED") < stdout.index("LR =") and system.sha256 in stdout
+        folder = tmp_path / f"cases{len(extra)}" / rec["case_id"]
+        html = (folder / "evidence.html").read_text()
+        assert html.index("class='notvalid'") < html.index("id='bounded-lr-1'") and "id='failed-criteria'" in html
+        pdf = pdf_text(folder / "evidence.pdf")
+        assert pdf.index("NOT VALIDATED") < pdf.index("LR = ")
+
+
+def test_real_face_beside_a_smaller_fake_both_listed(demo, test_rows, tmp_path, capsys):
+    out = demo[0]
+    scores, _ = test_rows
+    real = _frame_of(out, _largest_face_row(scores, out))
+    vid = next(v for v, lab in zip(scores["video_id"], scores["label"]) if lab == "1")
+    fake = _frame_of(out, next(p for p, v in zip(scores["image_path"], scores["video_id"]) if v == vid))
+    small = cv2.resize(fake, (fake.shape[1] * 3 // 5, fake.shape[0] * 3 // 5), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((real.shape[0], real.shape[1] + small.shape[1], 3), np.uint8)
+    canvas[:, : real.shape[1]] = real
+    canvas[: small.shape[0], real.shape[1]:] = small
+    code, stdout, err, rec = _ev(demo, capsys, _png(tmp_path / "two.png", canvas), tmp_path / "cases",
+                                 "--allow-outside-conditions")
+    assert code == EXIT_OK, (stdout, err)
+    assert len(rec["results"]) == 2 and "2 face(s) found" in stdout and "1 assessed, 1 not assessed" in stdout
+    first, second = rec["results"]
+    assert first["assessed"] and first["box"][0] < real.shape[1] <= second["box"][0]
+    assert not second["assessed"] and second["log10_lr_bounded"] is None
+    assert "evidence.min_face_fraction = 0.5" in second["not_assessed_reason"]
+    assert "face 2: Face 2: not assessed" in stdout
+    folder = tmp_path / "cases" / rec["case_id"]
+    assert (folder / "face_2.png").is_file() and "id='not-assessed-2'" in (folder / "evidence.html").read_text()
+    assert "not assessed" in pdf_text(folder / "evidence.pdf")
+
+
+def test_grayscale_face_is_outside_colour_calib_data(demo, test_rows, tmp_path, capsys):
+    out = demo[0]
+    scores, _ = test_rows
+    system = _system(out, demo[1])
+    assert system.conditions["ranges"]["colour_channels"]["min"] == 3                # the demo's calib faces: colour
+    frame = _frame_of(out, scores["image_path"][0])
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    code, stdout, err, rec = _ev(demo, capsys, gray, tmp_path / "cases")
+    assert code == EXIT_OUTSIDE, (stdout, err)
+    (r,) = rec["results"]
+    assert "colour_channels" in [e["name"] for e in r["conditions"]["outside"]] and r["log10_lr_bounded"] is None
+
+
+def test_pages_say_the_accepted_conditions_in_words_and_no_none(demo, test_rows, tmp_path, capsys):
+    from common.conditions import describe_conditions
+    out = demo[0]
+    report = _report_text(out / "16_report" / "report.html")
+    from slr.system import LRSystem
+    words = describe_conditions(LRSystem.load(out / "10_kde_lr" / "system").conditions)   # the system the report shows
+    assert "id='accepted-conditions'" in report and all(html.escape(w) in report for w in words)
+    assert any(w.startswith("face boxes ") for w in words) and "colour faces only (a grayscale face is outside)" in words
+    scores, _ = test_rows
+    q = _png(tmp_path / "q.png", _frame_of(out, scores["image_path"][0]))
+    rec = _ev(demo, capsys, q, tmp_path / "cases", "--allow-outside-conditions")[3]
+    evidence = _report_text(tmp_path / "cases" / rec["case_id"] / "evidence.html")
+    for page in (report, evidence):
+        assert not re.search(r"\bNone\b", page)
