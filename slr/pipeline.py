@@ -582,8 +582,7 @@ def stage11(levels: dict[str, LevelLR], out: Path) -> dict:
         summary[lv] = {}
         for ax, s in zip(axes, r.pools):
             hp, hd = r.splits[s].by_hypothesis()
-            x, p_hp, p_hd = metrics.tippett(hp, hd)
-            plots.plot_tippett(ax, x, p_hp, p_hd, title=f"{pool_label(s, r.protocol)} (n = {len(hp)}/{len(hd)})")
+            plots.plot_tippett(ax, hp, hd, title=f"{pool_label(s, r.protocol)} (n = {len(hp)}/{len(hd)})")
             mis = metrics.misleading_evidence(hp, hd)
             summary[lv][s] = {**_block(r, s), "misleading_hp": float(mis["hp"]), "misleading_hd": float(mis["hd"]),
                               "n_hp": int(len(hp)), "n_hd": int(len(hd))}
@@ -592,8 +591,7 @@ def stage11(levels: dict[str, LevelLR], out: Path) -> dict:
             fig, axes = plots.new_figure(len(r.pools))
             for ax, s in zip(axes, r.pools):
                 hp, hd = r.splits[s].by_hypothesis()
-                x, p_hp, p_hd = metrics.paper_tippett(hp, hd)
-                plots.plot_tippett(ax, x, p_hp, p_hd, title=s, hp_form="<=")
+                plots.plot_tippett(ax, hp, hd, title=s, form="paper")
             plots.save_figure(fig, out / f"tippett_paper_form_{lv}.png",
                               f"Stage 11: the paper's Tippett form (not standard), {lv} level")
     write_json(out / "summary.json", _stage_summary(

@@ -16,6 +16,8 @@ from scipy.stats import norm  # noqa: E402
 
 from common.figures import save_figure as common_save_figure  # noqa: E402
 
+from . import metrics  # noqa: E402
+
 HP_COLOR, HD_COLOR = "tab:blue", "tab:red"
 HP_NAME, HD_NAME = "Hp (real)", "Hd (fake)"
 
@@ -132,13 +134,49 @@ def plot_llr_hist(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = ""):
     return ax
 
 
-def plot_tippett(ax, x: np.ndarray, p_hp: np.ndarray, p_hd: np.ndarray, title: str = "",
-                 hp_form: str = ">="):
-    """Tippett plot: cumulative proportions of LLRs per hypothesis. Standard form: both P(LLR >= x);
-    ``hp_form='<='`` draws Hp as P(LLR <= x) as the paper's code does."""
-    ax.step(x, p_hp, where="post", color=HP_COLOR, label=f"{HP_NAME}: P(LLR {hp_form} x)")
-    ax.step(x, p_hd, where="post", color=HD_COLOR, label=f"{HD_NAME}: P(LLR >= x)")
+TIPPETT_FORMS = ("standard", "paper")
+
+
+def tippett_span(*llrs) -> tuple[float, float]:
+    """The x range of a Tippett plot: from below the lowest to above the highest finite LLR of
+    ``llrs`` (a margin of 5 % of the range, at least 0.5), so the first and last steps show."""
+    v = np.concatenate([np.asarray(x, float).ravel() for x in llrs]) if llrs else np.zeros(0)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (-1.0, 1.0)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return lo - pad, hi + pad
+
+
+def tippett_steps(x: np.ndarray, p: np.ndarray, cdf: bool, span: tuple[float, float]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices of a Tippett curve as drawn. ``x``: distinct LLRs (ascending); ``p``: the curve's
+    value at each. ``cdf=False``: p = P(LLR >= x), left-continuous (1 below every LLR, 0 above);
+    ``cdf=True``: p = P(LLR <= x), right-continuous (0 below, 1 above). At each x_k the line runs
+    horizontally at the left limit, steps vertically to the right limit and runs on to x_(k+1);
+    LLRs outside ``span`` (infinite ones) step at its edge."""
+    x, p = np.asarray(x, float), np.asarray(p, float)
+    left, right = (np.r_[0.0, p[:-1]], p) if cdf else (p, np.r_[p[1:], 0.0])
+    xs = np.r_[span[0], np.repeat(np.clip(x, *span), 2), span[1]]
+    ys = np.r_[left[0], np.column_stack([left, right]).ravel(), right[-1]]
+    return xs, ys
+
+
+def plot_tippett(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = "", form: str = "standard",
+                 span: tuple[float, float] | None = None, ls: str = "-", tag: str = ""):
+    """Tippett plot of final LLRs per hypothesis, the one drawing of stages 11 and 15, run_scores and
+    the results page. ``form="standard"``: both curves P(LLR >= x) (left-continuous); ``"paper"``: Hp
+    as P(LLR <= x) (right-continuous), as the paper's code draws it. Drawn over ``span`` (default
+    :func:`tippett_span`); ``ls`` and ``tag`` tell several systems on one Axes apart."""
+    if form not in TIPPETT_FORMS:
+        raise ValueError(f"Tippett form must be one of {TIPPETT_FORMS}, got {form!r}")
+    x, p_hp, p_hd = (metrics.paper_tippett if form == "paper" else metrics.tippett)(llr_hp, llr_hd)
+    span = span or tippett_span(llr_hp, llr_hd)
+    suffix = f", {tag}" if tag else ""
+    for p, cdf, color, name, rel in ((p_hp, form == "paper", HP_COLOR, HP_NAME, "<=" if form == "paper" else ">="),
+                                     (p_hd, False, HD_COLOR, HD_NAME, ">=")):
+        ax.plot(*tippett_steps(x, p, cdf, span), color=color, ls=ls, label=f"{name}: P(LLR {rel} x){suffix}")
     ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlim(*span)
     ax.set_xlabel("log10 LR threshold x")
     ax.set_ylabel("proportion of items")
     ax.set_ylim(-0.02, 1.02)
