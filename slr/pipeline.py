@@ -374,11 +374,11 @@ def stage09(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str 
         fig, axes = plots.new_figure(1, width=7)
         plots.plot_score_violins(axes[0], {pool_label(s, settings.protocol).replace(" (", "\n("): (ss[s].hp, ss[s].hd)
                                            for s in pools}, xlabel="pool", ylabel="score")
-        plots.save_figure(fig, out / f"violin_{lv}.png", f"Stage 09: score distributions, {unit}{tail}")
+        plots.save_figure(fig, out / f"violin_{lv}.png", f"Score distributions, {unit}{tail}")
         fig, axes = plots.new_figure(len(pools))
         for ax, s in zip(axes, pools):
             plots.plot_score_density(ax, ss[s].hp, ss[s].hd, title=pool_label(s, settings.protocol), xlabel="score")
-        plots.save_figure(fig, out / f"density_{lv}.png", f"Stage 09: score densities, {unit}{tail}")
+        plots.save_figure(fig, out / f"density_{lv}.png", f"Score densities, {unit}{tail}")
         summary["levels"][lv] = {s: {"hp": _describe(ss[s].hp), "hd": _describe(ss[s].hd),
                                      "auc": float(metrics.auc(ss[s].hp, ss[s].hd))} for s in pools}
     write_json(out / "summary.json", summary)
@@ -468,7 +468,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
             chosen = {k: float(d.get("cv_best", d.get("cv_bandwidth", r.bandwidth[k])))
                       for k, d in r.bandwidth_details.items() if isinstance(d, dict)}
             plots.plot_bandwidth_search(axes[0], tables, chosen, r.bandwidth, title=f"{lv} level, {fit_pool} scores")
-            plots.save_figure(fig, out / f"bandwidth_{lv}.png", f"Stage 10: KDE bandwidth search{tail}")
+            plots.save_figure(fig, out / f"bandwidth_{lv}.png", f"KDE bandwidth search{tail}")
             lo, hi = float(min(hp.min(), hd.min())), float(max(hp.max(), hd.max()))
             pad = 0.1 * (hi - lo)
             grid = np.linspace(lo - pad, hi + pad, 600)
@@ -476,7 +476,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
             f_hd = kde.GaussianKDE1D().fit(hd, r.bandwidth["hd"]).log10_pdf(grid)
             fig, axes = plots.new_figure(1, width=6)
             plots.plot_densities(axes[0], grid, f_hp, f_hd, hp, hd, r.bandwidth, title=f"{lv} level, {fit_pool}")
-            plots.save_figure(fig, out / f"densities_{lv}.png", f"Stage 10: KDEs of the {fit_pool} scores{tail}")
+            plots.save_figure(fig, out / f"densities_{lv}.png", f"KDEs of the {fit_pool} scores{tail}")
         if r.protocol == "sound":
             lm = r.system
             lo, hi = float(fp.scores.min()), float(fp.scores.max())
@@ -489,13 +489,13 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
                                  title=f"{lv} level, {settings.model} model: {mono['direction_changes']} direction "
                                        f"changes, largest drop {mono['largest_drop_log10']:.3g}")
             plots.save_figure(fig, out / f"llr_curve_{lv}.png",
-                              f"Stage 10: LLR as a function of the score (fitted on calib){tail}")
+                              f"LLR as a function of the score (fitted on calib){tail}")
         fig, axes = plots.new_figure(len(r.pools))
         for ax, s in zip(axes, r.pools):
             a, b = r.splits[s].by_hypothesis()
             plots.plot_llr_hist(ax, a, b, title=pool_label(s, r.protocol))
         plots.save_figure(fig, out / f"llr_hist_{lv}.png",
-                          f"Stage 10: final log10 LRs ({settings.protocol} protocol, {lv} level){tail}")
+                          f"Final log10 LRs ({settings.protocol} protocol, {lv} level){tail}")
     ev = evaluate(levels, settings.bootstrap_n, settings.bootstrap_seed)
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note,
                "pools": levels["frame"].pools, "labels": {p: pool_label(p, settings.protocol)
@@ -586,14 +586,14 @@ def stage11(levels: dict[str, LevelLR], out: Path) -> dict:
             mis = metrics.misleading_evidence(hp, hd)
             summary[lv][s] = {**_block(r, s), "misleading_hp": float(mis["hp"]), "misleading_hd": float(mis["hd"]),
                               "n_hp": int(len(hp)), "n_hd": int(len(hd))}
-        plots.save_figure(fig, out / f"tippett_{lv}.png", f"Stage 11: Tippett plot, {_title(r)}")
+        plots.save_figure(fig, out / f"tippett_{lv}.png", f"Tippett plot, {_title(r)}")
         if r.protocol == "paper":
             fig, axes = plots.new_figure(len(r.pools))
             for ax, s in zip(axes, r.pools):
                 hp, hd = r.splits[s].by_hypothesis()
                 plots.plot_tippett(ax, hp, hd, title=s, form="paper")
             plots.save_figure(fig, out / f"tippett_paper_form_{lv}.png",
-                              f"Stage 11: the paper's Tippett form (not standard), {lv} level")
+                              f"The paper's Tippett form (not standard), {lv} level")
     write_json(out / "summary.json", _stage_summary(
         levels, summary, definition="misleading_hp = P(LLR < 0 | Hp), misleading_hd = P(LLR > 0 | Hd)"))
     return summary
@@ -622,7 +622,7 @@ def stage12(levels: dict[str, LevelLR], out: Path) -> dict:
                                       paper_eer_extrapolated=bool(pe.get("extrapolated", False)),
                                       paper_eer_method=pe.get("method"))
         axes[0].set_title(_title(r))
-        plots.save_figure(fig, out / f"det_{lv}.png", "Stage 12: DET curves")
+        plots.save_figure(fig, out / f"det_{lv}.png", "DET curves")
     write_json(out / "summary.json", _stage_summary(levels, summary))
     return summary
 
@@ -646,7 +646,7 @@ def stage13(levels: dict[str, LevelLR], out: Path) -> dict:
             summary[lv][s] = {**_block(r, s), **{k: m[k] for k in (
                 "n_hp", "n_hd", "cllr", "cllr_min", "cllr_cal", "ece_prior_0.5", "auc")
                 + (("paper_cllr_calibrated",) if r.protocol == "paper" else ())}}
-        plots.save_figure(fig, out / f"ece_{lv}.png", f"Stage 13: empirical cross-entropy, {_title(r)}")
+        plots.save_figure(fig, out / f"ece_{lv}.png", f"Empirical cross-entropy, {_title(r)}")
     write_json(out / "summary.json", _stage_summary(levels, summary,
                                                     units="Cllr and ECE in bits; AUC with Hp as positive"))
     return summary
@@ -701,7 +701,7 @@ def stage14(levels: dict[str, LevelLR], out: Path) -> dict:
                 plots.plot_bounded(axes[k], sl.llr_cal, sl.llr, sl.labels, (b["lower_log10"], b["upper_log10"]),
                                    title=f"{pool_label(s, r.protocol)}: bounds from calib")
                 k += 1
-        plots.save_figure(fig, out / f"elub_{lv}.png", f"Stage 14: ELUB bounds, {_title(r)}")
+        plots.save_figure(fig, out / f"elub_{lv}.png", f"ELUB bounds, {_title(r)}")
         summary[lv] = {}
         for s in r.pools:
             sl, b = r.splits[s], r.elub[s]

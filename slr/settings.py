@@ -11,6 +11,7 @@ PROTOCOLS = ("sound", "paper")
 CALIBRATIONS = ("none", "pav", "logistic")
 MODELS = ("kde", "logistic", "isotonic")
 SCORES = ("cosine_centroid", "logit", "fake_probability")
+USER_SUPPLIED = "user-supplied"      # the score of slr.run_scores: a lab's own, not computed here
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Settings:
             raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.model not in MODELS:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
-        if self.score not in SCORES:
+        if self.score not in SCORES + (USER_SUPPLIED,):
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
         self.grid = np.asarray(self.grid, dtype=float)
         if self.grid.ndim != 1 or len(self.grid) < 2 or not np.all(self.grid > 0):
