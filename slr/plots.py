@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from common.figures import save_figure as common_save_figure  # noqa: E402
+from common.figures import set_wrapped_title, wrap_to  # noqa: E402
 
 from . import metrics  # noqa: E402
 
@@ -30,7 +31,7 @@ def new_figure(n_panels: int = 1, width: float = 5.0, height: float = 4.0):
 
 def save_figure(fig, path: str | Path, title: str | None = None) -> Path:
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_to(title, 0.95 * fig.get_figwidth(), 12))
     return common_save_figure(fig, path, dpi=110)
 
 
@@ -52,7 +53,8 @@ def plot_score_violins(ax, groups: dict[str, tuple[np.ndarray, np.ndarray]], xla
     for body, c in zip(parts["bodies"], colors):
         body.set_facecolor(c)
         body.set_alpha(0.5)
-    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks])
+    per_group = ax.get_position().width * ax.figure.get_figwidth() / max(1, len(ticks))   # inches
+    ax.set_xticks([t[0] for t in ticks], [wrap_to(t[1], 0.9 * per_group, 9) for t in ticks], fontsize=9)
     ax.set_xlabel(f"{xlabel} (n = Hp/Hd)")
     ax.set_ylabel(ylabel)
     ax.plot([], [], color=HP_COLOR, lw=6, alpha=0.5, label=HP_NAME)
@@ -78,7 +80,7 @@ def plot_score_density(ax, hp: np.ndarray, hd: np.ndarray, title: str = "",
             ax.plot([], [], color=c, label=_stats_label(name, x))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (1 / score unit)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -98,7 +100,7 @@ def plot_bandwidth_search(ax, tables: dict[str, tuple[np.ndarray, np.ndarray]], 
     ax.set_xscale("log")
     ax.set_xlabel("bandwidth (score units)")
     ax.set_ylabel("held-out log-likelihood (nats, mean over folds)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -114,7 +116,7 @@ def plot_densities(ax, grid: np.ndarray, log10_hp: np.ndarray, log10_hd: np.ndar
     ax.plot(grid, 10.0 ** log10_hd, color=HD_COLOR, label=f"{HD_NAME} KDE, bw={bw['hd']:.4g}, n={len(hd)}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (1 / score unit)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -129,7 +131,7 @@ def plot_llr_hist(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = ""):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("log10 LR")
     ax.set_ylabel("number of items")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -180,7 +182,7 @@ def plot_tippett(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = "", fo
     ax.set_xlabel("log10 LR threshold x")
     ax.set_ylabel("proportion of items")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -208,7 +210,7 @@ def plot_det(ax, p_miss: np.ndarray, p_fa: np.ndarray, label: str, eer: float | 
     ax.plot(lim, lim, color="0.7", lw=0.6)
     ax.set_xlabel("false-alarm rate P(LLR >= t | Hd) (%)")
     ax.set_ylabel("miss rate P(LLR < t | Hp) (%)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -225,7 +227,7 @@ def plot_ece(ax, log10_odds: np.ndarray, ece_lr: np.ndarray, ece_pav: np.ndarray
     ax.set_ylabel("empirical cross-entropy (bits)")
     top = np.nanmax(np.concatenate([ece_neutral, np.where(np.isfinite(ece_lr), ece_lr, np.nan)]))
     ax.set_ylim(0, 1.15 * top if np.isfinite(top) else None)
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -240,7 +242,7 @@ def plot_nbe(ax, log10_t: np.ndarray, log10_ratio: np.ndarray, bounds: tuple[flo
     ax.axvline(hi, color="tab:orange", ls="--", label=f"ELUB upper {hi:.2f}")
     ax.set_xlabel("decision threshold log10 t (accept Hp iff LR > t)")
     ax.set_ylabel("log10 expected-utility ratio (neutral / system)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -255,7 +257,7 @@ def plot_bounded(ax, llr: np.ndarray, bounded: np.ndarray, labels: np.ndarray, b
     ax.axhline(bounds[1], color="tab:orange", ls="--", label=f"upper bound {bounds[1]:.2f}")
     ax.set_xlabel("log10 LR before bounding")
     ax.set_ylabel("log10 LR after ELUB bounding")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -274,6 +276,6 @@ def plot_llr_curve(ax, grid: np.ndarray, parts: dict, bounds: tuple[float, float
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("score (score units)")
     ax.set_ylabel("log10 LR")
-    ax.set_title(title, fontsize="small")
+    set_wrapped_title(ax, title, 10)
     ax.legend(loc="best", fontsize="small")
     return ax
