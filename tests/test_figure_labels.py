@@ -135,3 +135,37 @@ def test_stage01_figure_is_readable(tmp_path, saved):
     rows = [{"score": str(1 + 0.1 * (i % 7)), "label": str(i % 2)} for i in range(480)]
     plot_crop_status(summary, rows, tmp_path / "crop_status.png")
     assert_readable(saved["crop_status.png"])
+
+
+def test_casework_pdf_lines_stay_inside_the_page(tmp_path, monkeypatch):
+    """The one-page PDF's headline, statement and custody lines wrap inside the A4 page."""
+    from matplotlib.backends import backend_pdf
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from casework.report import render_pdf
+    pages = []
+    monkeypatch.setattr(backend_pdf.PdfPages, "savefig", lambda self, fig, **k: pages.append(fig))
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    crop = tmp_path / "crop.png"
+    plt.imsave(crop, np.zeros((8, 8, 3)))
+    long = ("the findings give weak support for the proposition that the image is real (not manipulated) "
+            "rather than the proposition that the image is a deepfake, for persons in frontal-face videos")
+    record = {"input": {"path": "/cases/a_rather_long_questioned_video_file_name_from_the_police.mp4",
+                        "sha256": "ab" * 32, "size_bytes": 123, "frames_read": 8, "frames_expected": 8},
+              "propositions": {"hp": "the image is real", "hd": "the image is a deepfake", "population": long},
+              "statement": long, "notes": [long], "verbal_scale_source": long, "created_utc": "2026-12-04",
+              "case_id": "c", "system": {"lr_system_sha256": "cd" * 32, "checkpoint_sha256": "ef" * 32,
+                                         "config_sha256": "01" * 32, "code_version": "x"},
+              "results": [{"face": 0, "warning": long, "log10_lr_bounded": 0.4, "lr_bounded_text": "2.5",
+                           "statement": long, "notes": [long], "level_text": "frame level",
+                           "conditions": {"inside": [], "outside": [], "not_checked": []}}]}
+    render_pdf(record, {"crops": {0: crop}}, tmp_path / "e.pdf", long)
+    fig = pages[0]
+    FigureCanvasAgg(fig).draw()
+    r = fig.canvas.get_renderer()
+    texts = [t for t in fig.texts if t.get_text()]
+    assert any(t.get_text().startswith("Evidence summary") for t in texts) and len(texts) > 20
+    for t in texts:
+        e = t.get_window_extent(r)
+        assert fig.bbox.x0 <= e.x0 and e.x1 <= fig.bbox.x1, (t.get_text(), e.x1, fig.bbox.x1)
+    plt.close("all")
