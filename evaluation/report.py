@@ -28,6 +28,7 @@ import html
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -583,14 +584,17 @@ def _lr_sections(run: Run, cfg: Config, decisions: list[dict], sys_html: str, ow
     """Counts, the validation matrix, the LR system, its figures per pool and the stages 08/09-14."""
     s10, split = run.summary("10"), str(cfg.get("report.split"))
     h = ["<h2>Validation data</h2><p>Persons, videos and frames per pool and class (the LR system's input). " +
-         ("<i>train</i> and <i>val</i> are detector-training data, shown as diagnostics only; " if not own_scores
-          else "") + "the LR system is fitted on <i>calib</i> (its figures are those of cross-fitted LLRs) and "
+         ("<i>train</i> and <i>val</i> are detector-training data, shown as diagnostics only. " if not own_scores
+          else "") + "The LR system is fitted on <i>calib</i> (its figures are those of cross-fitted LLRs) and "
          "validated on <i>test</i>.</p>", counts_html(run)]
     h.append("<h2>Validation matrix</h2><p>In the form of Meuwly, Ramos and Haraksim (2017). Each result has its "
              "95 % person-cluster bootstrap interval; the decision is taken on the interval's pessimistic end "
-             "(its upper end for a maximum, lower end for a minimum). Criteria come from the config "
+             "(its upper end for a maximum, lower end for a minimum). Criteria come from " +
+             ("the schema's default " if own_scores else "the config ") +
              "(<code>report.criteria</code>); they are this run's choice, not a standard. A missing result is "
              "<i>not available</i>, never a pass.</p>")
+    if own_scores:                      # no stage numbers where there were no stages
+        decisions = [{**r, "graphical": re.sub(r" \(stage \d+\)", "", r["graphical"])} for r in decisions]
     h.append(matrix_html(decisions, split) if decisions else "<p>No criteria in report.criteria.</p>")
     h.append("<h2>The likelihood-ratio system</h2>")
     sysb = s10.get("system") or {}

@@ -136,6 +136,7 @@ def test_run_scores_writes_the_report_with_the_user_supplied_score(own):
     headings = re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html)
     assert "Tippett plots" in headings and not [h for h in headings if re.search(r"stage|\d\d", h, re.I)], headings
     assert "Run status" not in headings and "Classifier metrics" not in headings
+    assert "(stage " not in html.split("id=\"validation-matrix\"")[1].split("</table>")[0]
     assert len(titles) >= 8 and not [t for t in titles if re.search(r"stage \d", t, re.I)], titles
     assert "Tippett plot, sound protocol, frame level" in titles
 
