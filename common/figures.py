@@ -25,7 +25,7 @@ def wrap_to(text: str, width_in: float, fontsize_pt: float = 12.0) -> str:
     import textwrap
 
     n = max(8, int(width_in * 72 / (0.6 * fontsize_pt)))
-    return "\n".join(textwrap.fill(line, n, break_on_hyphens=False) if line else "" for line in str(text).split("\n"))
+    return "\n".join(textwrap.fill(line, n, break_long_words=False) if line else "" for line in str(text).split("\n"))
 
 
 def set_wrapped_title(ax, text: str, fontsize_pt: float | None = None):

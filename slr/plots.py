@@ -255,6 +255,9 @@ def plot_bounded(ax, llr: np.ndarray, bounded: np.ndarray, labels: np.ndarray, b
         ax.plot(llr[m], bounded[m], ".", ms=3, color=c, alpha=0.6, label=f"{name}, n={int(m.sum())}")
     ax.axhline(bounds[0], color="tab:green", ls="--", label=f"lower bound {bounds[0]:.2f}")
     ax.axhline(bounds[1], color="tab:orange", ls="--", label=f"upper bound {bounds[1]:.2f}")
+    if bounds[1] - bounds[0] < 0.2:         # (nearly) zero-width bounds: no axis in units of 1e-18
+        mid = (bounds[0] + bounds[1]) / 2
+        ax.set_ylim(mid - 0.5, mid + 0.5)
     ax.set_xlabel("log10 LR before bounding")
     ax.set_ylabel("log10 LR after ELUB bounding")
     set_wrapped_title(ax, title)
