@@ -30,7 +30,8 @@ from common.cli import config_path, stage_parser
 from common.config import REPO_ROOT, ConfigError, config_banner, describe_config, load_config
 from common.pipeline import current_state, plan, position, write_stamp
 from common.console import EXIT_INTERRUPTED, write_resolved_config
-from common.stages import active_table, table_env
+from common.stages import active_table, folder, table_env
+from evaluation.verdict import report_verdict
 
 
 def run_stage_process(cmd: list, env: dict) -> int:
@@ -119,6 +120,9 @@ def main(argv=None, table=None) -> int:
         ran = sum(1 for _, s, _ in summary if s == "ran")
         print(f"== {ran} stage(s) ran, {len(summary) - ran} skipped, {time.time() - t_all:.1f} s in all; "
               f"outputs under {cfg.output_dir}", flush=True)
+        report = report_verdict(cfg.output_dir / folder("16")) if "16" in {d.stage.id for d in decisions} else None
+        if report:                  # the last line: the verdict and where to read the report
+            print(f"== {report[0]} Report: {report[1]}", flush=True)
     return 0
 
 

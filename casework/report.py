@@ -232,9 +232,12 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
     fig = plt.figure(figsize=(8.27, 11.69))
     y = 0.965
 
+    def fits(size, weight, span):      # characters per line that fit ``span`` of the page width (glyph ~0.62 em)
+        return int(span * 8.27 * 72 / ((0.66 if weight == "bold" else 0.6) * size))
+
     def text(s, size=9, weight="normal", color="black", width=105, gap=0.004):
         nonlocal y
-        for line in textwrap.wrap(str(s), width=width) or [""]:
+        for line in textwrap.wrap(str(s), width=min(width, fits(size, weight, 0.88))) or [""]:
             fig.text(0.06, y, line, fontsize=size, weight=weight, color=color, va="top", family="DejaVu Sans")
             y -= size / 72 / 11.69 * 1.35
         y -= gap
@@ -269,7 +272,7 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
 
         def right(s, size=9, weight="normal", color="black", width=80):
             nonlocal y
-            for line in textwrap.wrap(str(s), width=width) or [""]:
+            for line in textwrap.wrap(str(s), width=min(width, fits(size, weight, 0.73))) or [""]:
                 fig.text(0.21, y, line, fontsize=size, weight=weight, color=color, va="top")
                 y -= size / 72 / 11.69 * 1.35
             y -= 0.003

@@ -362,7 +362,8 @@ KEYS: tuple[K, ...] = (
     K("features.skip_missing", ("bool", "null"), None, "null -> training.skip_missing"),
     # ------------------------------------------------------------------------------------ evaluation (05-07)
     K("evaluation.features_dir", ("path", "null"), "${stage:04}", "dumps <features_dir>/<split>/"),
-    K("evaluation.splits", "list", ["train", "val", "test"], "splits stages 05-07 read", items="str"),
+    K("evaluation.splits", ("list", "null"), None, "pools stages 05-07 read; null = every pool of split.file that "
+      "stage 04 dumped (calib included)", items="str"),
     K("evaluation.inputs", ("map", "null"), None, "or {name: path} of dumps / paper .npz, replacing the two keys above"),
     K("evaluation.fail_on_nonfinite", "bool", True, "stage 05 fails when a dump holds NaN/inf"),
     K("evaluation.tsne.max_points", "int", 2000, "stratified seeded subset above this many frames per split", lo=10),

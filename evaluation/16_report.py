@@ -1,4 +1,4 @@
-"""Stage 15: the validation report, one self-contained HTML file per run.
+"""Stage 16: the validation report, one self-contained HTML file per run.
 
 Reads: every earlier stage's ``*.json`` summaries, PNG figures and runner stamps under
 ``<output_dir>/``; the runs listed in ``report.compare``; the criteria in ``report.criteria``.
@@ -26,6 +26,7 @@ def main(cfg, args, out):
                  for r in summary["validation_matrix"]]
     print(f"report written to {stage_dir(cfg, '16') / 'report.html'} ({summary['n_figures']} figures); "
           f"validation: {', '.join(decisions) or 'no criteria'}")
+    print(summary["verdict"]["line"])
 
 
 if __name__ == "__main__":

@@ -384,23 +384,14 @@ def _read_lr(path):
 
 def tippett_figure(best: dict, worst: dict, path: Path) -> Path:
     """Two Tippett panels (standard form) for the best and the worst cell, from their test LR CSVs."""
-    import matplotlib
-    import numpy as np
-    matplotlib.use("Agg")
-    from slr import metrics, plots
+    from slr import plots
 
     fig, axes = plots.new_figure(2, width=5.5, height=4.2)
     for ax, (tag, e) in zip(axes, (("best", best), ("worst", worst))):
         llr, lab = _read_lr(e["lr_csv"])
         hp, hd = llr[lab == 0], llr[lab == 1]
-        x, p_hp, p_hd = metrics.tippett(hp, hd)
-        # drawn as post-steps: on (x_i, x_(i+1)] P(LLR >= x) is the value at x_(i+1); the curves start at 1 and
-        # end at 0 a margin beyond the LLR range (visible even when every LLR is the same)
-        pad = max(0.5, 0.05 * float(x[-1] - x[0]))
-        x = np.concatenate([[x[0] - pad], x, [x[-1] + pad]])
-        p_hp, p_hd = (np.concatenate([[1.0], p[1:], [0.0, 0.0]]) for p in (p_hp, p_hd))
-        plots.plot_tippett(ax, x, p_hp, p_hd, title=f"{tag}: {e['cell']}\ntest Cllr {fmt(e['test']['cllr'])} bits, "
-                                                   f"n = {len(hp)}/{len(hd)}")
+        plots.plot_tippett(ax, hp, hd, title=f"{tag}: {e['cell']}\ntest Cllr {fmt(e['test']['cllr'])} bits, "
+                                             f"n = {len(hp)}/{len(hd)}")
     return plots.save_figure(fig, path, "Test-set Tippett plots, frame level (lowest and highest Cllr)")
 
 

@@ -85,27 +85,6 @@ def cllr_figure(rows: Sequence[dict], vrange: dict, criteria: Sequence[dict], pa
     return save_figure(fig, path, tight=False)
 
 
-def _tippett(ax, llr, labels, ls: str, tag: str, span: tuple[float, float]):
-    """P(LLR >= x | H) for both hypotheses, drawn over ``span`` (1 left of every LLR, 0 right of them)."""
-    from slr.metrics import tippett
-    llr, labels = np.asarray(llr, float), np.asarray(labels)
-    if not (labels == 0).any() or not (labels == 1).any():
-        return
-    x, p_hp, p_hd = tippett(llr[labels == 0], llr[labels == 1])
-    xs = np.r_[span[0], x, span[1]]
-    # P(LLR >= x) is left-continuous: the value at x_k holds on (x_(k-1), x_k] ("pre" steps)
-    ax.step(xs, np.r_[1.0, p_hp, 0.0], where="pre", color="#1f5fa8", ls=ls, label=f"Hp (real), {tag}")
-    ax.step(xs, np.r_[1.0, p_hd, 0.0], where="pre", color="#c2571a", ls=ls, label=f"Hd (fake), {tag}")
-
-
-def _span(*llrs) -> tuple[float, float]:
-    v = np.concatenate([np.asarray(x, float).ravel() for x in llrs])
-    v = v[np.isfinite(v)]
-    lo, hi = (float(v.min()), float(v.max())) if v.size else (-1.0, 1.0)
-    pad = max(0.5, 0.05 * (hi - lo))
-    return lo - pad, hi + pad
-
-
 def tippett_figure(results: Sequence, labels: np.ndarray, path: Path) -> Path | None:
     """One panel per family: frame-level Tippett curves P(LLR >= x | H) of the clean setting (solid)
     and the family's strongest tested setting (dashed)."""
@@ -113,23 +92,24 @@ def tippett_figure(results: Sequence, labels: np.ndarray, path: Path) -> Path | 
     families = [f for f in dict.fromkeys(r.family for r in results) if f != "clean"]
     if clean is None or not families:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(families), figsize=(4.4 * len(families), 3.8), squeeze=False)
-    for ax, fam in zip(axes[0], families):
+    from slr import plots
+    labels = np.asarray(labels)
+    fig, axes = plots.new_figure(len(families), width=4.4, height=3.8)
+    for ax, fam in zip(axes, families):
         strongest = [r for r in results if r.family == fam][-1]      # settings are mildest first
-        span = _span(clean.llr["frame"], strongest.llr["frame"])
-        _tippett(ax, clean.llr["frame"], labels, "-", "clean", span)
-        _tippett(ax, strongest.llr["frame"], labels, "--", strongest.label, span)
+        span = plots.tippett_span(clean.llr["frame"], strongest.llr["frame"])
+        for r, ls, tag in ((clean, "-", "clean"), (strongest, "--", strongest.label)):
+            llr = np.asarray(r.llr["frame"], float)
+            if (labels == 0).any() and (labels == 1).any():    # P(LLR >= x | H), the stage-11 drawing
+                plots.plot_tippett(ax, llr[labels == 0], llr[labels == 1], f"{fam}: clean vs {strongest.label}",
+                                   span=span, ls=ls, tag=tag)
         both = np.r_[clean.llr["frame"], strongest.llr["frame"]]
         if both.size and np.ptp(both) == 0:
             ax.text(0.5, 0.5, f"every LLR = {both[0]:g}\n(degenerate system)", transform=ax.transAxes,
                     ha="center", va="center", fontsize=9, color="#7f1d1d")
-        ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlabel("log10 LR (frame level)")
-        ax.set_ylabel("proportion with LLR ≥ x")
-        ax.set_title(f"{fam}: clean vs {strongest.label}", fontsize=9)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(9)
         ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
     fig.suptitle("Tippett plots: clean test frames against the strongest degradation")
     return save_figure(fig, path)

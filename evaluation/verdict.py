@@ -1,22 +1,75 @@
-"""The validation verdict of a saved LR system: passed, failed (which criteria) or degenerate.
+"""The validation verdict of an LR system: one judgement, read by the report, the runner and casework.
 
-One judgement, the report's (:func:`evaluation.report.judge_matrix` on the pessimistic end of each
-95 % interval, :func:`evaluation.report.degenerate_reasons`), applied to what the saved system
-records: its validation block (stage 10's ``levels``: figures and intervals per level and pool), its
-bounds, bandwidth searches and monotonicity. So casework states the verdict the report shows for
-the same system and criteria, and no criterion is judged in a second place.
+It is drawn from the validation matrix (:func:`evaluation.report.judge_matrix`, each criterion judged
+on the pessimistic end of its 95 % interval) and the degenerate reasons
+(:func:`evaluation.report.degenerate_reasons`); nothing is judged here a second time. Every row
+judged against a criterion counts (one criterion x pool x level); "pass" is the only passing decision,
+so a failed, unavailable or degenerate row is a criterion not met.
 
-:func:`verdict` turns the matrix rows into the verdict; :func:`judge_system` does it for a loaded
-``slr.system.LRSystem``; :func:`describe` gives the verdict in one sentence.
+- :func:`verdict`: the matrix rows -> status (passed / failed / degenerate / not validated), the
+  criteria not met, whether the system is fit for casework, and the one line a reader sees first
+  (the report's opening line, stage 16's and the runner's last console line).
+- :func:`judge_system`: the same for a loaded ``slr.system.LRSystem`` (what casework states).
+- :func:`describe`: the verdict in one sentence with the system's identity (casework's outputs).
+
+A system is fit for casework only when every judged criterion passes and nothing else forbids it: a
+degenerate system, demonstration data, features of a detector that saw every person (a data note), or
+no saved LR system to load.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from common.stages import folder, get
 
 PASSED, FAILED, DEGENERATE, NOT_VALIDATED = "passed", "failed", "degenerate", "not validated"
+
+
+def _head(judged: list, not_met: list, n_fail: int, n_na: int, status: str) -> str:
+    if status == NOT_VALIDATED:
+        return "VALIDATION NOT JUDGED: no criteria in report.criteria"
+    if status == PASSED:
+        return f"VALIDATION PASSED: all {len(judged)} criteria met"
+    if not not_met:
+        return "VALIDATION FAILED: degenerate LR system"
+    n_degen = len(not_met) - n_fail - n_na
+    parts = [f"{n} {what}" for n, what in ((n_fail, "fail"), (n_na, "not available"),
+                                            (n_degen, "not passed, degenerate system")) if n]
+    return f"VALIDATION FAILED: {len(not_met)} of {len(judged)} criteria not met ({', '.join(parts)})"
+
+
+def verdict(rows: Iterable[dict], degenerate: Sequence[str] = (), sha256: str | None = None, demo: bool = False,
+            note: str = "", system_loaded: bool = True) -> dict:
+    """The verdict of judged matrix rows (``judge_matrix``) and degenerate reasons.
+
+    ``status``: degenerate (any reason), else passed (every judged criterion passes), else failed (a
+    fail or a result not available); not validated when nothing was judged (no criteria or figures).
+    ``failed``: each criterion not met, with the value it was judged on and the basis.
+    ``fit_for_casework`` and ``line``: as the module docstring says (``demo``, ``note``,
+    ``system_loaded`` forbid casework use without changing the status)."""
+    judged = [r for r in rows if r.get("decision") != "reported"]
+    not_met = [r for r in judged if r.get("decision") != "pass"]
+    n_fail = sum(r.get("decision") == "fail" for r in judged)
+    n_na = sum(r.get("decision") == "not available" for r in judged)
+    status = (DEGENERATE if degenerate else NOT_VALIDATED if not judged else FAILED if not_met else PASSED)
+    reasons = (["no validation criteria (report.criteria)"] if not judged else
+               [f"{len(not_met)} of {len(judged)} criteria not met"] if not_met else [])
+    reasons += [why for why, flag in (("degenerate LR system", bool(degenerate)), ("demonstration data", demo),
+                                      ("features of a detector that saw every person", bool(note)),
+                                      ("no saved LR system", not system_loaded)) if flag]
+    fit = status == PASSED and not reasons
+    others = reasons if status == PASSED else reasons[1:]          # the first reason is what the head says
+    tail = ("the LR system is fit for casework within its validated conditions" if fit else
+            "the LR system is NOT fit for casework" + (f" ({'; '.join(others)})" if others else ""))
+    failed = [{"metric": r["metric"], "level": r["level"], "pool": r["pool"], "criterion": r["criterion"],
+               "judged_value": r.get("judged_value"), "basis": r.get("basis"), "decision": r["decision"]}
+              for r in not_met]
+    return {"status": status, "sha256": sha256, "n_criteria": len(judged), "n_failed": len(not_met),
+            "n_fail": n_fail, "n_not_available": n_na, "failed": failed, "degenerate": list(degenerate),
+            "fit_for_casework": fit, "reasons": reasons,
+            "line": f"{_head(judged, not_met, n_fail, n_na, status)}; {tail}."}
 
 
 def system_summary(system) -> dict:
@@ -27,28 +80,6 @@ def system_summary(system) -> dict:
                                    for lv, lm in system.levels.items()},
              "monotonicity": {lv: lm.monotonicity for lv, lm in system.levels.items()}}
     return {"levels": levels, "system": block}
-
-
-def verdict(rows: Iterable[dict], degenerate: Sequence[str], sha256: str | None = None) -> dict:
-    """The verdict of judged matrix rows (``judge_matrix``) and degenerate reasons.
-
-    ``status``: degenerate (any reason), else passed (every judged criterion passes), else failed (a
-    fail or a result not available); not validated when nothing was judged (no criteria or figures).
-    ``failed``: each criterion that did not pass, with the value it was judged on and the basis.
-    """
-    judged = [r for r in rows if r.get("decision") != "reported"]
-    bad = [r for r in judged if r.get("decision") != "pass"]
-    if degenerate:
-        status = DEGENERATE
-    elif not judged:
-        status = NOT_VALIDATED
-    else:
-        status = FAILED if bad else PASSED
-    failed = [{"metric": r["metric"], "level": r["level"], "pool": r["pool"], "criterion": r["criterion"],
-               "judged_value": r.get("judged_value"), "basis": r.get("basis"), "decision": r["decision"]}
-              for r in bad]
-    return {"status": status, "sha256": sha256, "n_criteria": len(judged), "n_failed": len(bad),
-            "failed": failed, "degenerate": list(degenerate)}
 
 
 def judge_system(system, criteria: Sequence[dict]) -> dict:
@@ -85,3 +116,14 @@ def describe(v: dict, short: bool = False, reasons: bool = True) -> str:
     if short or not v["failed"]:
         return head
     return head + ": " + "; ".join(failed_text(f) for f in v["failed"])
+
+
+def report_verdict(report_dir: str | Path) -> tuple[str, Path] | None:
+    """(verdict line, path of report.html) of a written stage-16 report, or None when there is none."""
+    report_dir = Path(report_dir)
+    try:
+        line = json.loads((report_dir / "summary.json").read_text())["verdict"]["line"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    html = report_dir / "report.html"
+    return (line, html) if html.is_file() else None

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.figures import save_figure  # noqa: E402
+from common.figures import save_figure, set_wrapped_title  # noqa: E402
 
 
 def plot_split_counts(meta: dict, path: str | Path) -> Path:
@@ -29,8 +29,8 @@ def plot_split_counts(meta: dict, path: str | Path) -> Path:
     ax.set_xlabel("pool")
     ax.set_ylabel("frames (count)")
     leak = meta.get("leakage", {})
-    ax.set_title(f"{meta.get('dataset', '')} split by {meta['unit']} (seed {meta['seed']})"
-                 + (f" - LEAKY: {leak.get('n_persons_shared', 0)} persons shared" if meta.get("leaky") else ""))
+    set_wrapped_title(ax, f"{meta.get('dataset', '')} split by {meta['unit']} (seed {meta['seed']})"
+                      + (f" - LEAKY: {leak.get('n_persons_shared', 0)} persons shared" if meta.get("leaky") else ""))
     ax.legend()
     ax.margins(y=0.2)
     return save_figure(fig, path)
@@ -49,13 +49,13 @@ def plot_crop_status(summary: dict, rows: list[dict], path: str | Path) -> Path:
     ax1.set_xticks(list(x), statuses)
     ax1.set_xlabel("frame status")
     ax1.set_ylabel("sampled frames (count)")
-    ax1.set_title(f"Stage 01: {summary['frames_sampled']} sampled frames, {summary['crops_written']} crops")
+    set_wrapped_title(ax1, f"{summary['frames_sampled']} sampled frames, {summary['crops_written']} crops")
     ax1.legend()
     for lab, color in (("0", "tab:blue"), ("1", "tab:red")):
         scores = [float(r["score"]) for r in rows if r["score"] != "" and str(r["label"]) == lab]
         if scores:
             ax2.hist(scores, bins=30, alpha=0.6, color=color, label=f"{'real' if lab == '0' else 'fake'} (n={len(scores)})")
-    ax2.set_xlabel("detector score of the largest face (HOG margin or CNN confidence, unitless)")
+    ax2.set_xlabel("detector score of the largest face\n(HOG margin or CNN confidence, unitless)")
     ax2.set_ylabel("frames (count)")
     ax2.set_title("Face detection scores")
     if ax2.has_data():

@@ -32,6 +32,7 @@ def main(cfg, args, out):
     summary = stage08(dumps, out, batch_size=int(cfg.get("slr.batch_size")), score=score,
                       persons=stage08_persons(cfg, dumps))
     print(f"  score: {summary['score']}")
+    print(f"  score AUC = {summary['auc_definition']}")
     for split, s in summary["splits"].items():
         print(f"  {split}: {s['n_hp']} real, {s['n_hd']} fake, {s['n_persons']} persons, score AUC {s['auc']:.4f}")
 

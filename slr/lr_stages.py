@@ -90,12 +90,11 @@ def stage11(levels: dict[str, LevelLLR], out: Path) -> dict:
         summary[lv] = {}
         for ax, s in zip(axes, r.pools):
             hp, hd = r.splits[s].by_hypothesis()
-            x, p_hp, p_hd = metrics.tippett(hp, hd)
-            plots.plot_tippett(ax, x, p_hp, p_hd, title=f"{cls.pool_label(s)} (n = {len(hp)}/{len(hd)})")
+            plots.plot_tippett(ax, hp, hd, title=f"{cls.pool_label(s)} (n = {len(hp)}/{len(hd)})")
             mis = metrics.misleading_evidence(hp, hd)
             summary[lv][s] = {**_block(r, s), "misleading_hp": float(mis["hp"]), "misleading_hd": float(mis["hd"]),
                               "n_hp": int(len(hp)), "n_hd": int(len(hd))}
-        plots.save_figure(fig, out / f"tippett_{lv}.png", f"Stage 11: Tippett plot, {_title(r)}")
+        plots.save_figure(fig, out / f"tippett_{lv}.png", f"Tippett plot, {_title(r)}")
         cls.extra_figures("11", r, out)
     write_json(out / "summary.json", _stage_summary(
         levels, summary, definition="misleading_hp = P(LLR < 0 | Hp), misleading_hd = P(LLR > 0 | Hd)"))
@@ -119,7 +118,7 @@ def stage12(levels: dict[str, LevelLLR], out: Path) -> dict:
                               "threshold_log10": _f(e.get("threshold")), "method": e.get("method"),
                               **cls.extra_eer(hp, hd)}
         axes[0].set_title(_title(r))
-        plots.save_figure(fig, out / f"det_{lv}.png", "Stage 12: DET curves")
+        plots.save_figure(fig, out / f"det_{lv}.png", "DET curves")
     write_json(out / "summary.json", _stage_summary(levels, summary))
     return summary
 
@@ -143,7 +142,7 @@ def stage13(levels: dict[str, LevelLLR], out: Path) -> dict:
             m = split_metrics(sl, cls)
             summary[lv][s] = {**_block(r, s), **{k: m[k] for k in (
                 "n_hp", "n_hd", "cllr", "cllr_min", "cllr_cal", "ece_prior_0.5", "auc") + cls.ece_keys}}
-        plots.save_figure(fig, out / f"ece_{lv}.png", f"Stage 13: empirical cross-entropy, {_title(r)}")
+        plots.save_figure(fig, out / f"ece_{lv}.png", f"Empirical cross-entropy, {_title(r)}")
     write_json(out / "summary.json", _stage_summary(levels, summary,
                                                     units="Cllr and ECE in bits; AUC with Hp as positive"))
     return summary
@@ -195,7 +194,7 @@ def stage14(levels: dict[str, LevelLLR], out: Path) -> dict:
             b = sl.bounds
             plots.plot_bounded(ax, sl.llr_calibrated, sl.llr, sl.labels, (b["lower_log10"], b["upper_log10"]),
                                title=f"{cls.pool_label(s)}: bounds from {cls.fit_pool}")
-        plots.save_figure(fig, out / f"elub_{lv}.png", f"Stage 14: ELUB bounds, {_title(r)}")
+        plots.save_figure(fig, out / f"elub_{lv}.png", f"ELUB bounds, {_title(r)}")
         summary[lv] = {}
         for s in r.pools:
             sl, b = r.splits[s], r.splits[s].bounds

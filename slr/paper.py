@@ -158,10 +158,9 @@ class PaperSystem(SystemInterface):
         fig, axes = plots.new_figure(len(r.pools))
         for ax, s in zip(axes, r.pools):
             hp, hd = r.splits[s].by_hypothesis()
-            x, p_hp, p_hd = metrics.paper_tippett(hp, hd)
-            plots.plot_tippett(ax, x, p_hp, p_hd, title=s, hp_form="<=")
+            plots.plot_tippett(ax, hp, hd, title=s, form="paper")
         plots.save_figure(fig, out / f"tippett_paper_form_{r.level}.png",
-                          f"Stage 11: the paper's Tippett form (not standard), {r.level} level")
+                          f"The paper's Tippett form (not standard), {r.level} level")
 
     @classmethod
     def elub_fits(cls, r: LevelLLR) -> list[tuple[str, np.ndarray, str]]:

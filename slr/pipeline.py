@@ -83,11 +83,11 @@ def stage09(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str 
         fig, axes = plots.new_figure(1, width=7)
         plots.plot_score_violins(axes[0], {cls.pool_label(s).replace(" (", "\n("): (ss[s].hp, ss[s].hd)
                                            for s in pools}, xlabel="pool", ylabel="score")
-        plots.save_figure(fig, out / f"violin_{lv}.png", f"Stage 09: score distributions, {unit}{tail}")
+        plots.save_figure(fig, out / f"violin_{lv}.png", f"Score distributions, {unit}{tail}")
         fig, axes = plots.new_figure(len(pools))
         for ax, s in zip(axes, pools):
             plots.plot_score_density(ax, ss[s].hp, ss[s].hd, title=cls.pool_label(s), xlabel="score")
-        plots.save_figure(fig, out / f"density_{lv}.png", f"Stage 09: score densities, {unit}{tail}")
+        plots.save_figure(fig, out / f"density_{lv}.png", f"Score densities, {unit}{tail}")
         summary["levels"][lv] = {s: {"hp": _describe(ss[s].hp), "hd": _describe(ss[s].hd),
                                      "auc": float(metrics.auc(ss[s].hp, ss[s].hd))} for s in pools}
     write_json(out / "summary.json", summary)
@@ -105,7 +105,7 @@ def _fit_figures(r: LevelLLR, fit_pool: str, out: Path, tail: str) -> None:
     chosen = {k: float(d.get("cv_best", d.get("cv_bandwidth", r.bandwidth[k])))
               for k, d in r.bandwidth_details.items() if isinstance(d, dict)}
     plots.plot_bandwidth_search(axes[0], tables, chosen, r.bandwidth, title=f"{lv} level, {fit_pool} scores")
-    plots.save_figure(fig, out / f"bandwidth_{lv}.png", f"Stage 10: KDE bandwidth search{tail}")
+    plots.save_figure(fig, out / f"bandwidth_{lv}.png", f"KDE bandwidth search{tail}")
     lo, hi = float(min(hp.min(), hd.min())), float(max(hp.max(), hd.max()))
     pad = 0.1 * (hi - lo)
     grid = np.linspace(lo - pad, hi + pad, 600)
@@ -113,7 +113,7 @@ def _fit_figures(r: LevelLLR, fit_pool: str, out: Path, tail: str) -> None:
     f_hd = kde.GaussianKDE1D().fit(hd, r.bandwidth["hd"]).log10_pdf(grid)
     fig, axes = plots.new_figure(1, width=6)
     plots.plot_densities(axes[0], grid, f_hp, f_hd, hp, hd, r.bandwidth, title=f"{lv} level, {fit_pool}")
-    plots.save_figure(fig, out / f"densities_{lv}.png", f"Stage 10: KDEs of the {fit_pool} scores{tail}")
+    plots.save_figure(fig, out / f"densities_{lv}.png", f"KDEs of the {fit_pool} scores{tail}")
 
 
 def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str) -> None:
@@ -128,7 +128,7 @@ def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str
                                           f"changes, largest drop {mono['largest_drop_log10']:.3g}",
                          band=lm.interval(grid) if hasattr(lm, "interval") else None)
     plots.save_figure(fig, out / f"llr_curve_{r.level}.png",
-                      f"Stage 10: LLR as a function of the score (fitted on calib){tail}")
+                      f"LLR as a function of the score (fitted on calib){tail}")
 
 
 def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec: dict | None = None,
@@ -153,7 +153,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
             a, b = r.splits[s].by_hypothesis()
             plots.plot_llr_hist(ax, a, b, title=system.pool_label(s))
         plots.save_figure(fig, out / f"llr_hist_{lv}.png",
-                          f"Stage 10: final log10 LRs ({settings.protocol} protocol, {lv} level){tail}")
+                          f"Final log10 LRs ({settings.protocol} protocol, {lv} level){tail}")
     ev = evaluate(levels, settings.bootstrap_n, settings.bootstrap_seed)
     pools = levels["frame"].pools
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note, "pools": pools,

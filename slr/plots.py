@@ -15,6 +15,9 @@ import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from common.figures import save_figure as common_save_figure  # noqa: E402
+from common.figures import set_wrapped_title, wrap_to  # noqa: E402
+
+from . import metrics  # noqa: E402
 
 HP_COLOR, HD_COLOR = "tab:blue", "tab:red"
 HP_NAME, HD_NAME = "Hp (real)", "Hd (fake)"
@@ -28,7 +31,7 @@ def new_figure(n_panels: int = 1, width: float = 5.0, height: float = 4.0):
 
 def save_figure(fig, path: str | Path, title: str | None = None) -> Path:
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_to(title, 0.95 * fig.get_figwidth(), 12))
     return common_save_figure(fig, path, dpi=110)
 
 
@@ -50,7 +53,8 @@ def plot_score_violins(ax, groups: dict[str, tuple[np.ndarray, np.ndarray]], xla
     for body, c in zip(parts["bodies"], colors):
         body.set_facecolor(c)
         body.set_alpha(0.5)
-    ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks])
+    per_group = ax.get_position().width * ax.figure.get_figwidth() / max(1, len(ticks))   # inches
+    ax.set_xticks([t[0] for t in ticks], [wrap_to(t[1], 0.9 * per_group, 9) for t in ticks], fontsize=9)
     ax.set_xlabel(f"{xlabel} (n = Hp/Hd)")
     ax.set_ylabel(ylabel)
     ax.plot([], [], color=HP_COLOR, lw=6, alpha=0.5, label=HP_NAME)
@@ -76,7 +80,7 @@ def plot_score_density(ax, hp: np.ndarray, hd: np.ndarray, title: str = "",
             ax.plot([], [], color=c, label=_stats_label(name, x))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (1 / score unit)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -96,7 +100,7 @@ def plot_bandwidth_search(ax, tables: dict[str, tuple[np.ndarray, np.ndarray]], 
     ax.set_xscale("log")
     ax.set_xlabel("bandwidth (score units)")
     ax.set_ylabel("held-out log-likelihood (nats, mean over folds)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -112,7 +116,7 @@ def plot_densities(ax, grid: np.ndarray, log10_hp: np.ndarray, log10_hd: np.ndar
     ax.plot(grid, 10.0 ** log10_hd, color=HD_COLOR, label=f"{HD_NAME} KDE, bw={bw['hd']:.4g}, n={len(hd)}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (1 / score unit)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -127,22 +131,58 @@ def plot_llr_hist(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = ""):
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("log10 LR")
     ax.set_ylabel("number of items")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
 
-def plot_tippett(ax, x: np.ndarray, p_hp: np.ndarray, p_hd: np.ndarray, title: str = "",
-                 hp_form: str = ">="):
-    """Tippett plot: cumulative proportions of LLRs per hypothesis. Standard form: both P(LLR >= x);
-    ``hp_form='<='`` draws Hp as P(LLR <= x) as the paper's code does."""
-    ax.step(x, p_hp, where="post", color=HP_COLOR, label=f"{HP_NAME}: P(LLR {hp_form} x)")
-    ax.step(x, p_hd, where="post", color=HD_COLOR, label=f"{HD_NAME}: P(LLR >= x)")
+TIPPETT_FORMS = ("standard", "paper")
+
+
+def tippett_span(*llrs) -> tuple[float, float]:
+    """The x range of a Tippett plot: from below the lowest to above the highest finite LLR of
+    ``llrs`` (a margin of 5 % of the range, at least 0.5), so the first and last steps show."""
+    v = np.concatenate([np.asarray(x, float).ravel() for x in llrs]) if llrs else np.zeros(0)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (-1.0, 1.0)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return lo - pad, hi + pad
+
+
+def tippett_steps(x: np.ndarray, p: np.ndarray, cdf: bool, span: tuple[float, float]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices of a Tippett curve as drawn. ``x``: distinct LLRs (ascending); ``p``: the curve's
+    value at each. ``cdf=False``: p = P(LLR >= x), left-continuous (1 below every LLR, 0 above);
+    ``cdf=True``: p = P(LLR <= x), right-continuous (0 below, 1 above). At each x_k the line runs
+    horizontally at the left limit, steps vertically to the right limit and runs on to x_(k+1);
+    LLRs outside ``span`` (infinite ones) step at its edge."""
+    x, p = np.asarray(x, float), np.asarray(p, float)
+    left, right = (np.r_[0.0, p[:-1]], p) if cdf else (p, np.r_[p[1:], 0.0])
+    xs = np.r_[span[0], np.repeat(np.clip(x, *span), 2), span[1]]
+    ys = np.r_[left[0], np.column_stack([left, right]).ravel(), right[-1]]
+    return xs, ys
+
+
+def plot_tippett(ax, llr_hp: np.ndarray, llr_hd: np.ndarray, title: str = "", form: str = "standard",
+                 span: tuple[float, float] | None = None, ls: str = "-", tag: str = ""):
+    """Tippett plot of final LLRs per hypothesis, the one drawing of stages 11 and 15, run_scores and
+    the results page. ``form="standard"``: both curves P(LLR >= x) (left-continuous); ``"paper"``: Hp
+    as P(LLR <= x) (right-continuous), as the paper's code draws it. Drawn over ``span`` (default
+    :func:`tippett_span`); ``ls`` and ``tag`` tell several systems on one Axes apart."""
+    if form not in TIPPETT_FORMS:
+        raise ValueError(f"Tippett form must be one of {TIPPETT_FORMS}, got {form!r}")
+    x, p_hp, p_hd = (metrics.paper_tippett if form == "paper" else metrics.tippett)(llr_hp, llr_hd)
+    span = span or tippett_span(llr_hp, llr_hd)
+    suffix = f", {tag}" if tag else ""
+    for p, cdf, color, name, rel in ((p_hp, form == "paper", HP_COLOR, HP_NAME, "<=" if form == "paper" else ">="),
+                                     (p_hd, False, HD_COLOR, HD_NAME, ">=")):
+        ax.plot(*tippett_steps(x, p, cdf, span), color=color, ls=ls, label=f"{name}: P(LLR {rel} x){suffix}")
     ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlim(*span)
     ax.set_xlabel("log10 LR threshold x")
     ax.set_ylabel("proportion of items")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -170,7 +210,7 @@ def plot_det(ax, p_miss: np.ndarray, p_fa: np.ndarray, label: str, eer: float | 
     ax.plot(lim, lim, color="0.7", lw=0.6)
     ax.set_xlabel("false-alarm rate P(LLR >= t | Hd) (%)")
     ax.set_ylabel("miss rate P(LLR < t | Hp) (%)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -187,7 +227,7 @@ def plot_ece(ax, log10_odds: np.ndarray, ece_lr: np.ndarray, ece_pav: np.ndarray
     ax.set_ylabel("empirical cross-entropy (bits)")
     top = np.nanmax(np.concatenate([ece_neutral, np.where(np.isfinite(ece_lr), ece_lr, np.nan)]))
     ax.set_ylim(0, 1.15 * top if np.isfinite(top) else None)
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -202,7 +242,7 @@ def plot_nbe(ax, log10_t: np.ndarray, log10_ratio: np.ndarray, bounds: tuple[flo
     ax.axvline(hi, color="tab:orange", ls="--", label=f"ELUB upper {hi:.2f}")
     ax.set_xlabel("decision threshold log10 t (accept Hp iff LR > t)")
     ax.set_ylabel("log10 expected-utility ratio (neutral / system)")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -215,9 +255,12 @@ def plot_bounded(ax, llr: np.ndarray, bounded: np.ndarray, labels: np.ndarray, b
         ax.plot(llr[m], bounded[m], ".", ms=3, color=c, alpha=0.6, label=f"{name}, n={int(m.sum())}")
     ax.axhline(bounds[0], color="tab:green", ls="--", label=f"lower bound {bounds[0]:.2f}")
     ax.axhline(bounds[1], color="tab:orange", ls="--", label=f"upper bound {bounds[1]:.2f}")
+    if bounds[1] - bounds[0] < 0.2:         # (nearly) zero-width bounds: no axis in units of 1e-18
+        mid = (bounds[0] + bounds[1]) / 2
+        ax.set_ylim(mid - 0.5, mid + 0.5)
     ax.set_xlabel("log10 LR before bounding")
     ax.set_ylabel("log10 LR after ELUB bounding")
-    ax.set_title(title)
+    set_wrapped_title(ax, title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -240,6 +283,6 @@ def plot_llr_curve(ax, grid: np.ndarray, parts: dict, bounds: tuple[float, float
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("score (score units)")
     ax.set_ylabel("log10 LR")
-    ax.set_title(title, fontsize="small")
+    set_wrapped_title(ax, title, 10)
     ax.legend(loc="best", fontsize="small")
     return ax

@@ -1,14 +1,14 @@
-"""Bring your own scores: run stages 09-14 on score CSVs from any system.
+"""Bring your own scores: run stages 09-14 on score CSVs from any system and write the validation report.
 
     python -m slr.run_scores --scores-dir DIR --output-dir OUT [--protocol sound|paper]
         [--model kde|logistic|isotonic|auto] [--calibration none|pav|logistic] [--bounds elub|iv]
-        [--case-interval N] [--bootstrap N] [--seed S] [--fusion logistic]
+        [--case-interval N] [--bootstrap N] [--seed S] [--fusion logistic] [--force]
 
 Columns of every CSV: ``score`` and ``label`` (0 = real = Hp, 1 = fake = Hd), optional ``video_id``
 (video-level results; frames of one video are dependent) and ``person_id`` (the unit of the
 cross-fitting folds and of the bootstrap). Without ``person_id`` each video counts as a person,
-without ``video_id`` each row as a video. Any score scale and direction works (the direction is
-found on calib).
+without ``video_id`` each row as a video (the console says so). Any score scale and direction works
+(the direction is found on calib); the score is recorded as ``user-supplied``.
 
 - ``--protocol sound`` (default): ``DIR/calib.csv`` and ``DIR/test.csv`` are required,
   ``DIR/train.csv`` and ``DIR/val.csv`` optional (reported as diagnostics). The LR system is fitted
@@ -21,9 +21,14 @@ found on calib).
 OUT receives ``summary.json`` (levels.<level>.<pool>.{n_hp, ..., ci95}, system.{bounds_log10,
 bandwidth, sha256}), per pool ``<pool>_lr.csv`` (``person_id``, ``video_id``, ``score``, ``label``,
 ``llr`` = the final log10 LR, plus the intermediate LLRs), the figures of stages 09-14 in
-``OUT/<NN_name>/`` and, under sound, the saved LR system in ``OUT/system/``. OUT is written
-atomically; an existing OUT is replaced only if it is empty or an earlier run_scores output, and
-it may neither contain DIR nor lie inside it.
+``OUT/<NN_name>/``, under sound the saved LR system in ``OUT/system/``, and ``OUT/report.html``:
+the validation report of stage 16 (verdict line, validation matrix with the default
+``report.criteria``, the LR system and the figures), written once OUT is complete. OUT is written
+atomically; it may neither contain DIR nor lie inside it; an existing OUT must be empty, or an
+earlier run_scores output replaced only with ``--force``.
+
+This module is a command on top of the layers (like evidence.py): it may import evaluation, and no
+project module imports it.
 """
 from __future__ import annotations
 
@@ -33,17 +38,17 @@ import sys
 from pathlib import Path
 
 from common.cli import setup_logging
-from common.config import ConfigError
+from common.config import Config, ConfigError
 from common.io import InputError, atomic_dir, write_json
 
 from .fusion_scores import fuse_pools
 from .interface import system_class
 from .io import POOLS
 from .pipeline import run_scores
-from .settings import BOUNDS, CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, Settings
+from .settings import BOUNDS, CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, USER_SUPPLIED, Settings
 
 
-def _check_output_dir(out: Path) -> None:
+def _check_output_dir(out: Path, force: bool = False) -> None:
     if not out.exists():
         return
     if not out.is_dir():
@@ -57,8 +62,10 @@ def _check_output_dir(out: Path) -> None:
     except (OSError, ValueError):
         ours = False
     if not ours:
-        raise InputError(f"--output-dir {out} exists and holds other files; give an empty or new folder "
-                         f"(an earlier run_scores output is replaced)")
+        raise InputError(f"--output-dir {out} exists and holds other files; give an empty or new folder")
+    if not force:
+        raise InputError(f"--output-dir {out} holds an earlier run_scores result; add --force to replace it, "
+                         f"or give a new folder")
 
 
 def _check_apart(scores: Path, out: Path) -> None:
@@ -96,6 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fusion", choices=("logistic",),
                    help="sound: fuse the columns score_<detector> by logistic regression (slr.fusion); "
                         "without it: one score column")
+    p.add_argument("--force", action="store_true", help="replace an earlier run_scores result in --output-dir")
     return p.parse_args(argv)
 
 
@@ -103,7 +111,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
     try:
-        settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
+        settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed, score=USER_SUPPLIED,
                             video_level=not args.no_video_level, model=args.model,
                             crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed,
                             bounds=args.bounds, case_interval_n=args.case_interval, case_interval_seed=args.seed)
@@ -116,7 +124,8 @@ def main(argv=None) -> int:
             sets, fusion = fuse_pools(Path(args.scores_dir), POOLS, settings)
         else:
             sets = system_class(args.protocol).read_pools(args.scores_dir)
-        _check_output_dir(out)
+        _check_output_dir(out, args.force)
+        _say_dependence(sets)
         with atomic_dir(out) as tmp:
             summary = run_scores(sets, tmp, settings)
             if fusion is not None:
@@ -126,6 +135,7 @@ def main(argv=None) -> int:
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    verdict = write_report(out, Path(args.scores_dir).resolve())
     t = summary["levels"]["frame"]["test"]
     ci = t.get("ci95", {}).get("cllr") or [None, None]
     ci_txt = f" (95 % person interval {ci[0]:.4f}-{ci[1]:.4f})" if ci[0] is not None else ""
@@ -133,7 +143,32 @@ def main(argv=None) -> int:
           f"EER {100 * t['eer']:.2f}%, AUC {t['auc']:.4f}")
     print(f"outputs written to {out} (summary.json, <pool>_lr.csv, 09_*..14_* figures"
           f"{', system/' if summary['system'].get('sha256') else ''})")
+    print(f"{verdict['line']} Report: {out / 'report.html'}")
     return 0
+
+
+def _say_dependence(sets: dict) -> None:
+    """The console says which rows the cross-fitting folds and the intervals treat as independent."""
+    for pool, s in sets.items():
+        if s.person_ids is None:
+            unit = "video (video_id)" if s.video_ids is not None else "row"
+            print(f"note: {Path(s.source).name} has no person_id column: the cross-fitting folds and the 95 % "
+                  f"intervals treat every {unit} as an independent person; add person_id if one person "
+                  f"appears in several {'videos' if s.video_ids is not None else 'rows'}")
+
+
+def write_report(out: Path, scores_dir: Path) -> dict:
+    """``out/report.html``: stage 16's validation report of the LR sections (the default
+    report.criteria), the score recorded as user-supplied; returns its verdict."""
+    from common.io import atomic_path
+    from evaluation.report import load_run, render
+
+    cfg = Config({"experiment": f"own scores ({scores_dir.name})", "output_dir": str(out)},
+                 f"python -m slr.run_scores (default report.criteria; scores {scores_dir})")
+    html, report = render(load_run(out), cfg, own_scores=str(scores_dir))
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return report["verdict"]
 
 
 if __name__ == "__main__":

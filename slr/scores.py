@@ -156,22 +156,36 @@ class ScoreFunction:
     description: str
     axis: str
     compute: Callable[..., np.ndarray]
+    higher: str                     # the class a high score points to: "real" or "fake"
 
 
 SCORES = Registry("score", {                                                              # slr.score
     "cosine_centroid": ScoreFunction(
         "cosine similarity to the centroid of the real train features (higher = more real)",
-        "score: cosine similarity to the real-train centroid (unitless)", _cosine_scores),
+        "score: cosine similarity to the real-train centroid (unitless)", _cosine_scores, "real"),
     "logit": ScoreFunction("the detector's log-odds of fake, z_fake - z_real (higher = more fake)",
                            "score: detector logit of fake (log-odds, nats)",
-                           lambda logit=None, **_: _detector_scores("logit", logit)),
+                           lambda logit=None, **_: _detector_scores("logit", logit), "fake"),
     "fake_probability": ScoreFunction(
         "the detector's probability of fake (higher = more fake)", "score: detector fake probability (0-1)",
-        lambda fake_probability=None, **_: _detector_scores("fake_probability", fake_probability)),
+        lambda fake_probability=None, **_: _detector_scores("fake_probability", fake_probability), "fake"),
 }, unknown="slr.score must be one of {names}, got {name}", error=InputError)
 SCORE_NAMES = SCORES.names()
 SCORE_DESCRIPTIONS = {n: SCORES.get(n).description for n in SCORES}
+SCORE_HIGHER = {n: SCORES.get(n).higher for n in SCORES}
 SCORE_AXIS = {n: SCORES.get(n).axis for n in SCORES}
+
+
+def oriented_auc(name: str, hp: np.ndarray, hd: np.ndarray) -> tuple[float | None, str]:
+    """AUC of score ``name`` oriented by the class a high score points to (``SCORE_HIGHER``): P(score
+    of an item of that class > score of an item of the other) + half the ties, so 0.5 is chance, 1 a
+    perfect separation and below 0.5 a reversed score. Returns (AUC or None without both classes, what it is)."""
+    high = SCORE_HIGHER[name]
+    what = (f"P(score of a {high} item > score of a {'fake' if high == 'real' else 'real'} item) + half the ties; "
+            f"higher {name} = more {high}; 0.5 = chance, 1 = perfect, below 0.5 = reversed")
+    if not (len(hp) and len(hd)):
+        return None, what
+    return float(metrics.auc(hp, hd) if high == "real" else metrics.auc(hd, hp)), what
 
 
 def score_values(name: str, features=None, centroid=None, logit=None, fake_probability=None) -> np.ndarray:
@@ -294,6 +308,7 @@ def stage08(dumps: dict[str, FeatureDump], out: Path, batch_size: int = 64, scor
     out = Path(out)
     centroid, sets = pool_scores(dumps, score, batch_size, persons=persons)
     summary = {"score_name": score, "score": SCORE_DESCRIPTIONS[score], "pools": list(sets),
+               "auc_definition": oriented_auc(score, [], [])[1],
                "sources": {s: d.source for s, d in dumps.items()}, "splits": {}}
     if centroid is not None:
         np.save(out / "centroid.npy", centroid)
@@ -307,10 +322,10 @@ def stage08(dumps: dict[str, FeatureDump], out: Path, batch_size: int = 64, scor
             "n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
             "n_videos": int(len(np.unique(s.video_ids))), "n_persons": int(len(np.unique(s.person_ids))),
             "n_persons_hp": int(len(np.unique(hp_persons))), "n_persons_hd": int(len(np.unique(hd_persons))),
-            "auc": float(metrics.auc(s.hp, s.hd)) if len(s.hp) and len(s.hd) else None}
+            "auc": oriented_auc(score, s.hp, s.hd)[0]}
         label = pool + (" (detector-training data)" if pool in ("train", "val") else "")
         plots.plot_score_density(ax, s.hp, s.hd, title=label, xlabel=SCORE_AXIS[score])
-    plots.save_figure(fig, out / "scores.png", f"Stage 08: {SCORE_DESCRIPTIONS[score]}")
+    plots.save_figure(fig, out / "scores.png", SCORE_DESCRIPTIONS[score][:1].upper() + SCORE_DESCRIPTIONS[score][1:])
     write_json(out / "summary.json", summary)
     return summary
 

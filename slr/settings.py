@@ -20,6 +20,7 @@ MODELS = MODEL_REGISTRY.names() + ("auto",)    # auto: chosen by person-grouped 
 SCORES = SCORE_REGISTRY.names()
 BOUNDS = BOUNDERS.names()
 CASEWORK_SYSTEMS = ("calib", "calib+test")
+USER_SUPPLIED = "user-supplied"      # the score of slr.run_scores: a lab's own, not computed here
 DEFAULTS = schema.defaults("slr", resolve=True)   # the schema's defaults: the dataclass keeps no copy of its own
 _BW, _BOOT = DEFAULTS["bandwidth"], DEFAULTS["bootstrap"]
 
@@ -63,13 +64,7 @@ class Settings:
             raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.model not in MODELS:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
-        if self.bounds not in BOUNDS:
-            raise ConfigError(f"slr.bounds must be one of {BOUNDS}, got {self.bounds!r}")
-        if self.casework_system not in ("calib", "calib+test"):
-            raise ConfigError(f"slr.casework_system must be calib or calib+test, got {self.casework_system!r}")
-        if int(self.case_interval_n) < 0:
-            raise ConfigError(f"slr.case_interval.n must be >= 0 (0 = off), got {self.case_interval_n}")
-        if self.score not in SCORES:
+        if self.score not in SCORES + (USER_SUPPLIED,):
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
         self.grid = np.asarray(self.grid, dtype=float)
         if self.grid.ndim != 1 or len(self.grid) < 2 or not np.all(self.grid > 0):

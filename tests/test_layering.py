@@ -12,9 +12,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # rank of each project package; a module may import only packages of a lower rank (and its own)
 RANKS = {"common": 0, "preprocessing": 1, "slr": 1, "training": 2, "evaluation": 3, "casework": 4,
-         "evidence": 5, "run_pipeline": 5}   # the commands sit on top
+         "evidence": 5, "run_pipeline": 5, "run_scores": 5}   # the commands sit on top
 PACKAGES = ("common", "preprocessing", "slr", "training", "evaluation", "casework")
 TOP_MODULES = ("evidence.py", "run_pipeline.py")
+# commands kept inside a package for their documented name (python -m slr.run_scores): ranked as commands,
+# and no project module may import them (test_no_module_imports_a_command)
+PACKAGE_COMMANDS = {"slr/run_scores.py": "run_scores"}
 
 
 def project_files() -> list[Path]:
@@ -27,6 +30,8 @@ def project_files() -> list[Path]:
 
 def owner(path: Path) -> str:
     rel = path.relative_to(REPO)
+    if rel.as_posix() in PACKAGE_COMMANDS:
+        return PACKAGE_COMMANDS[rel.as_posix()]
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
@@ -77,6 +82,35 @@ def test_the_walker_sees_imports_inside_functions():
         probe.unlink()
     assert found == ["training/_layering_probe_tmp.py:2: training imports evaluation (upward import)",
                      "training/_layering_probe_tmp.py:3: training imports evaluation (upward import)"], found
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of every module ``path`` imports (``from a import b`` gives a and a.b), relative resolved."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    here = list(path.relative_to(REPO).parts[:-1])
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - (node.level - 1)] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out |= {mod} | {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+def test_no_module_imports_a_command():
+    """A command in a package (slr/run_scores.py) sits on top: nothing in the project imports it."""
+    commands = {p[:-3].replace("/", ".") for p in PACKAGE_COMMANDS}
+    found = [f"{p.relative_to(REPO)} imports {m}" for p in project_files() if p.relative_to(REPO).as_posix()
+             not in PACKAGE_COMMANDS for m in imported_modules(p) & commands]
+    assert found == []
+    probe = REPO / "slr" / "_layering_probe_tmp.py"
+    probe.write_text("def f():\n    from . import run_scores\n")
+    try:
+        assert imported_modules(probe) & commands == {"slr.run_scores"}
+    finally:
+        probe.unlink()
 
 
 def test_sibling_import_is_refused():
