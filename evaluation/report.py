@@ -584,7 +584,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = (), own_scores: str = "")
     experiment = cfg.get("experiment") or run.output_dir.name
     note = run.summary("10").get("note") or ""
     sys_html, sys_summary = system_html(run)
-    verdict = V.verdict(decisions, degenerate, demo, note, bool(sys_summary.get("loaded")))
+    verdict = V.verdict(decisions, degenerate, sys_summary.get("sha256"), demo=demo, note=note,
+                        system_loaded=bool(sys_summary.get("loaded")))
     h = _opening(run, cfg, experiment, verdict, demo, note, degenerate, own_scores)
     h += _lr_sections(run, cfg, decisions, sys_html, own_scores)
     if not own_scores:
