@@ -448,7 +448,7 @@ def _paper_monotonicity(hp, hd, bw) -> dict:
 
 def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec: dict | None = None,
             centroid: np.ndarray | None = None, conditions: dict | None = None, note: str = "",
-            system_dir: str | Path | None = "system") -> tuple[dict[str, LevelLR], dict]:
+            system_dir: str | Path | None = "system", detector: dict | None = None) -> tuple[dict[str, LevelLR], dict]:
     """Fit the protocol's LR system; write per pool ``<pool>_lr.csv`` (and ``<pool>_video_lr.csv``),
     the bandwidth search, the densities, the LLR curve, the LLR histograms and ``summary.json``;
     under sound also the LR system (``out/<system_dir>``, or ``system_dir`` if absolute)."""
@@ -510,6 +510,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
                                   "hard-coded fallback")
     if system is not None and system_dir is not None:
         system.validation = {"levels": ev, "note": note, "protocol": "sound"}
+        system.detector = dict(detector or {})
         if note:
             system.conditions["data_note"] = note
         target = Path(system_dir) if Path(system_dir).is_absolute() else out / system_dir

@@ -82,26 +82,26 @@ def fit_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, c_grid, folds: i
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss, roc_auc_score
     from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     if len(set(y.tolist())) < 2:
         raise InputError("training.mode=probe: the train and val pools hold one class only")
     k = min(int(folds), len(set(groups.tolist())))
     if k < 2:
         raise InputError("training.mode=probe: person-grouped CV needs at least 2 persons in train + val")
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = (x - mean) / scale
     cv = {}
     for c in c_grid:
         oof = np.zeros(len(y))
-        for tr, te in GroupKFold(n_splits=k).split(z, y, groups):
-            model = LogisticRegression(C=float(c), max_iter=max_iter).fit(z[tr], y[tr])
-            oof[te] = model.predict_proba(z[te])[:, 1]
+        for tr, te in GroupKFold(n_splits=k).split(x, y, groups):       # scaler fitted inside each fold
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=float(c), max_iter=max_iter))
+            oof[te] = model.fit(x[tr], y[tr]).predict_proba(x[te])[:, 1]
         cv[float(c)] = {"log_loss": float(log_loss(y, oof, labels=[0, 1])), "auc": float(roc_auc_score(y, oof))}
     best = min(cv, key=lambda c: (cv[c]["log_loss"], c))
-    model = LogisticRegression(C=best, max_iter=max_iter).fit(z, y)
-    w = model.coef_[0] / scale
-    return {"w": w, "b": float(model.intercept_[0] - np.dot(w, mean)), "C": best, "folds": k, "cv": cv,
-            "train_auc": float(roc_auc_score(y, z @ model.coef_[0] + model.intercept_[0]))}
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=best, max_iter=max_iter).fit(scaler.transform(x), y)
+    w = model.coef_[0] / scaler.scale_                                  # folded back to raw features
+    b = float(model.intercept_[0] - np.dot(w, scaler.mean_))
+    return {"w": w, "b": b, "C": best, "folds": k, "cv": cv, "train_auc": float(roc_auc_score(y, x @ w + b))}
 
 
 def set_probe_head(layer: nn.Linear, w: np.ndarray, b: float) -> None:
