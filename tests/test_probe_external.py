@@ -129,6 +129,18 @@ def test_external_detector_end_to_end(external_run, mesonet_root):
     assert calib["auc"] > 0.7 and np.isfinite(test["cllr"])
 
 
+def test_a_published_checkpoint_needs_its_own_published_file(external_run, mesonet_root):
+    """best.pt of an external/probe run holds tensors only (Keras' BatchNorm epsilon comes from the .h5):
+    loading it under another model.pretrained_path is refused, naming both hashes."""
+    from training.dump import load_trained_detector
+    out, sets = external_run
+    overrides = [s for s in sets if s != "--set"]
+    load_trained_detector(load_config(PUBLISHED, overrides))
+    other = mesonet_root / "weights" / "Meso4_F2F.h5"
+    with pytest.raises(InputError, match=f"model.pretrained_path is {other} .*{sha256_file(other)}"):
+        load_trained_detector(load_config(PUBLISHED, [*overrides, f"model.pretrained_path={other}"]))
+
+
 def _swapped_checkpoint(out: Path, tmp_path: Path) -> Path:
     ck = torch.load(out / "03_train" / "best.pt", weights_only=True)
     ck["model"]["head.4.bias"] = ck["model"]["head.4.bias"] + 0.5      # another detector, same architecture

@@ -32,7 +32,7 @@ from common.splits import person_of_video, pools_in
 from common.stages import folder, stage_dir
 
 from . import data as D
-from .identity import detector_identity
+from .identity import check_published_source, detector_identity
 from .trainer import build_detector, resolve_device, to_device
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def load_trained_detector(cfg: Config, path: Path | None = None):
     if not path.is_file():
         raise InputError(f"{path}: trained checkpoint not found (config key features.checkpoint); run stage 03 "
                          f"first or point features.checkpoint at a weight file")
+    check_published_source(cfg, path)      # a published/probed detector is rebuilt from its own file
     pretrained = cfg.path("model.pretrained_path")
     if cfg.get("training.mode") == "external" and pretrained is not None and path.resolve() == pretrained.resolve():
         return build_detector(cfg)          # the published weights as they are (no stage-03 checkpoint)

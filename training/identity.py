@@ -36,6 +36,22 @@ def published_weights(checkpoint: Path) -> dict:
     return {k: ident.get(k) for k in ("mode", "weights_sha256", "source", "licence", "training_data")}
 
 
+def check_published_source(cfg: Config, checkpoint: Path) -> None:
+    """A stage-03 checkpoint of a published or probed detector holds its tensors only; the rest (Keras'
+    BatchNorm epsilon) comes from building the detector from the same published file. InputError when
+    ``model.pretrained_path`` is not the file the checkpoint was made from."""
+    if Path(checkpoint).suffix.lower() in (".h5", ".hdf5"):
+        return
+    want = published_weights(checkpoint).get("weights_sha256")
+    if not want:
+        return
+    pre = cfg.path("model.pretrained_path")
+    have = sha256_file(pre) if pre is not None and pre.is_file() else None
+    if have != want:
+        raise InputError(f"{checkpoint}: made by stage 03 from published weights with sha256 {want}, but "
+                         f"model.pretrained_path is {pre} (sha256 {have}); set model.pretrained_path to that file")
+
+
 def detector_identity(cfg: Config, detector, spec, checkpoint: Path) -> dict:
     """The detector pass's identity: name, checkpoint SHA-256, input size and normalisation, the
     feature stored, batch size and ``features.dtype`` (plus the published weights' identity)."""
