@@ -307,7 +307,9 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     ckpt = _checkpoint(cfg, st)
     from training.dump import FrameScorer
+    from training.identity import check_detector
     scorer = FrameScorer(cfg, ckpt, who="evidence.py")
+    check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)   # exit 2 on another detector
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])
     results = evaluate_faces(q, tracks, scorer, system, st, bool(args.allow_outside_conditions), validation)
@@ -316,7 +318,8 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
         "input": {"path": str(path), "sha256": sha, "size_bytes": int(path.stat().st_size), "kind": q.kind,
                   "frames_read": q.frames_read, "frames_expected": q.frames_expected},
         "system": {"lr_system_sha256": system.sha256, "checkpoint_sha256": custody.file_sha256(ckpt),
-                   "config_sha256": custody.config_sha256(cfg), "code_version": custody.code_version()},
+                   "config_sha256": custody.config_sha256(cfg), "code_version": custody.code_version(),
+                   "detector": scorer.identity},
         "validation": validation,
         "lr_system_path": str(sdir),
         "created_utc": custody.utc_now(),

@@ -381,7 +381,9 @@ class Scorer:
 
     def __init__(self, cfg: Config, system):
         from training.dump import FrameScorer
+        from training.identity import check_detector
         self.frames = FrameScorer(cfg, who="the robustness stage", remedy=": set robustness.enabled: false")
+        check_detector(system.detector, self.frames.identity, "features.checkpoint")   # exit 2 on another detector
         self.system = system
 
     def score(self, crops: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,12 +8,15 @@ re-fitted on each split). Reads slr.scores_dir; writes <output_dir>/10_kde_lr/ (
 <pool>_video_lr.csv, figures, summary.json and, under sound, the saved LR system in system/).
 The system records the calib data's conditions (common.conditions.pool_conditions: image and face
 size, JPEG quality, blockiness, frames per video, track length, from stage 01's manifest and the
-source frames) for casework to compare questioned items with.
+source frames) for casework to compare questioned items with, and its detector (stage 04's record:
+checkpoint SHA-256, input size, normalisation, feature, batch size, dtype) for casework and stage 15
+to refuse another.
 """
 import sys
 
 from common.cli import run_stage
 from common.conditions import pool_conditions
+from common.io import read_json
 from slr._stage import centroid, data_note, read_pool_scores
 from slr.pipeline import Settings, stage10
 
@@ -27,13 +30,22 @@ def calib_data_conditions(cfg, sets) -> dict | None:
                            cfg.path("preprocessing.input"), progress=True)
 
 
+def detector_record(cfg) -> dict:
+    """Stage 04's record of the detector pass behind the scores (training/identity.py); {} for scores
+    that came from elsewhere (slr.features_file)."""
+    p = cfg.path("slr.features_dir") / "summary.json"
+    if cfg.get("slr.features_file") is not None or not p.is_file():
+        return {}
+    return dict(read_json(p).get("detector") or {})
+
+
 def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
     conditions = calib_data_conditions(cfg, sets)
     _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
-                         note=data_note(cfg))
+                         note=data_note(cfg), detector=detector_record(cfg))
     sysb = summary["system"]
     bw = sysb["bandwidth"].get("frame")
     bw_txt = f", frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}" if bw else ""

@@ -44,9 +44,11 @@ def fit_casework_system(cls, sets: dict[str, ScoreSet], settings, score_spec, ce
 
 
 def save_casework_system(cls, sets, settings, score_spec, centroid, conditions, validated_sha: str,
-                         directory: Path) -> dict:
-    """Fit and save it; returns the summary's ``system.casework`` block."""
+                         directory: Path, detector: dict | None = None) -> dict:
+    """Fit and save it (with the validated system's ``detector`` record, so casework checks the
+    detector against it too); returns the summary's ``system.casework`` block."""
     system = fit_casework_system(cls, sets, settings, score_spec, centroid, conditions, validated_sha)
+    system.detector = dict(detector or {})
     sha = system.save(directory)
     return {"fitted_on": "calib+test", "directory": str(directory.name), "sha256": sha,
             "validated_system_sha256": validated_sha, "note": NOTE.format(sha=validated_sha)}

@@ -133,7 +133,7 @@ def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str
 
 def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec: dict | None = None,
             centroid: np.ndarray | None = None, conditions: dict | None = None, note: str = "",
-            system_dir: str | Path | None = "system") -> tuple[dict[str, LevelLLR], dict]:
+            system_dir: str | Path | None = "system", detector: dict | None = None) -> tuple[dict[str, LevelLLR], dict]:
     """Fit the protocol's LR system; write per pool ``<pool>_lr.csv`` (and ``<pool>_video_lr.csv``),
     the bandwidth search, the densities, the LLR curve, the LLR histograms and ``summary.json``;
     a system that saves itself is written to ``out/<system_dir>`` (or ``system_dir`` if absolute)."""
@@ -162,6 +162,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
                "counts": {p: sets[p].counts() for p in pools}, **system.summary_extra()}
     if system.saves and system_dir is not None:
         system.validation = {"levels": ev, "note": note, "protocol": system.protocol}
+        system.detector = dict(detector or {})
         if note:
             system.conditions["data_note"] = note
         target = Path(system_dir) if Path(system_dir).is_absolute() else out / system_dir
@@ -170,7 +171,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
         if settings.protocol == "sound" and settings.casework_system == "calib+test":
             summary["system"]["casework"] = save_casework_system(
                 type(system), sets, settings, score_spec, centroid, conditions, summary["system"]["sha256"],
-                target.parent / CASEWORK_DIR)
+                target.parent / CASEWORK_DIR, system.detector)
     for lv, r in levels.items():
         r.metrics, r.system_summary = ev[lv], summary["system"]
     write_json(out / "summary.json", summary)

@@ -208,6 +208,7 @@ class LRSystem(SystemInterface):
         self.pools = dict(pools or {})
         self.validation = dict(validation or {})
         self.settings = settings or Settings()
+        self.detector: dict = {}          # the detector pass behind the scores (training/identity.py)
         self.sha256: str | None = None
         self.skipped: dict[str, str] = {}
 
@@ -297,7 +298,7 @@ class LRSystem(SystemInterface):
                 "levels": {lv: lm.describe() for lv, lm in self.levels.items()},
                 "bounds_log10": {lv: [lm.lower_log10, lm.upper_log10] for lv, lm in self.levels.items()},
                 "bandwidth": {lv: lm.bandwidth() for lv, lm in self.levels.items()},
-                "pools": self.pools, "conditions": self.conditions, "sha256": self.sha256}
+                "pools": self.pools, "conditions": self.conditions, "detector": self.detector, "sha256": self.sha256}
 
     # ------------------------------------------------------------------ the protocol's hooks (slr.interface)
     @classmethod
@@ -403,6 +404,7 @@ class LRSystem(SystemInterface):
             doc = {"format": FORMAT, "score_spec": self.score_spec, "settings": self.settings.to_dict(),
                    "levels": levels, "centroid": files.get("centroid"), "arrays": files,
                    "pools": self.pools, "conditions": self.conditions, "validation": self.validation,
+                   "detector": self.detector,
                    "note": "LLR = log10 LR, Hp = real (label 0) in the numerator; final LLR = "
                            "clip(calibrator(model(score)), lower_log10, upper_log10)"}
             (tmp / "system.json").write_text(json.dumps(jsonable(doc), indent=2) + "\n")
@@ -462,6 +464,7 @@ class LRSystem(SystemInterface):
             levels[lv] = lm
         sys_ = cls(levels, doc["score_spec"], arrays.get("centroid"), doc.get("conditions"), doc.get("pools"),
                    doc.get("validation"), settings)
+        sys_.detector = dict(doc.get("detector") or {})
         sys_.sha256 = hashlib.sha256(text.encode()).hexdigest()
         return sys_
 

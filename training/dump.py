@@ -32,6 +32,7 @@ from common.splits import person_of_video, pools_in
 from common.stages import folder, stage_dir
 
 from . import data as D
+from .identity import check_published_source, detector_identity
 from .trainer import build_detector, resolve_device, to_device
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,17 @@ def checkpoint_path(cfg: Config) -> Path:
 
 
 def load_trained_detector(cfg: Config, path: Path | None = None):
-    """The config's detector with the trained weights of ``path`` (default: ``features.checkpoint``)."""
+    """The config's detector with the trained weights of ``path`` (default: ``features.checkpoint``);
+    with ``training.mode: external``, ``path`` may be the published weight file itself."""
     from .detectors.base import load_weights
     path = Path(path) if path is not None else checkpoint_path(cfg)
     if not path.is_file():
         raise InputError(f"{path}: trained checkpoint not found (config key features.checkpoint); run stage 03 "
                          f"first or point features.checkpoint at a weight file")
+    check_published_source(cfg, path)      # a published/probed detector is rebuilt from its own file
+    pretrained = cfg.path("model.pretrained_path")
+    if cfg.get("training.mode") == "external" and pretrained is not None and path.resolve() == pretrained.resolve():
+        return build_detector(cfg)          # the published weights as they are (no stage-03 checkpoint)
     quiet = logging.getLogger("training.detectors")
     level = quiet.level
     quiet.setLevel(logging.ERROR)   # the "random initialisation" warning is moot: weights follow
@@ -139,6 +145,7 @@ class FrameScorer:
         self.detector.return_feature_map = self.full_map
         self.dtype = feature_dtype(cfg)
         self.batch_size = feature_batch_size(cfg)
+        self.identity = detector_identity(cfg, self.detector, self.spec, self.checkpoint)   # see training/identity.py
 
     def run(self, crops) -> dict:
         """``{"features": (n, D) float64, "logit": (n,), "fake_probability": (n,)}`` of uint8 RGB crops."""
@@ -227,6 +234,7 @@ def dump_features(cfg: Config, progress: bool = True, out: Path | None = None) -
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
     summary = {"stage": STAGE, "model": cfg.get("model.name"), "checkpoint": str(ck),
+               "detector": detector_identity(cfg, detector, D.input_spec(cfg, detector), ck),
                "device": str(device), "pools": list(splits), "splits": per_split, "seconds": time.time() - t0}
     write_json(out_dir / "summary.json", summary)
     return summary
