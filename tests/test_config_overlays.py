@@ -29,6 +29,8 @@ CHANGED = {
     "features.splits": lambda name: (["train", "val", "test"], None),
     # issue 12 (casework): questioned videos are sampled as stage 01 samples (null = its rule)
     "evidence.max_frames": lambda name: (32, None),
+    # issue 19: stages 05-07 read every pool stage 04 dumped, calib included (null)
+    "evaluation.splits": lambda name: (["train", "val", "test"], None),
 }
 # the demo: more persons (a calib pool of 7 for person-grouped cross-fitting), more frames and more, smaller
 # training steps at 128 px, so that its LR system is not degenerate (issue 10)
