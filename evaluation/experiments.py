@@ -96,6 +96,7 @@ class Experiments:
     by_score: dict            # score -> overrides of its cells
     paper: dict
     published: dict | None
+    person_map: Path | None = None   # identity map for split.person_map (relative: under the dataset root)
 
 
 def _as_list(source, key, value, typ):
@@ -236,10 +237,15 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
         p = Path(v)
         return p if p.is_absolute() else REPO_ROOT / p
 
-    return Experiments(src, str(sec.get("name", "uadfv")), resolve_dataset_root(sec, src),
+    root = resolve_dataset_root(sec, src)
+    pm = sec.get("person_map")
+    if pm is not None and (not isinstance(pm, str) or not (root / pm).is_file()):
+        raise _fail(src, "person_map", f"must name a file under the dataset root {root} (or be null), got {pm!r}")
+    return Experiments(src, str(sec.get("name", "uadfv")), root,
                        path("work_dir", "outputs/results_uadfv"), path("results_dir", "results/uadfv"),
                        path("docs", "docs/results.md"), grid, detectors, seeds, scores, models, dict(common),
-                       by["by_model"], by["by_score"], dict(paper), published)
+                       by["by_model"], by["by_score"], dict(paper), published,
+                       (root / pm).resolve() if pm is not None else None)
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -328,6 +334,8 @@ class Grid:
         up = self.upstream_dir(cell)
         sets.update({"seed": cell.seed, "dataset.root": str(self.ex.dataset_root), "output_dir": _rel(up),
                      "split.file": _rel(stage_folder(up, "02") / "split.json")})
+        if self.ex.person_map is not None:       # pools of identities, not of source videos
+            sets["split.person_map"] = str(self.ex.person_map)
         if det.features_file:
             ff = Path(det.features_file)
             sets["slr.features_file"] = str(ff if ff.is_absolute() else self.ex.dataset_root / ff)
@@ -777,11 +785,16 @@ def training_seconds(run_dirs) -> float | None:
 
 
 def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path) -> dict:
+    from evaluation.grid_detector import detector_record
+    det = detector_record(run_dir)
+    learned = (det or {}).get("learned") or {}
     return {"cell": cell.name, "detector": cell.detector, "seed": cell.seed, "score": cell.score,
             "model": cell.model, "level": level,
             "protocol": "paper" if cell.group == "paper_protocol" else "sound",
             "lr_csv": _rel(lr_csv) if lr_csv else None, "run_dir": _rel(run_dir),
-            "test": rec["test"], "other_pools": rec["other_pools"]}
+            "test": rec["test"], "other_pools": rec["other_pools"],
+            "detector_identity": (det or {}).get("identity"), "detector_auc": (det or {}).get("auc"),
+            "detector_learned": learned or None, "detector_flag": learned.get("flag")}
 
 
 def _stats(values: list[float]) -> dict:

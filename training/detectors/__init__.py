@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "sbi_fed": "sbi_fed:SBIFEDDetector",
     "lib": "lib:LIBDetector",
     "ssaaformer": "ssaaformer:SSAAFormer",
+    "dlib_face_embedding": "face_embedding:DlibFaceEmbedding",   # a shortcut control (identity), not a detector
 }
 
 
