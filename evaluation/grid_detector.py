@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 from common.io import InputError, read_json
+from common.stages import folder
 from training import learned
 
 IDENTITY_KEYS = ("detector_identity", "identity")     # stage 03 summary keys naming an external detector
@@ -51,7 +52,7 @@ def detector_identity(run_dir: Path, s03: dict, s04: dict) -> dict:
     if ck:
         p = Path(ck)
         if not p.is_file():      # the published path of an upstream run: seen through the cell's link
-            p = Path(run_dir) / "03_train" / p.name
+            p = Path(run_dir) / folder("03") / p.name
         out["checkpoint"] = p.name
         out["checkpoint_sha256"] = _sha256(p)
     if s03.get("history"):
@@ -64,14 +65,14 @@ def detector_identity(run_dir: Path, s03: dict, s04: dict) -> dict:
 def detector_record(run_dir: Path) -> dict | None:
     """``{identity, auc: {pool: {auc, ci95, n_frames, n_persons}}, learned: verdict}`` of the run's
     detector, or None without a stage 04 (a feature-file pseudo-detector)."""
-    s04 = _summary(run_dir, "04_features")
+    s04 = _summary(run_dir, folder("04"))
     if not s04:
         return None
-    s03 = _summary(run_dir, "03_train")
+    s03 = _summary(run_dir, folder("03"))
     aucs, verdict = s04.get("detector_auc"), s04.get("detector_learned")
     if not isinstance(aucs, dict) or not isinstance(verdict, dict):
         defaults = learned.settings(_Defaults())
-        aucs = learned.pool_aucs_from_dumps(Path(run_dir) / "04_features", s04.get("pools") or [],
+        aucs = learned.pool_aucs_from_dumps(Path(run_dir) / folder("04"), s04.get("pools") or [],
                                             defaults["bootstrap_n"], defaults["seed"])
         verdict = learned.verdict(aucs, defaults["margin"])
     return {"identity": detector_identity(run_dir, s03, s04), "auc": aucs, "learned": verdict}
