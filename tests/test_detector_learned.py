@@ -1,13 +1,15 @@
 """The raw detector AUC per pool and the "detector did not learn" flag (training/learned.py): a detector
-trained for 2 steps on real UADFV frames is flagged by stage 03 and stage 04; the AUC is sklearn's; the
-verdict follows the interval's pessimistic end and training.learned.margin."""
+trained for 2 steps on real UADFV frames is flagged by stage 03, stage 04 and the stage-16 banner; the AUC
+is sklearn's; the verdict follows the interval's pessimistic end and training.learned.margin."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from common.config import Config
 from common.io import read_csv
+from evaluation import report as R
 from training import dump as DUMP
 from training import learned as L
 from training import trainer as T
@@ -68,3 +70,9 @@ def test_two_step_detector_is_flagged_by_stages_03_and_04(uadfv_root, tmp_path):
     assert s04["detector_auc"]["val"]["auc"] == pytest.approx(roc_auc_score(y, z), abs=1e-12)
     assert set(s04["detector_auc"]) == {"train", "val"}
     assert s04["detector_learned"]["learned"] is False and "val" in s04["detector_learned"]["failing"]
+    # stage 16's report says so in its own banner, apart from the LR system's degenerate flags
+    rcfg = Config({"experiment": "t", "output_dir": str(tmp_path), "demo": {"enabled": False},
+                   "report": {"split": "test", "criteria": [], "compare": []}}, "test-config")
+    html, rsum = R.render(R.load_run(tmp_path, rcfg), rcfg)
+    assert "id='detector-did-not-learn'" in html and "Detector did not learn." in html
+    assert rsum["detector_learned"]["learned"] is False and rsum["degenerate"] == []
