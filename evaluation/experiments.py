@@ -75,6 +75,7 @@ class Detector:
     set: dict = field(default_factory=dict)
     features_file: str | None = None  # paper-style .npz instead of a trained detector (no stages 03-07)
     scores: tuple | None = None       # restricts the grid's scores for this detector (e.g. no logit in an .npz)
+    control: bool = False             # a shortcut control (e.g. a face-identity probe): labelled, never "best"
 
 
 @dataclass
@@ -205,7 +206,8 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
             raise _fail(src, f"detectors.{n}.set", "must be a mapping of config keys to values")
         sc = d.get("scores")
         detectors.append(Detector(n, conf, flatten_set(dset), d.get("features_file"),
-                                  tuple(_as_list(src, f"detectors.{n}.scores", sc, str)) if sc is not None else None))
+                                  tuple(_as_list(src, f"detectors.{n}.scores", sc, str)) if sc is not None else None,
+                                  bool(d.get("control", False))))
     seeds = _as_list(src, "seeds", sec.get("seeds"), int)
     scores = _as_list(src, "scores", sec.get("scores"), str)
     models = _as_list(src, "models", sec.get("models"), str)
@@ -784,7 +786,7 @@ def training_seconds(run_dirs) -> float | None:
     return round(total, 1) if logs else None
 
 
-def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path) -> dict:
+def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path, control: bool = False) -> dict:
     from evaluation.grid_detector import detector_record
     det = detector_record(run_dir)
     learned = (det or {}).get("learned") or {}
@@ -794,7 +796,7 @@ def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir:
             "lr_csv": _rel(lr_csv) if lr_csv else None, "run_dir": _rel(run_dir),
             "test": rec["test"], "other_pools": rec["other_pools"],
             "detector_identity": (det or {}).get("identity"), "detector_auc": (det or {}).get("auc"),
-            "detector_learned": learned or None, "detector_flag": learned.get("flag")}
+            "detector_learned": learned or None, "detector_flag": learned.get("flag"), "control": control}
 
 
 def _stats(values: list[float]) -> dict:
@@ -835,7 +837,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
                     missing.append(cell.name)
                 continue
             lr = copy_lr_csv(cdir, level, dest / ("test_lr.csv" if level == "frame" else "test_video_lr.csv"))
-            e = _cell_entry(cell, level, rec, lr, cdir)
+            e = _cell_entry(cell, level, rec, lr, cdir, grid.detectors[cell.detector].control)
             robust = read_robustness(cdir, level)
             if robust is not None:           # stage 15's table beside the cell's LR CSVs, for rechecking
                 csv = write_csv(dest / "robustness.csv", read_csv(stage_folder(cdir, "15") / "robustness.csv"))
@@ -850,6 +852,8 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
                  "scores": ex.scores, "models": ex.models, "levels": list(LEVELS),
                  "overrides": {k: ex.common_set[k] for k in sorted(ex.common_set)},
+                 "person_map": f"<dataset root>/{ex.person_map.name}" if ex.person_map else None,
+                 "controls": [d.name for d in ex.detectors if d.control],
                  "by_model": ex.by_model, "by_score": ex.by_score,
                  "detector_overrides": {d.name: {"config": d.config, **{k: d.set[k] for k in sorted(d.set)}}
                                         for d in ex.detectors},
@@ -882,7 +886,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
 def figure_cells(results: dict) -> tuple[dict | None, dict | None]:
     """Best and worst grid cell by test Cllr at frame level (ties broken by name)."""
     frame = [e for e in results["cells"] if e["level"] == "frame" and e["test"].get("cllr") is not None
-             and np.isfinite(e["test"]["cllr"])]
+             and np.isfinite(e["test"]["cllr"]) and not e.get("control")]
     if not frame:
         return None, None
     frame.sort(key=lambda e: (e["test"]["cllr"], e["cell"]))
