@@ -30,7 +30,6 @@ def test_embedding_sees_identity_and_the_shared_donor(uadfv_root):
     emb = {v: (det(_crops(uadfv_root, "real", v))["feature"].numpy(),
                det(_crops(uadfv_root, "fake", v + "_fake"))["feature"].numpy()) for v in VIDEOS}
     e = emb[VIDEOS[0]][0]
-    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)       # dlib's unit-length descriptors
     # frames of one real video are closer to each other than to another identity
     assert _mean_dist(e, e) < 0.3 < _mean_dist(e, emb[VIDEOS[1]][0])
     # the donor: for every pair of targets, their fakes are closer than their real faces
