@@ -790,13 +790,17 @@ def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir:
     from evaluation.grid_detector import detector_record
     det = detector_record(run_dir)
     learned = (det or {}).get("learned") or {}
+    cv = (read_summaries(run_dir).get("10") or {}).get("crossval")      # slr.validation: crossval
+    validation = (f"crossval: {cv.get('folds')} person-grouped folds over {' + '.join(cv.get('pools') or [])}, "
+                  f"every person validated out of fold" if isinstance(cv, dict) else "four pools")
     return {"cell": cell.name, "detector": cell.detector, "seed": cell.seed, "score": cell.score,
             "model": cell.model, "level": level,
             "protocol": "paper" if cell.group == "paper_protocol" else "sound",
             "lr_csv": _rel(lr_csv) if lr_csv else None, "run_dir": _rel(run_dir),
             "test": rec["test"], "other_pools": rec["other_pools"],
             "detector_identity": (det or {}).get("identity"), "detector_auc": (det or {}).get("auc"),
-            "detector_learned": learned or None, "detector_flag": learned.get("flag"), "control": control}
+            "detector_learned": learned or None, "detector_flag": learned.get("flag"), "control": control,
+            "validation": validation}
 
 
 def _stats(values: list[float]) -> dict:

@@ -60,8 +60,13 @@ def detector_table(cells: list[dict]) -> list[str]:
         out.append(_row([name, e["seed"], identity_text(ident), _fmt(ident.get("steps")) if ident.get("steps") else "-"]
                         + [auc_text(aucs.get(p)) for p in POOLS] + [e.get("detector_flag") or ""]))
     rule = next((e["detector_learned"].get("rule") for e in rows if e.get("detector_learned")), None)
+    cv = sorted({e["detector"] for e in rows if str(e.get("validation", "")).startswith("crossval")})
     return out + ["", "Raw AUC: the detector's own fake logit, frame level, fake as positive, with its person-cluster "
-                  "95 % interval; train (and val for a probe) were fitted on. " + (f"Flag: {rule}." if rule else ""), ""]
+                  "95 % interval; a detector trained here was fitted on train (a probe on train + val), an external "
+                  "one on none. " + (f"Flag: {rule}." if rule else ""), ""] + \
+        ([f"Validated with every identity out of fold (`slr.validation: crossval`; its test figures pool all "
+          f"calib + test identities): {', '.join(cv)}. The other cells: four pools, test persons only.", ""]
+         if cv else [])
 
 
 def learned_finding(cells: list[dict]) -> str | None:
