@@ -316,6 +316,12 @@ KEYS: tuple[K, ...] = (
     K("training.grad_clip", ("float", "null"), None, "max global gradient L2 norm (null = off)", lo=0),
     K("training.max_steps_per_epoch", ("int", "null"), None, "cap batches per epoch (quick runs)", lo=1),
     K("training.resume", "bool", True, "continue from last.pt when it exists and matches"),
+    K("training.learned.margin", "float", 0.0,
+      "'detector did not learn' when the 95 % person-cluster interval's lower end of the raw detector AUC on val "
+      "or calib is <= 0.5 + margin (0: the interval does not exclude chance; training/learned.py)", lo=0.0, hi=0.5),
+    K("training.learned.bootstrap_n", "int", 1000, "person-cluster resamples of the raw detector AUC (0 = no "
+      "interval: the AUC itself is judged)", lo=0),
+    K("training.learned.seed", "int", "${seed}", "seed of the raw detector AUC bootstrap"),
     K("training.skip_missing", "bool", False, "a missing image in the split: false = error naming it, true = skip"),
     K("training.cache_images", "bool", False, "keep decoded frames in RAM (small datasets)"),
     K("training.tensorboard", "bool", True, "events in stage 03's tensorboard/ folder when tensorboard is installed"),

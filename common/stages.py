@@ -62,7 +62,7 @@ STAGES: tuple[Stage, ...] = (
           ("02", "03a"), ("dataset.root", "model.pretrained_path"), title="Training curve (stage 03)", resumable=True),
     Stage("04", "04_features", "training/04_dump_features.py",
           ("dataset", "model", "features", "split.file", "training.normalization", "training.data_mode",
-           "training.eval_mode", "training.skip_missing"), ("02", "03"),
+           "training.eval_mode", "training.skip_missing", "training.learned"), ("02", "03"),
           ("dataset.root",), title="Feature dumps (stage 04)"),
     Stage("04b", "04b_fidelity_svr", "training/04b_fit_fidelity_svr.py",
           ("seed", "fidelity.svr", "fidelity.features_dir", "fidelity.cache_file", "split.file"), ("03a", "04"),

@@ -77,6 +77,7 @@ class Detector:
     set: dict = field(default_factory=dict)
     features_file: str | None = None  # paper-style .npz instead of a trained detector (no stages 03-07)
     scores: tuple | None = None       # restricts the grid's scores for this detector (e.g. no logit in an .npz)
+    control: bool = False             # a shortcut control (e.g. a face-identity probe): labelled, never "best"
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Experiments:
     by_score: dict            # score -> overrides of its cells
     paper: dict
     published: dict | None
+    person_map: Path | None = None   # identity map for split.person_map (relative: under the dataset root)
 
 
 def _as_list(source, key, value, typ):
@@ -206,7 +208,8 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
             raise _fail(src, f"detectors.{n}.set", "must be a mapping of config keys to values")
         sc = d.get("scores")
         detectors.append(Detector(n, conf, flatten_set(dset), d.get("features_file"),
-                                  tuple(_as_list(src, f"detectors.{n}.scores", sc, str)) if sc is not None else None))
+                                  tuple(_as_list(src, f"detectors.{n}.scores", sc, str)) if sc is not None else None,
+                                  bool(d.get("control", False))))
     seeds = _as_list(src, "seeds", sec.get("seeds"), int)
     scores = _as_list(src, "scores", sec.get("scores"), str)
     models = _as_list(src, "models", sec.get("models"), str)
@@ -238,10 +241,15 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
         p = Path(v)
         return p if p.is_absolute() else REPO_ROOT / p
 
-    return Experiments(src, str(sec.get("name", "uadfv")), resolve_dataset_root(sec, src),
+    root = resolve_dataset_root(sec, src)
+    pm = sec.get("person_map")
+    if pm is not None and (not isinstance(pm, str) or not (root / pm).is_file()):
+        raise _fail(src, "person_map", f"must name a file under the dataset root {root} (or be null), got {pm!r}")
+    return Experiments(src, str(sec.get("name", "uadfv")), root,
                        path("work_dir", "outputs/results_uadfv"), path("results_dir", "results/uadfv"),
                        path("docs", "docs/results.md"), grid, detectors, seeds, scores, models, dict(common),
-                       by["by_model"], by["by_score"], dict(paper), published)
+                       by["by_model"], by["by_score"], dict(paper), published,
+                       (root / pm).resolve() if pm is not None else None)
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -330,6 +338,8 @@ class Grid:
         up = self.upstream_dir(cell)
         sets.update({"seed": cell.seed, "dataset.root": str(self.ex.dataset_root), "output_dir": _rel(up),
                      "split.file": _rel(stage_folder(up, "02") / "split.json")})
+        if self.ex.person_map is not None:       # pools of identities, not of source videos
+            sets["split.person_map"] = str(self.ex.person_map)
         if det.features_file:
             ff = Path(det.features_file)
             sets["slr.features_file"] = str(ff if ff.is_absolute() else self.ex.dataset_root / ff)
@@ -778,12 +788,21 @@ def training_seconds(run_dirs) -> float | None:
     return round(total, 1) if logs else None
 
 
-def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path) -> dict:
+def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir: Path, control: bool = False) -> dict:
+    from evaluation.grid_detector import detector_record
+    det = detector_record(run_dir)
+    learned = (det or {}).get("learned") or {}
+    cv = (read_summaries(run_dir).get("10") or {}).get("crossval")      # slr.validation: crossval
+    validation = (f"crossval: {cv.get('folds')} person-grouped folds over {' + '.join(cv.get('pools') or [])}, "
+                  f"every person validated out of fold" if isinstance(cv, dict) else "four pools")
     return {"cell": cell.name, "detector": cell.detector, "seed": cell.seed, "score": cell.score,
             "model": cell.model, "level": level,
             "protocol": "paper" if cell.group == "paper_protocol" else "sound",
             "lr_csv": _rel(lr_csv) if lr_csv else None, "run_dir": _rel(run_dir),
-            "test": rec["test"], "other_pools": rec["other_pools"]}
+            "test": rec["test"], "other_pools": rec["other_pools"],
+            "detector_identity": (det or {}).get("identity"), "detector_auc": (det or {}).get("auc"),
+            "detector_learned": learned or None, "detector_flag": learned.get("flag"), "control": control,
+            "validation": validation}
 
 
 def _stats(values: list[float]) -> dict:
@@ -824,7 +843,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
                     missing.append(cell.name)
                 continue
             lr = copy_lr_csv(cdir, level, dest / ("test_lr.csv" if level == "frame" else "test_video_lr.csv"))
-            e = _cell_entry(cell, level, rec, lr, cdir)
+            e = _cell_entry(cell, level, rec, lr, cdir, grid.detectors[cell.detector].control)
             robust = read_robustness(cdir, level)
             if robust is not None:           # stage 15's table beside the cell's LR CSVs, for rechecking
                 csv = write_csv(dest / "robustness.csv", read_csv(stage_folder(cdir, "15") / "robustness.csv"))
@@ -839,6 +858,8 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
                  "scores": ex.scores, "models": ex.models, "levels": list(LEVELS),
                  "overrides": {k: ex.common_set[k] for k in sorted(ex.common_set)},
+                 "person_map": f"<dataset root>/{ex.person_map.name}" if ex.person_map else None,
+                 "controls": [d.name for d in ex.detectors if d.control],
                  "by_model": ex.by_model, "by_score": ex.by_score,
                  "detector_overrides": {d.name: {"config": d.config, **{k: d.set[k] for k in sorted(d.set)}}
                                         for d in ex.detectors},
@@ -871,7 +892,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
 def figure_cells(results: dict) -> tuple[dict | None, dict | None]:
     """Best and worst grid cell by test Cllr at frame level (ties broken by name)."""
     frame = [e for e in results["cells"] if e["level"] == "frame" and e["test"].get("cllr") is not None
-             and np.isfinite(e["test"]["cllr"])]
+             and np.isfinite(e["test"]["cllr"]) and not e.get("control")]
     if not frame:
         return None, None
     frame.sort(key=lambda e: (e["test"]["cllr"], e["cell"]))

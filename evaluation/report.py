@@ -4,7 +4,7 @@ It reads what stages 00-14 left in ``<output_dir>/<NN_stage>/`` -- their ``*.jso
 PNG figures and the runner's stamps -- and never recomputes a number. Missing stages or keys are
 shown as "not run" / "n/a", never a crash: the report of a half-finished run says what is missing.
 
-Sections, in this order: banners (demo, contaminated features, degenerate system); persons,
+Sections, in this order: banners (demo, contaminated features, degenerate system, detector did not learn); persons,
 videos and frames per pool and class; the validation matrix in the form of Meuwly, Ramos and
 Haraksim (2017, Forensic Sci. Int. 276:142-153) -- performance characteristic, performance metric,
 level, pool (test and the cross-fitted calib), analytical result with its 95 % person-cluster
@@ -584,8 +584,9 @@ def render(run: Run, cfg: Config, compare: list[Run] = (), own_scores: str = "")
     experiment = cfg.get("experiment") or run.output_dir.name
     note = run.summary("10").get("note") or ""
     sys_html, sys_summary = system_html(run)
+    learned = run.summary("04").get("detector_learned") or {}
     verdict = V.verdict(decisions, degenerate, sys_summary.get("sha256"), demo=demo, note=note,
-                        system_loaded=bool(sys_summary.get("loaded")))
+                        system_loaded=bool(sys_summary.get("loaded")), detector_learned=learned.get("learned"))
     h = _opening(run, cfg, experiment, verdict, demo, note, degenerate, own_scores)
     h += _lr_sections(run, cfg, decisions, sys_html, own_scores)
     if not own_scores:
@@ -595,7 +596,7 @@ def render(run: Run, cfg: Config, compare: list[Run] = (), own_scores: str = "")
     summary = {"experiment": experiment, "split": split, "demo": demo, "note": note, "verdict": verdict,
                "stages": {n: r.status for n, r in run.stages.items()},
                "lr_metrics": by_level, "classifier_metrics": clf, "validation_matrix": decisions,
-               "degenerate": degenerate, "lr_system": sys_summary,
+               "degenerate": degenerate, "detector_learned": learned or None, "lr_system": sys_summary,
                "n_figures": sum(len(r.figures) for r in run.stages.values()),
                "compared_runs": [str(r.output_dir) for r in compare]}
     if own_scores:
@@ -623,6 +624,12 @@ def _opening(run: Run, cfg: Config, experiment, verdict: dict, demo: bool, note:
     if degenerate:
         h.append("<div class='banner fail' id='degenerate'><b>Degenerate LR system: no criterion can pass.</b><ul>" +
                  "".join(f"<li>{esc(r)}</li>" for r in degenerate) + "</ul></div>")
+    learned = run.summary("04").get("detector_learned") or {}
+    if learned.get("learned") is False:        # upstream of the LR system: its raw scores are at chance
+        from training.learned import describe
+        h.append(f"<div class='banner fail' id='detector-did-not-learn'><b>Detector did not learn.</b> "
+                 f"{esc(describe(run.summary('04').get('detector_auc') or {}, learned))}. {esc(learned['rule'])}; an "
+                 f"LR system on its scores can only be near LR = 1, whatever its own flags say.</div>")
     return h
 
 

@@ -13,8 +13,8 @@ so a failed, unavailable or degenerate row is a criterion not met.
 - :func:`describe`: the verdict in one sentence with the system's identity (casework's outputs).
 
 A system is fit for casework only when every judged criterion passes and nothing else forbids it: a
-degenerate system, demonstration data, features of a detector that saw every person (a data note), or
-no saved LR system to load.
+degenerate system, demonstration data, features of a detector that saw every person (a data note), a
+detector that did not learn (stage 04's flag), or no saved LR system to load.
 """
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ def _head(judged: list, not_met: list, n_fail: int, n_na: int, status: str) -> s
 
 
 def verdict(rows: Iterable[dict], degenerate: Sequence[str] = (), sha256: str | None = None, demo: bool = False,
-            note: str = "", system_loaded: bool = True) -> dict:
+            note: str = "", system_loaded: bool = True, detector_learned: bool | None = None) -> dict:
     """The verdict of judged matrix rows (``judge_matrix``) and degenerate reasons.
 
     ``status``: degenerate (any reason), else passed (every judged criterion passes), else failed (a
     fail or a result not available); not validated when nothing was judged (no criteria or figures).
     ``failed``: each criterion not met, with the value it was judged on and the basis.
     ``fit_for_casework`` and ``line``: as the module docstring says (``demo``, ``note``,
-    ``system_loaded`` forbid casework use without changing the status)."""
+    ``system_loaded`` and ``detector_learned`` False (stage 04's flag) forbid casework use without
+    changing the status)."""
     judged = [r for r in rows if r.get("decision") != "reported"]
     not_met = [r for r in judged if r.get("decision") != "pass"]
     n_fail = sum(r.get("decision") == "fail" for r in judged)
@@ -58,7 +59,8 @@ def verdict(rows: Iterable[dict], degenerate: Sequence[str] = (), sha256: str | 
                [f"{len(not_met)} of {len(judged)} criteria not met"] if not_met else [])
     reasons += [why for why, flag in (("degenerate LR system", bool(degenerate)), ("demonstration data", demo),
                                       ("features of a detector that saw every person", bool(note)),
-                                      ("no saved LR system", not system_loaded)) if flag]
+                                      ("no saved LR system", not system_loaded),
+                                      ("detector did not learn", detector_learned is False)) if flag]
     fit = status == PASSED and not reasons
     others = reasons if status == PASSED else reasons[1:]          # the first reason is what the head says
     tail = ("the LR system is fit for casework within its validated conditions" if fit else

@@ -31,6 +31,8 @@ CHANGED = {
     "evidence.max_frames": lambda name: (32, None),
     # issue 19: stages 05-07 read every pool stage 04 dumped, calib included (null)
     "evaluation.splits": lambda name: (["train", "val", "test"], None),
+    # issue 18: UADFV pools are identities (49 source videos are 31 people); the demo keeps the video rule
+    "split.person_map": lambda name: (None, None if name == "demo" else "../shared/data/UADFV/identities.json"),
 }
 # the demo: more persons (a calib pool of 7 for person-grouped cross-fitting), more frames and more, smaller
 # training steps at 128 px, so that its LR system is not degenerate (issue 10)

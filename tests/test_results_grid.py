@@ -168,7 +168,7 @@ def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv
 # ---------------------------------------------------------------------------------- fast unit tests
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "r.yaml"
-    bad.write_text((REPO / CONFIG).read_text().replace("scores: [cosine_centroid, logit]", "scores: [cosine, logit]"))
+    bad.write_text((REPO / CONFIG).read_text().replace("scores: [logit]", "scores: [cosine, logit]"))
     with pytest.raises(ConfigError, match=r"experiments\.scores.*cosine"):
         E.read_experiments(bad)
     with pytest.raises(ConfigError, match=r"experiments\.grids.*'tpu'"):
@@ -339,3 +339,49 @@ def test_gpu_grid_runs_a_gpu_detector_on_cpu_with_a_tiny_setting(tmp_path, uadfv
     for e in res["cells"]:
         assert math.isfinite(e["test"]["cllr"]) and (REPO / e["lr_csv"]).is_file()
     assert "--grid gpu" in (tmp_path / "results.md").read_text()
+
+
+def test_detector_flag_identity_and_shortcut_control(tmp_path):
+    """Issue 18: each cell records its detector (identity, raw AUC per pool, 'did not learn') read from its
+    run folder; the page shows the detector flag apart from the degenerate flags, and a shortcut control
+    is labelled and never the best cell."""
+    import hashlib
+    from evaluation.grid_detector import detector_record
+    run = tmp_path / "run"
+    (run / "03_train").mkdir(parents=True)
+    (run / "04_features").mkdir()
+    (run / "03_train" / "best.pt").write_bytes(b"weights")
+    (run / "03_train" / "summary.json").write_text(json.dumps(
+        {"identity": {"mode": "probe", "weights": "w/MesoInception_DF.h5", "weights_sha256": "ab" * 32}}))
+    aucs = {"val": {"auc": 0.55, "ci95": [0.4, 0.7], "n_frames": 40, "n_persons": 5}}
+    verdict = {"learned": False, "flag": "detector did not learn", "failing": ["val"], "rule": "r"}
+    (run / "04_features" / "summary.json").write_text(json.dumps(
+        {"checkpoint": str(run / "03_train" / "best.pt"), "pools": ["val"], "detector_auc": aucs,
+         "detector_learned": verdict}))
+    rec = detector_record(run)
+    assert rec["auc"] == aucs and rec["learned"] == verdict
+    assert rec["identity"]["weights_sha256"] == "ab" * 32
+    assert rec["identity"]["checkpoint_sha256"] == hashlib.sha256(b"weights").hexdigest()
+
+    a = _entry("a-seed0-logit-kde", "a", 0, "kde", "frame", 1.0, [0.99, 1.0])
+    a["test"]["flags"] = ["zero-width ELUB bounds"]
+    a.update(detector_flag="detector did not learn", detector_learned=verdict, detector_auc=aucs,
+             detector_identity=rec["identity"])
+    b = _entry("b-seed0-logit-kde", "b", 0, "kde", "frame", 0.42, [0.3, 0.55])
+    c = _entry("c-seed0-logit-kde", "c", 0, "kde", "frame", 0.2, [0.1, 0.3])
+    c["control"] = True
+    res = {"name": "uadfv", "grid": {"name": "cpu", "config": CONFIG, "detectors": ["a", "b", "c"], "seeds": [0],
+                                     "scores": ["logit"], "models": ["kde"], "person_map": "<dataset root>/ids.json"},
+           "cells": [a, b, c], "groups": E.summarise_groups([a, b, c]), "pools": {}, "seconds": 1.0, "device": "cpu",
+           "paper": {"published": None, "paper_protocol": [], "sound_on_paper_features": [],
+                     "sound_on_paper_features_groups": [], "contaminated": E.CONTAMINATED},
+           "docs": "docs/results.md", "results_json": "results/x/results.json"}
+    page, f = D.render(res), " ".join(D.findings(res))
+    assert "| degenerate: zero-width ELUB bounds; detector did not learn |" in page
+    assert "| a | 0 | probe: `MesoInception_DF.h5` sha256 `abababababababab` | - | n/a | 0.55 [0.4, 0.7] |" in page
+    assert "| c (shortcut control) |" in page
+    assert "lowest test Cllr is 0.42 bits [0.3, 0.55] (`b-seed0-logit-kde`" in f       # the control is not "best"
+    assert "Shortcut control `c-seed0-logit-kde` (not a deepfake detector): test Cllr 0.2 bits" in f
+    assert "Detectors that did not learn (raw AUC interval on val or calib not above chance): a." in f
+    assert "each of them carries the 'detector did not learn' flag" in f
+    assert E.figure_cells(res)[0]["cell"] == "b-seed0-logit-kde"

@@ -29,6 +29,8 @@ def main(cfg, args, out):
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{STAGE}: best {summary['select_metric']} = {summary['best_value']:.4f} at epoch "
               f"{summary['best_epoch']}; checkpoints, log.csv, training_curves.png, summary.json written")
+        if summary.get("detector_learned", {}).get("learned") is False:
+            print(f"{STAGE}: WARNING: {summary['detector_learned']['flag']} ({summary['detector_learned']['rule']})")
 
 
 if __name__ == "__main__":

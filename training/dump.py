@@ -233,8 +233,14 @@ def dump_features(cfg: Config, progress: bool = True, out: Path | None = None) -
         per_split[split]["path"] = str(stage_dir(cfg, "04") / str(split))   # where it is published
         log.info("04 %s: %d rows x %d features -> %s", split, per_split[split]["n"], per_split[split]["dim"],
                  per_split[split]["path"])
+    from . import learned
+    ls = learned.settings(cfg)
+    aucs = learned.pool_aucs_from_dumps(out_dir, splits, ls["bootstrap_n"], ls["seed"])
+    verdict = learned.verdict(aucs, ls["margin"])
+    (log.warning if verdict["learned"] is False else log.info)("04: %s", learned.describe(aucs, verdict))
     summary = {"stage": STAGE, "model": cfg.get("model.name"), "checkpoint": str(ck),
                "detector": detector_identity(cfg, detector, D.input_spec(cfg, detector), ck),
-               "device": str(device), "pools": list(splits), "splits": per_split, "seconds": time.time() - t0}
+               "device": str(device), "pools": list(splits), "splits": per_split, "detector_auc": aucs, "detector_learned": verdict,
+               "seconds": time.time() - t0}
     write_json(out_dir / "summary.json", summary)
     return summary

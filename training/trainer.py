@@ -577,6 +577,25 @@ def save_epoch(cfg: Config, out_dir: Path, detector: nn.Module, optimizer, sched
                 tb.add_scalar(k, v, epoch)
 
 
+def learned_check(cfg: Config, detector: nn.Module, loaders: Loaders, env: Env, out_dir: Path) -> dict:
+    """``detector_auc.val`` (raw AUC of best.pt's fake probability with its person-cluster interval) and
+    ``detector_learned`` (training/learned.py's verdict on val); the detector's weights are left as they were."""
+    from common.splits import person_of_video
+    from . import learned
+    keep = {k: v.detach().clone() for k, v in detector.state_dict().items()}
+    detector.load_state_dict(torch.load(out_dir / "best.pt", map_location=env.device, weights_only=False)["model"])
+    pred = predict(detector, loaders.val, env.device, env.dtype, env.channels_last, False, "val (best)", env.dd)
+    detector.load_state_dict(keep)
+    persons = person_of_video(cfg.path("split.file"))
+    ls = learned.settings(cfg)
+    per_pool = {"val": learned.detector_auc(pred["prob"], pred["label"], [persons.get(v, v) for v in pred["video_id"]],
+                                            ls["bootstrap_n"], ls["seed"])}
+    result = learned.verdict(per_pool, ls["margin"])
+    if env.dd.main:
+        (log.warning if result["learned"] is False else log.info)("03: %s", learned.describe(per_pool, result))
+    return {"detector_auc": per_pool, "detector_learned": result}
+
+
 def train(cfg: Config, detector: nn.Module | None = None, progress: bool = True, out: Path | None = None) -> dict:
     """Train the config's detector (see module docstring); returns the summary dict.
 
@@ -647,14 +666,17 @@ def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = N
     if tb is not None:
         tb.close()
     history, best = state.history, state.best
+    check = learned_check(cfg, detector, loaders, env, out_dir) if best["epoch"] is not None else None
     summary = {"stage": STAGE, "model": str(cfg.get("model.name")), "device": str(device),
                "world_size": dd.world_size, "amp": str(env.dtype) if env.dtype else "off",
                "channels_last": env.channels_last, "epochs": st.epochs, "n_train": len(loaders.train_set),
+               "steps": st.epochs * (min(len(loaders.train), int(st.max_steps)) if st.max_steps else len(loaders.train)),
                "n_val": len(loaders.val_set),
                "skipped_missing": {"train": len(loaders.skipped_train), "val": len(loaders.skipped_val)},
                "select_metric": st.metric_key, "best_epoch": best["epoch"], "best_value": best["value"],
                "history": history, "best_checkpoint": str(published / "best.pt"),
-               "last_checkpoint": str(published / "last.pt"), "seconds": time.time() - t_start}
+               "last_checkpoint": str(published / "last.pt"), "seconds": time.time() - t_start,
+               **(check or {})}
     if dd.main and history:
         plot_curves(out_dir / "training_curves.png", history, st.metric_key, best["epoch"])
         write_json(out_dir / "summary.json", summary)

@@ -20,6 +20,7 @@ REGISTRY = Registry("detector", {
     "sbi_fed": "sbi_fed:SBIFEDDetector",
     "lib": "lib:LIBDetector",
     "ssaaformer": "ssaaformer:SSAAFormer",
+    "dlib_face_embedding": "face_embedding:DlibFaceEmbedding",   # a shortcut control (identity), not a detector
 }, unknown="model.name: unknown detector {name}; known: {names}", error=KeyError,
     load=lambda target: import_target(f"{__name__}.{target}"))
 
