@@ -141,9 +141,10 @@ def test_stage_02_cli(uadfv_root, tmp_path):
     assert r.returncode == 0, r.stderr
     assert out.is_file() and leakage_path(out).is_file()
     assert (tmp_path / "o/02_split/summary.json").is_file() and (tmp_path / "o/02_split/split_counts.png").is_file()
-    # configs/uadfv.yaml has the four pools (split.ratios [0.45, 0.15, 0.25, 0.15])
-    assert out.read_bytes() == _written(make_split(uadfv_root, seed=5, ratios=(0.45, 0.15, 0.25, 0.15)),
-                                        tmp_path / "ref.json")
+    # configs/uadfv.yaml has the four pools (split.ratios [0.45, 0.15, 0.25, 0.15]) of identities (issue 18)
+    identities = json.loads((uadfv_root / "identities.json").read_text())
+    assert out.read_bytes() == _written(make_split(uadfv_root, seed=5, ratios=(0.45, 0.15, 0.25, 0.15),
+                                                   person_map=identities), tmp_path / "ref.json")
     bad = subprocess.run(cmd[:-2] + ["--set", "split.unit=clip"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "split.unit" in bad.stderr
 
