@@ -98,7 +98,9 @@ def test_pipeline_agreement_bit_identical_and_bounded(demo, test_rows, tmp_path,
         assert all(v["label"] == "not for reporting" for v in r["annex"].values() if isinstance(v, dict))
         assert set(rec) >= {"input", "system", "created_utc", "command_line", "results"}
         assert set(rec["input"]) == {"path", "sha256", "size_bytes", "kind", "frames_read", "frames_expected"}
-        assert set(rec["system"]) == {"lr_system_sha256", "checkpoint_sha256", "config_sha256", "code_version"}
+        assert set(rec["system"]) == {"lr_system_sha256", "checkpoint_sha256", "config_sha256", "code_version",
+                                      "detector"}
+        assert rec["system"]["detector"] == system.detector and system.detector["name"] == "meso4"   # issue 21
         assert {"face", "statement", "log10_lr_bounded", "lr_bounded", "bounds_log10", "verbal", "conditions",
                 "annex"} <= set(r)
 
