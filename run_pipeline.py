@@ -48,24 +48,17 @@ def run_stage_process(cmd: list, env: dict) -> int:
         return EXIT_INTERRUPTED
 
 
-def main(argv=None, table=None) -> int:
-    """The runner; ``table`` is the stage table (tests pass a small one; default: common.stages.active_table)."""
-    table = active_table() if table is None else table
+def _parse(argv, table):
     parser = stage_parser(__doc__)
     parser.add_argument("--from", dest="first", default=table[0].id, help="first stage id (e.g. 08, 3a)")
     parser.add_argument("--to", dest="last", default=table[-1].id, help="last stage id")
     parser.add_argument("--force", action="store_true", help="run every stage of the range, up to date or not")
     parser.add_argument("--dry-run", action="store_true", help="only say which stages would run and why")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(config_path(args), args.overrides)  # fail early on a bad config
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(describe_config(cfg))
-        return 0
-    print(f"== {config_banner(cfg)}", flush=True)
+    return parser.parse_args(argv)
+
+
+def _checked_plan(cfg, args, table):
+    """The run decisions, or an exit code when the range is bad or a stage to run has no script."""
     try:
         if position(args.first, table) > position(args.last, table):
             print(f"error: --from {args.first} is after --to {args.last}", file=sys.stderr)
@@ -81,11 +74,34 @@ def main(argv=None, table=None) -> int:
         for s in missing:
             print(f"error: stage {s.name} must run but its script {s.script} does not exist", file=sys.stderr)
         return 2
+    return decisions
+
+
+def _run_one(stage, cfg, args, table) -> tuple[int, float]:
+    """Run one stage's process and stamp it; (exit code, seconds)."""
     overrides = [a for o in args.overrides for a in ("--set", o)]
     config_file = str(Path(cfg.source).resolve())     # the stages run from the repository root
-    if not args.dry_run:
-        write_resolved_config(cfg)
-    t_all = time.time()
+    try:    # the config as this stage's process will read it (the file may have been edited meanwhile)
+        now_cfg = load_config(config_file, args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, 0.0
+    state = current_state(now_cfg, stage, table)    # config and inputs as this run reads them
+    t0 = time.time()
+    rc = run_stage_process([sys.executable, str(REPO_ROOT / stage.script), "--config", config_file, *overrides],
+                           {**os.environ, **table_env(table)})
+    if rc == EXIT_INTERRUPTED:      # the stage said where its work folder is and that earlier outputs are kept
+        return rc, 0.0
+    if rc != 0:
+        print(f"== stage {stage.name} failed (exit {rc}); later stages not run", file=sys.stderr)
+        return rc, 0.0
+    seconds = time.time() - t0
+    write_stamp(now_cfg, stage, state, seconds)
+    return 0, seconds
+
+
+def _run_stages(decisions, cfg, args, table) -> tuple[int, list]:
+    """Run (or with --dry-run only announce) each decided stage; (exit code, [(name, ran/skipped, s)])."""
     summary = []
     for d in decisions:
         stage = d.stage
@@ -97,25 +113,37 @@ def main(argv=None, table=None) -> int:
               f"== stage {stage.name}: would run ({d.reason})", flush=True)
         if args.dry_run:
             continue
-        try:    # the config as this stage's process will read it (the file may have been edited meanwhile)
-            now_cfg = load_config(config_file, args.overrides)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        state = current_state(now_cfg, stage, table)    # config and inputs as this run reads them
-        t0 = time.time()
-        rc = run_stage_process([sys.executable, str(REPO_ROOT / stage.script), "--config", config_file, *overrides],
-                               {**os.environ, **table_env(table)})
-        if rc == EXIT_INTERRUPTED:      # the stage said where its work folder is and that earlier outputs are kept
-            return rc
+        rc, seconds = _run_one(stage, cfg, args, table)
         if rc != 0:
-            print(f"== stage {stage.name} failed (exit {rc}); later stages not run", file=sys.stderr)
-            return rc
-        seconds = time.time() - t0
-        write_stamp(now_cfg, stage, state, seconds)
+            return rc, summary
         summary.append((stage.name, "ran", seconds))
         print(f"== stage {stage.name} done in {seconds:.1f} s; outputs in {cfg.output_dir / stage.folder}",
               flush=True)
+    return 0, summary
+
+
+def main(argv=None, table=None) -> int:
+    """The runner; ``table`` is the stage table (tests pass a small one; default: common.stages.active_table)."""
+    table = active_table() if table is None else table
+    args = _parse(argv, table)
+    try:
+        cfg = load_config(config_path(args), args.overrides)  # fail early on a bad config
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(describe_config(cfg))
+        return 0
+    print(f"== {config_banner(cfg)}", flush=True)
+    decisions = _checked_plan(cfg, args, table)
+    if isinstance(decisions, int):
+        return decisions
+    if not args.dry_run:
+        write_resolved_config(cfg)
+    t_all = time.time()
+    rc, summary = _run_stages(decisions, cfg, args, table)
+    if rc != 0:
+        return rc
     if not args.dry_run:
         ran = sum(1 for _, s, _ in summary if s == "ran")
         print(f"== {ran} stage(s) ran, {len(summary) - ran} skipped, {time.time() - t_all:.1f} s in all; "
