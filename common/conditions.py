@@ -247,6 +247,65 @@ def _folder_frames(folder: Path) -> dict[int, Path]:
     return {(int(p.stem) if p.stem.isdigit() else i): p for i, p in enumerate(imgs)}
 
 
+def _source_qualities(inp: Path, cropped: list[dict], notes: dict) -> list:
+    """The JPEG quality of each source (a frame folder: of its first 8 JPEG frames); a note when none."""
+    quals, kinds = [], set()
+    for s in sorted({r.get("source", "") for r in cropped}):
+        src = inp / s
+        if src.is_dir():                       # a frame folder: each frame its own image
+            files = [p for p in sorted(src.iterdir()) if p.suffix.lower() in JPEG_EXTS]
+            for p in files[:8]:
+                q, _ = jpeg_quality(p)
+                if q is not None:
+                    quals.append(q)
+            kinds.add("frame folder")
+        else:
+            q, note = jpeg_quality(src)
+            kinds.add("video" if src.suffix.lower() in VIDEO_EXTS else src.suffix.lower() or "file")
+            if q is not None:
+                quals.append(q)
+    if not quals:
+        notes["jpeg_quality"] = f"not estimable for this pool's sources ({', '.join(sorted(kinds)) or 'none'})"
+    return quals
+
+
+def _source_pixels(inp: Path, cropped: list[dict], max_source_frames: int, progress: bool) -> tuple[list, list]:
+    """(blockiness, colour channels) of at most ``max_source_frames`` evenly spaced cropped frames."""
+    blocks, chans = [], []
+    take = cropped if len(cropped) <= max_source_frames else \
+        [cropped[i] for i in np.linspace(0, len(cropped) - 1, max_source_frames).astype(int)]
+    by_source: dict[str, list[dict]] = {}
+    for r in take:
+        by_source.setdefault(r.get("source", ""), []).append(r)
+    try:
+        from tqdm import tqdm
+        it = tqdm(by_source.items(), desc="calib conditions (sources)", unit="source", disable=not progress)
+    except ImportError:  # pragma: no cover
+        it = by_source.items()
+    for s, rs in it:
+        src = inp / s
+        if src.is_dir():                       # a frame folder: frame index = the file's number, else position
+            got = {}
+            files = _folder_frames(src)
+            for r in rs:
+                f = files.get(int(r["frame_idx"]))
+                fr = _frames_of_source(f, [0]).get(0) if f is not None else None
+                if fr is not None:
+                    got[int(r["frame_idx"])] = fr
+        else:
+            got = _frames_of_source(src, [int(r["frame_idx"]) for r in rs])
+        for r in rs:
+            g, stored = got.get(int(r["frame_idx"]), (None, None))
+            box = [float(r[k]) for k in ("box_left", "box_top", "box_right", "box_bottom")]
+            if g is not None:
+                bl = blockiness(g, box)
+                if bl is not None:
+                    blocks.append(bl)
+            if stored is not None:
+                chans.append(colour_channels(stored, box))
+    return blocks, chans
+
+
 def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = None, input_root: str | Path | None = None,
                     max_source_frames: int = 400, progress: bool = False) -> dict:
     """The validated ranges of a pool's conditions, from stage 01's ``<dataset_root>/manifest.csv``.
@@ -289,56 +348,8 @@ def pool_conditions(dataset_root: str | Path, videos: Iterable[str] | None = Non
         why = "stage 01's input folder (preprocessing.input) is not available: source pixels not read"
         notes["jpeg_quality"] = notes["blockiness"] = notes["colour_channels"] = why
     else:
-        inp = Path(input_root)
-        sources = sorted({r.get("source", "") for r in cropped})
-        kinds = set()
-        for s in sources:
-            src = inp / s
-            if src.is_dir():                       # a frame folder: each frame its own image
-                files = [p for p in sorted(src.iterdir()) if p.suffix.lower() in JPEG_EXTS]
-                for p in files[:8]:
-                    q, _ = jpeg_quality(p)
-                    if q is not None:
-                        quals.append(q)
-                kinds.add("frame folder")
-            else:
-                q, note = jpeg_quality(src)
-                kinds.add("video" if src.suffix.lower() in VIDEO_EXTS else src.suffix.lower() or "file")
-                if q is not None:
-                    quals.append(q)
-        if not quals:
-            notes["jpeg_quality"] = f"not estimable for this pool's sources ({', '.join(sorted(kinds)) or 'none'})"
-        take = cropped if len(cropped) <= max_source_frames else \
-            [cropped[i] for i in np.linspace(0, len(cropped) - 1, max_source_frames).astype(int)]
-        by_source: dict[str, list[dict]] = {}
-        for r in take:
-            by_source.setdefault(r.get("source", ""), []).append(r)
-        try:
-            from tqdm import tqdm
-            it = tqdm(by_source.items(), desc="calib conditions (sources)", unit="source", disable=not progress)
-        except ImportError:  # pragma: no cover
-            it = by_source.items()
-        for s, rs in it:
-            src = inp / s
-            if src.is_dir():                       # a frame folder: frame index = the file's number, else position
-                got = {}
-                files = _folder_frames(src)
-                for r in rs:
-                    f = files.get(int(r["frame_idx"]))
-                    fr = _frames_of_source(f, [0]).get(0) if f is not None else None
-                    if fr is not None:
-                        got[int(r["frame_idx"])] = fr
-            else:
-                got = _frames_of_source(src, [int(r["frame_idx"]) for r in rs])
-            for r in rs:
-                g, stored = got.get(int(r["frame_idx"]), (None, None))
-                box = [float(r[k]) for k in ("box_left", "box_top", "box_right", "box_bottom")]
-                if g is not None:
-                    bl = blockiness(g, box)
-                    if bl is not None:
-                        blocks.append(bl)
-                if stored is not None:
-                    chans.append(colour_channels(stored, box))
+        quals = _source_qualities(Path(input_root), cropped, notes)
+        blocks, chans = _source_pixels(Path(input_root), cropped, max_source_frames, progress)
         if not blocks:
             notes["blockiness"] = "no source frame could be read for the blockiness"
         if not chans:
@@ -355,6 +366,26 @@ def _fmt(v) -> str:
     if v is None:
         return "n/a"
     return f"{v:.4g}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v)}"
+
+
+def _check_jpeg(entry: dict, v: float, lo, hi, jpeg: Mapping) -> str:
+    """Fill the JPEG quality ``entry``'s range and reason; "inside" (calib range or validated) or "outside"."""
+    value = entry["value"]
+    q = jpeg.get("min_quality")
+    in_calib = lo is not None and float(lo) <= v <= float(hi)
+    calib_txt = f"the calib range [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "no calib JPEG range"
+    entry["range"] = [float(q), 100.0] if q is not None else entry["range"]
+    if in_calib:
+        entry["reason"] = f"quality {_fmt(value)} within {calib_txt}"
+        return "inside"
+    if q is not None and v >= float(q):
+        entry["reason"] = (f"quality {_fmt(value)} >= {_fmt(float(q))}, the lowest JPEG quality the "
+                           f"robustness stage validated")
+        return "inside"
+    rob = (f"below {_fmt(float(q))}, the lowest the robustness stage validated" if q is not None else
+           f"the robustness stage validated no JPEG re-compression ({jpeg.get('status', 'none beyond clean')})")
+    entry["reason"] = f"quality {_fmt(value)}: {rob}; {calib_txt}"
+    return "outside"
 
 
 def check_conditions(measured: Mapping, validated: Mapping | None, names: Sequence[str] | None = None) -> dict:
@@ -386,22 +417,7 @@ def check_conditions(measured: Mapping, validated: Mapping | None, names: Sequen
             continue
         v = float(value)
         if name == "jpeg_quality" and jpeg is not None:
-            q = jpeg.get("min_quality")
-            in_calib = lo is not None and float(lo) <= v <= float(hi)
-            calib_txt = f"the calib range [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "no calib JPEG range"
-            entry["range"] = [float(q), 100.0] if q is not None else entry["range"]
-            if in_calib:
-                entry["reason"] = f"quality {_fmt(value)} within {calib_txt}"
-                out["inside"].append(entry)
-            elif q is not None and v >= float(q):
-                entry["reason"] = (f"quality {_fmt(value)} >= {_fmt(float(q))}, the lowest JPEG quality the "
-                                   f"robustness stage validated")
-                out["inside"].append(entry)
-            else:
-                rob = (f"below {_fmt(float(q))}, the lowest the robustness stage validated" if q is not None else
-                       f"the robustness stage validated no JPEG re-compression ({jpeg.get('status', 'none beyond clean')})")
-                entry["reason"] = f"quality {_fmt(value)}: {rob}; {calib_txt}"
-                out["outside"].append(entry)
+            out[_check_jpeg(entry, v, lo, hi, jpeg)].append(entry)
             continue
         if lo is None:
             why = notes.get(name) or ("no conditions recorded for the LR system" if not ranges else "no validated range")
