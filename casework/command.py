@@ -146,76 +146,90 @@ def not_assessed(n: int, t, system) -> dict:
 def evaluate_faces(q: Questioned, tracks, scorer, system, st: dict, allow_outside: bool,
                    validation: dict | None = None) -> list[dict]:
     """One result per track (see the module docstring)."""
-    results = []
-    hyps = st["hypotheses"]
     validation = validation or {}
-    for n, t in enumerate(tracks, start=1):
-        if t.not_assessed:
-            results.append(not_assessed(n, t, system))
-            continue
-        out = scorer.run(t.crops)
-        scores = system_scores(system, out)
-        level, rows, names, notes = _level(q, t, system)
-        if (system.validation or {}).get("casework_system") == "calib+test":
-            notes.append(f"The LR was computed by the LR system {system.validation['note']}; this system's "
-                         f"SHA-256 is {system.sha256}.")
-        if level == "video":          # the pipeline's video score: common.videos.video_means (bit-identical)
-            score = float(video_means(np.zeros(len(rows), dtype=int), scores[rows]).scores[0])
-        else:
-            score = float(scores[rows[0]])
-        measured = measure_item(q.path, q.kind, [t.measures[i] for i in rows],
-                                frames_read=q.frames_read, track_length=len(t.frames))
-        cond = check_conditions(measured, system.conditions, names)
-        if level == "frame" and q.kind == "video":
-            cond["not_checked"] += [{"name": k, "value": measured[k]["value"], "range": None,
-                                     "reason": "a frame-level statement: the video's frame counts do not apply"}
-                                    for k in VIDEO_CONDITIONS]
-        llr_b = float(system.llr(np.array([score]), level=level, bounded=True)[0])
-        llr_u = float(system.llr(np.array([score]), level=level, bounded=False)[0])
-        bounds = [float(v) for v in system.bounds_log10(level)]
-        if bounds[1] - bounds[0] <= 0:
-            notes.append(f"the LR system's {level}-level ELUB bounds are zero-width ([{bounds[0]:+.2f}, "
-                         f"{bounds[1]:+.2f}]): it cannot support either proposition (a degenerate system; see its "
-                         f"validation report)")
-        if not cond["inside"]:
-            notes.append("no condition of the item could be compared with validated conditions (the LR system "
-                         "records none that apply): the item's similarity to the validation data is not established")
-        outside = bool(cond["outside"])
-        give = not outside or allow_outside
-        per_frame = [{"frame": int(f), "box": list(b), "score": float(s),
-                      "log10_lr_unbounded": float(system.llr(np.array([s]), level="frame", bounded=False)[0]) if give else None,
-                      "fake_probability": float(p)}
-                     for f, b, s, p in zip(t.frames, t.boxes, scores, out["fake_probability"])]
-        prob = float(np.mean(out["fake_probability"][rows]))
-        logit = float(np.mean(out["logit"][rows]))
-        res = {"face": n, "assessed": True, "level": level, "frames": [t.frames[i] for i in rows],
-               "box": list(t.boxes[rows[0]]), "bounds_log10": bounds, "conditions": cond, "notes": notes,
-               "warning": None, "system_validation": validation.get("status"),
-               "validation_warning": validation.get("warning") if give else None}
-        res["level_text"] = (f"video level: the mean score of the face's {len(rows)} frames, video-level LR system"
-                             if level == "video" else
-                             f"frame level: one frame (frame {t.frames[rows[0]]}), frame-level LR system")
-        if give:
-            words = verbal(llr_b, st["verbal_scale"], hyps)
-            res.update(log10_lr_bounded=llr_b, lr_bounded=float(10.0 ** llr_b), verbal=words,
-                       lr_bounded_text=fmt_lr(10.0 ** llr_b),
-                       statement=headline(10.0 ** llr_b, llr_b, words, hyps))
-            ci = system.level(level).interval([score])
-            if ci is not None:                 # slr.case_interval: stored in the saved system at fit time
-                res["log10_lr_interval95"] = [float(ci[0][0]), float(ci[1][0])]
-                res["statement"] += " " + interval_sentence(*res["log10_lr_interval95"], st["verbal_scale"], hyps)
-            if outside:
-                res["warning"] = (f"Warning: {OUTSIDE} by default; the LR below is given only because "
-                                  f"--allow-outside-conditions was set. Outside: "
-                                  + "; ".join(f"{e['name']} {e['reason']}" for e in cond["outside"]) + ".")
-        else:
-            res.update(log10_lr_bounded=None, lr_bounded=None, verbal=None, lr_bounded_text=None,
-                       statement=f"Face {n}: {OUTSIDE} (" + "; ".join(f"{e['name']} {e['reason']}"
-                                                                          for e in cond["outside"]) + ").")
-        res["annex"] = annex(system, level, score, llr_u if give else None, prob, logit, per_frame)
-        res["measured"] = measured
-        results.append(res)
-    return results
+    return [not_assessed(n, t, system) if t.not_assessed else
+            _assess_track(n, q, t, scorer, system, st, allow_outside, validation)
+            for n, t in enumerate(tracks, start=1)]
+
+
+def _track_conditions(q: Questioned, t, system, rows, names, level: str) -> tuple[dict, dict]:
+    """(measured, checked) conditions of the track's frames used for the statement."""
+    measured = measure_item(q.path, q.kind, [t.measures[i] for i in rows],
+                            frames_read=q.frames_read, track_length=len(t.frames))
+    cond = check_conditions(measured, system.conditions, names)
+    if level == "frame" and q.kind == "video":
+        cond["not_checked"] += [{"name": k, "value": measured[k]["value"], "range": None,
+                                 "reason": "a frame-level statement: the video's frame counts do not apply"}
+                                for k in VIDEO_CONDITIONS]
+    return measured, cond
+
+
+def _assess_track(n: int, q: Questioned, t, scorer, system, st: dict, allow_outside: bool,
+                  validation: dict) -> dict:
+    """The result for one assessed face track: score, LR, conditions, statement and annex."""
+    out = scorer.run(t.crops)
+    scores = system_scores(system, out)
+    level, rows, names, notes = _level(q, t, system)
+    if (system.validation or {}).get("casework_system") == "calib+test":
+        notes.append(f"The LR was computed by the LR system {system.validation['note']}; this system's "
+                     f"SHA-256 is {system.sha256}.")
+    if level == "video":          # the pipeline's video score: common.videos.video_means (bit-identical)
+        score = float(video_means(np.zeros(len(rows), dtype=int), scores[rows]).scores[0])
+    else:
+        score = float(scores[rows[0]])
+    measured, cond = _track_conditions(q, t, system, rows, names, level)
+    llr_b = float(system.llr(np.array([score]), level=level, bounded=True)[0])
+    llr_u = float(system.llr(np.array([score]), level=level, bounded=False)[0])
+    bounds = [float(v) for v in system.bounds_log10(level)]
+    if bounds[1] - bounds[0] <= 0:
+        notes.append(f"the LR system's {level}-level ELUB bounds are zero-width ([{bounds[0]:+.2f}, "
+                     f"{bounds[1]:+.2f}]): it cannot support either proposition (a degenerate system; see its "
+                     f"validation report)")
+    if not cond["inside"]:
+        notes.append("no condition of the item could be compared with validated conditions (the LR system "
+                     "records none that apply): the item's similarity to the validation data is not established")
+    outside = bool(cond["outside"])
+    give = not outside or allow_outside
+    per_frame = [{"frame": int(f), "box": list(b), "score": float(s),
+                  "log10_lr_unbounded": float(system.llr(np.array([s]), level="frame", bounded=False)[0]) if give else None,
+                  "fake_probability": float(p)}
+                 for f, b, s, p in zip(t.frames, t.boxes, scores, out["fake_probability"])]
+    prob = float(np.mean(out["fake_probability"][rows]))
+    logit = float(np.mean(out["logit"][rows]))
+    res = {"face": n, "assessed": True, "level": level, "frames": [t.frames[i] for i in rows],
+           "box": list(t.boxes[rows[0]]), "bounds_log10": bounds, "conditions": cond, "notes": notes,
+           "warning": None, "system_validation": validation.get("status"),
+           "validation_warning": validation.get("warning") if give else None}
+    res["level_text"] = (f"video level: the mean score of the face's {len(rows)} frames, video-level LR system"
+                         if level == "video" else
+                         f"frame level: one frame (frame {t.frames[rows[0]]}), frame-level LR system")
+    _add_statement(res, n, system, st, level, score, llr_b, give)
+    res["annex"] = annex(system, level, score, llr_u if give else None, prob, logit, per_frame)
+    res["measured"] = measured
+    return res
+
+
+def _add_statement(res: dict, n: int, system, st: dict, level: str, score: float, llr_b: float, give: bool) -> None:
+    """The LR, its words and interval (``give``), else the outside-conditions refusal; a warning when both."""
+    hyps = st["hypotheses"]
+    outside = res["conditions"]["outside"]
+    if give:
+        words = verbal(llr_b, st["verbal_scale"], hyps)
+        res.update(log10_lr_bounded=llr_b, lr_bounded=float(10.0 ** llr_b), verbal=words,
+                   lr_bounded_text=fmt_lr(10.0 ** llr_b),
+                   statement=headline(10.0 ** llr_b, llr_b, words, hyps))
+        ci = system.level(level).interval([score])
+        if ci is not None:                 # slr.case_interval: stored in the saved system at fit time
+            res["log10_lr_interval95"] = [float(ci[0][0]), float(ci[1][0])]
+            res["statement"] += " " + interval_sentence(*res["log10_lr_interval95"], st["verbal_scale"], hyps)
+        if outside:
+            res["warning"] = (f"Warning: {OUTSIDE} by default; the LR below is given only because "
+                              f"--allow-outside-conditions was set. Outside: "
+                              + "; ".join(f"{e['name']} {e['reason']}" for e in outside) + ".")
+    else:
+        res.update(log10_lr_bounded=None, lr_bounded=None, verbal=None, lr_bounded_text=None,
+                   statement=f"Face {n}: {OUTSIDE} (" + "; ".join(f"{e['name']} {e['reason']}"
+                                                                      for e in outside) + ").")
 
 
 def add_args(parser) -> None:

@@ -220,28 +220,37 @@ system (ELUB bounds); it compares the probability of the detector's score under 
 </body></html>"""
 
 
-def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> None:
-    """The one-page summary (A4 portrait) with matplotlib; no creation date in the file."""
-    import textwrap
+class _Page:
+    """A matplotlib page written top down: ``y`` is the cursor (figure fraction), each line moves it down."""
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
+    def __init__(self, fig):
+        self.fig, self.y = fig, 0.965
 
-    fig = plt.figure(figsize=(8.27, 11.69))
-    y = 0.965
-
-    def fits(size, weight, span):      # characters per line that fit ``span`` of the page width (glyph ~0.62 em)
+    @staticmethod
+    def fits(size, weight, span):   # characters per line that fit ``span`` of the page width (glyph ~0.62 em)
         return int(span * 8.27 * 72 / ((0.66 if weight == "bold" else 0.6) * size))
 
-    def text(s, size=9, weight="normal", color="black", width=105, gap=0.004):
-        nonlocal y
-        for line in textwrap.wrap(str(s), width=min(width, fits(size, weight, 0.88))) or [""]:
-            fig.text(0.06, y, line, fontsize=size, weight=weight, color=color, va="top", family="DejaVu Sans")
-            y -= size / 72 / 11.69 * 1.35
-        y -= gap
+    def text(self, s, size=9, weight="normal", color="black", width=105, gap=0.004):
+        """Full-width wrapped text."""
+        import textwrap
+        for line in textwrap.wrap(str(s), width=min(width, self.fits(size, weight, 0.88))) or [""]:
+            self.fig.text(0.06, self.y, line, fontsize=size, weight=weight, color=color, va="top",
+                          family="DejaVu Sans")
+            self.y -= size / 72 / 11.69 * 1.35
+        self.y -= gap
 
+    def right(self, s, size=9, weight="normal", color="black", width=80):
+        """Wrapped text right of a face thumbnail."""
+        import textwrap
+        for line in textwrap.wrap(str(s), width=min(width, self.fits(size, weight, 0.73))) or [""]:
+            self.fig.text(0.21, self.y, line, fontsize=size, weight=weight, color=color, va="top")
+            self.y -= size / 72 / 11.69 * 1.35
+        self.y -= 0.003
+
+
+def _pdf_header(page: _Page, record: dict, demo_note: str | None) -> None:
+    """Title, propositions, the statement, the validation status and the notes."""
+    text = page.text
     inp = record["input"]
     text(f"Evidence summary: {Path(inp['path']).name}", 15, "bold", width=60)
     if demo_note:
@@ -259,53 +268,47 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
                           else ""), 7.5, color="#b00000", width=130)
     for t in record.get("notes", []):
         text("Note: " + t, 8, color="#8a5a00", width=125)
-    import matplotlib.image as mpimg
-    for r in record["results"][:4]:
-        y -= 0.005
-        top = y
-        ax = fig.add_axes([0.06, top - 0.12, 0.12, 0.12])
-        ax.imshow(mpimg.imread(str(files["crops"][r["face"]])))
-        ax.set_axis_off()
-        ax.set_title(f"face {r['face']}", fontsize=8)
-        y = top
-        keep = y
 
-        def right(s, size=9, weight="normal", color="black", width=80):
-            nonlocal y
-            for line in textwrap.wrap(str(s), width=min(width, fits(size, weight, 0.73))) or [""]:
-                fig.text(0.21, y, line, fontsize=size, weight=weight, color=color, va="top")
-                y -= size / 72 / 11.69 * 1.35
-            y -= 0.003
-        if not r.get("assessed", True):
-            right("not assessed", 14, "bold", "#555555")
-            right(r["statement"], 9)
-            y = min(y, keep - 0.13)
-            continue
-        if r.get("validation_warning"):
-            right("NOT VALIDATED", 14, "bold", "#b00000")
-            right(r["validation_warning"], 8.5, "bold", "#b00000")
-        if r.get("warning"):
-            right(r["warning"], 8.5, "bold", "#b00000")
-        if r.get("log10_lr_bounded") is not None:
-            right(f"LR = {r['lr_bounded_text']}   (log10 LR = {r['log10_lr_bounded']:+.2f})", 14, "bold")
-        else:
-            right("no LR is given", 14, "bold", "#b00000")
+
+def _pdf_face(page: _Page, r: dict, crop_file) -> None:
+    """One face: its thumbnail and, right of it, the LR, statement, notes and conditions."""
+    import matplotlib.image as mpimg
+    page.y -= 0.005
+    top = page.y
+    ax = page.fig.add_axes([0.06, top - 0.12, 0.12, 0.12])
+    ax.imshow(mpimg.imread(str(crop_file)))
+    ax.set_axis_off()
+    ax.set_title(f"face {r['face']}", fontsize=8)
+    keep = page.y
+    right = page.right
+    if not r.get("assessed", True):
+        right("not assessed", 14, "bold", "#555555")
         right(r["statement"], 9)
-        for t in r.get("notes", []):
-            right("Note: " + t, 7.5, color="#8a5a00", width=100)
-        right(f"LR system validation: {r.get('system_validation') or 'n/a'}. {r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
-              f"{len(r['conditions']['outside'])} outside, {len(r['conditions']['not_checked'])} not checked"
-              + (": outside " + ", ".join(e['name'] for e in r['conditions']['outside']) if r['conditions']['outside'] else ""),
-              8)
-        y = min(y, keep - 0.13)
-    if len(record["results"]) > 4:
-        text(f"... and {len(record['results']) - 4} more face(s), in full in evidence.html:", 9)
-        for r in record["results"][4:]:
-            lr = f"LR = {r['lr_bounded_text']}: " if r.get("lr_bounded_text") else ""
-            text(f"face {r['face']}: {lr}{r['statement']}", 7.5, width=130, gap=0.0)
-    y -= 0.01
+        page.y = min(page.y, keep - 0.13)
+        return
+    if r.get("validation_warning"):
+        right("NOT VALIDATED", 14, "bold", "#b00000")
+        right(r["validation_warning"], 8.5, "bold", "#b00000")
+    if r.get("warning"):
+        right(r["warning"], 8.5, "bold", "#b00000")
+    if r.get("log10_lr_bounded") is not None:
+        right(f"LR = {r['lr_bounded_text']}   (log10 LR = {r['log10_lr_bounded']:+.2f})", 14, "bold")
+    else:
+        right("no LR is given", 14, "bold", "#b00000")
+    right(r["statement"], 9)
+    for t in r.get("notes", []):
+        right("Note: " + t, 7.5, color="#8a5a00", width=100)
+    right(f"LR system validation: {r.get('system_validation') or 'n/a'}. {r['level_text']}. Conditions: {len(r['conditions']['inside'])} inside, "
+          f"{len(r['conditions']['outside'])} outside, {len(r['conditions']['not_checked'])} not checked"
+          + (": outside " + ", ".join(e['name'] for e in r['conditions']['outside']) if r['conditions']['outside'] else ""),
+          8)
+    page.y = min(page.y, keep - 0.13)
+
+
+def _pdf_custody(page: _Page, record: dict) -> None:
+    """The verbal scale's source, the chain of custody and where the annex is."""
+    text, inp, s = page.text, record["input"], record["system"]
     text(f"Verbal scale: {record['verbal_scale_source']}", 7.5, width=130)
-    s = record["system"]
     text("Chain of custody", 10, "bold")
     for k, v in (("input SHA-256", inp["sha256"]), ("input size (bytes)", inp["size_bytes"]),
                  ("frames read / expected", f"{inp['frames_read']} / {inp['frames_expected']}"),
@@ -315,6 +318,27 @@ def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> 
         text(f"{k}: {v}", 7.5, width=130, gap=0.0)
     text(f"Technical annex (unbounded LLR, score, percentiles, detector probability; {NOT_FOR_REPORTING}) "
          f"and the system's validation figures: evidence.html.", 7.5, width=130)
+
+
+def render_pdf(record: dict, files: dict, path: Path, demo_note: str | None) -> None:
+    """The one-page summary (A4 portrait) with matplotlib; no creation date in the file."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    fig = plt.figure(figsize=(8.27, 11.69))
+    page = _Page(fig)
+    _pdf_header(page, record, demo_note)
+    for r in record["results"][:4]:
+        _pdf_face(page, r, files["crops"][r["face"]])
+    if len(record["results"]) > 4:
+        page.text(f"... and {len(record['results']) - 4} more face(s), in full in evidence.html:", 9)
+        for r in record["results"][4:]:
+            lr = f"LR = {r['lr_bounded_text']}: " if r.get("lr_bounded_text") else ""
+            page.text(f"face {r['face']}: {lr}{r['statement']}", 7.5, width=130, gap=0.0)
+    page.y -= 0.01
+    _pdf_custody(page, record)
     with PdfPages(path, metadata={"CreationDate": None, "Creator": "evidence.py", "Producer": None}) as pdf:
         pdf.savefig(fig)
     plt.close(fig)
