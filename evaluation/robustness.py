@@ -30,26 +30,26 @@ reuses them and only computes what is missing.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from common import degrade as DG
 from common.config import Config, ConfigError
 from common.io import InputError, read_csv, sha256_file, write_csv, write_json
-from common.splits import Sample
 from common.stages import folder
 from slr.bootstrap import clopper_pearson_upper_zero, level_metrics, strong_misleading_ci  # noqa: F401
 from slr.metrics import STRONG_LLR, strong_misleading  # noqa: F401
 from slr.saved import BASE_STAGE, STAGE, SYSTEM_SUBDIR, base_system_dir, casework_system_dir, robust_system_dir  # noqa: F401
+from .robust_pool import (PoolFrames, Scorer, _resume_key, degraded_crops,  # noqa: F401
+                          load_resumed, load_test_frames, person_ids, read_crop, recrop_check, run_identity,
+                          select_frames, source_index)
 
 log = logging.getLogger(__name__)
 
@@ -232,216 +232,6 @@ def conditions_from_range(vrange: dict, table: Sequence[dict]) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------------------ frames
-@dataclass
-class PoolFrames:
-    samples: list                # Sample, split order
-    persons: np.ndarray          # (N,) str
-    root: Path
-    sources: dict | None         # image path -> (InputItem, frame index, box) or None
-    source_note: str             # why sources are / are not used
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([s.label for s in self.samples], dtype=np.int64)
-
-    @property
-    def videos(self) -> np.ndarray:
-        return np.array([s.video_id for s in self.samples]).astype(str)
-
-    @property
-    def paths(self) -> list[str]:
-        return [s.path for s in self.samples]
-
-
-def person_ids(split_file: Path, samples: Sequence[Sample]) -> np.ndarray:
-    """Person of each sample from the split file (common.splits.person_of_video: ``meta.persons``, else
-    the UADFV rule); a video without one is its own person."""
-    from common.splits import person_of_video
-    mapping = person_of_video(split_file)
-    return np.array([str(mapping.get(s.video_id, s.video_id)) for s in samples])
-
-
-def select_frames(samples: Sequence[Sample], max_frames: int | None, seed: int) -> list[Sample]:
-    """All samples, or ``max_frames`` of them drawn without replacement (seeded), kept in split order."""
-    samples = list(samples)
-    if max_frames is None or max_frames >= len(samples):
-        return samples
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(samples), size=max_frames, replace=False))
-    return [samples[i] for i in keep]
-
-
-def source_index(cfg: Config, samples: Sequence[Sample]) -> tuple[dict | None, str]:
-    """Map each crop to its stage-01 source frame: (item, frame index, face box), or (None, reason)."""
-    root = cfg.path("dataset.root")
-    manifest = root / "manifest.csv"
-    inp = cfg.path("preprocessing.input")
-    if not manifest.is_file():
-        return None, (f"no stage-01 manifest at {manifest} (a dataset of crops only): downscale degrades the "
-                      f"aligned crop, not the source frame")
-    if inp is None or not inp.is_dir():
-        return None, (f"stage 01's source frames (preprocessing.input = {inp}) are not available: downscale "
-                      f"degrades the aligned crop, not the source frame")
-    from preprocessing.video import list_inputs
-    cols = read_csv(manifest, required=("source", "frame_idx", "crop", "box_left", "box_top", "box_right",
-                                        "box_bottom"))
-    by_crop = {}
-    for i, crop in enumerate(cols["crop"]):
-        if crop:
-            by_crop[crop] = i
-    try:
-        items = {it.path.relative_to(inp).as_posix(): it for it in list_inputs(inp)}
-    except InputError as exc:
-        return None, f"stage 01's source frames cannot be listed ({exc}): downscale degrades the crop"
-    out = {}
-    for s in samples:
-        i = by_crop.get(s.path)
-        src = cols["source"][i] if i is not None else None
-        if i is None or src not in items:
-            return None, (f"{manifest}: no source frame for '{s.path}' (the crops and the source folder "
-                          f"{inp} do not match): downscale degrades the aligned crop")
-        box = tuple(int(float(cols[k][i])) for k in ("box_left", "box_top", "box_right", "box_bottom"))
-        out[s.path] = (items[src], int(cols["frame_idx"][i]), box)
-    return out, f"downscale is applied to stage 01's source frames ({inp}) and the faces re-cropped"
-
-
-def load_test_frames(cfg: Config, settings: Settings) -> PoolFrames:
-    from training.data import split_samples
-    split_file, root = cfg.path("split.file"), cfg.path("dataset.root")
-    samples, _ = split_samples(cfg, "test", skip_missing=False)      # stage 04's checks: files, both classes
-    samples = select_frames(samples, settings.max_frames, settings.seed)
-    labels = {s.label for s in samples}
-    if labels != {0, 1}:
-        raise InputError(f"{split_file}: the test frames selected (robustness.max_frames = {settings.max_frames}) "
-                         f"hold only label(s) {sorted(labels)}; both real and fake frames are needed")
-    persons = person_ids(split_file, samples)
-    sources, note = (source_index(cfg, samples) if "downscale" in settings.degradations
-                     else (None, "no frame-level degradation configured"))
-    return PoolFrames(samples, persons, root, sources, note)
-
-
-def read_crop(path: Path) -> np.ndarray:
-    """A stored crop as RGB uint8 at its own size (as training.data.read_image, before resizing)."""
-    import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path}: cannot read the image (missing or not an image file)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _read_source_frames(item, indices: Sequence[int]) -> dict[int, np.ndarray]:
-    from preprocessing.video import _frame_index, read_image, read_video_frames
-    want = sorted(set(int(i) for i in indices))
-    if item.kind == "video":
-        frames = {i: f for i, f in read_video_frames(item.path, want)}
-    elif item.kind == "image":
-        frames = {0: read_image(item.path)}
-    else:
-        by_idx = {_frame_index(p, k): p for k, p in enumerate(item.frames)}
-        frames = {i: read_image(by_idx[i]) for i in want if i in by_idx}
-    missing = [i for i in want if frames.get(i) is None]
-    if missing:
-        raise InputError(f"{item.path}: frame {missing[0]} cannot be read any more (stage 01 read it); the source "
-                         f"changed since stage 01: re-run stage 01 or remove the source folder to degrade crops")
-    return frames
-
-
-def degraded_crops(frames: PoolFrames, family: str, strength: Any, seed: int, cropper=None,
-                   upscale: str = "linear") -> Iterator[np.ndarray]:
-    """The degraded crop of every test frame, in order (uint8 RGB)."""
-    on_frame = family == "downscale" and frames.sources is not None and not DG.is_identity(family, strength)
-    if not on_frame:
-        for s in frames.samples:
-            crop = read_crop(frames.root / s.path)
-            if family == "clean":
-                yield crop
-            else:
-                yield DG.apply(family, crop, strength, DG.item_seed(seed, family, strength, s.path), upscale)
-        return
-    from preprocessing.faces import Detection
-    samples = frames.samples
-    k = 0
-    while k < len(samples):      # consecutive frames of one source are read together
-        item = frames.sources[samples[k].path][0]
-        j = k
-        while j < len(samples) and frames.sources[samples[j].path][0] is item:
-            j += 1
-        srcs = [frames.sources[s.path] for s in samples[k:j]]
-        decoded = _read_source_frames(item, [fi for _, fi, _ in srcs])
-        for s, (_, fi, box) in zip(samples[k:j], srcs):
-            frame = DG.apply(family, decoded[fi], strength, DG.item_seed(seed, family, strength, s.path), upscale)
-            yield cropper.align_face(frame, Detection(box, 0.0)).crop
-        k = j
-
-
-# ------------------------------------------------------------------------------------------ scoring
-class Scorer:
-    """Stage 04's detector pass (``training.dump.FrameScorer``), then the saved system's score function."""
-
-    def __init__(self, cfg: Config, system):
-        from training.dump import FrameScorer
-        from training.identity import check_detector
-        self.frames = FrameScorer(cfg, who="the robustness stage", remedy=": set robustness.enabled: false")
-        check_detector(system.detector, self.frames.identity, "features.checkpoint")   # exit 2 on another detector
-        self.system = system
-
-    def score(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        return np.asarray(self.system.score(**self.frames.run(crops)), dtype=np.float64)
-
-    def score_all(self, crops: Iterable[np.ndarray], total: int, desc: str, progress: bool = True) -> np.ndarray:
-        from tqdm.auto import tqdm
-        out, batch = [], []
-        with tqdm(total=total, desc=desc, unit="frame", disable=not progress) as bar:
-            for c in crops:
-                batch.append(c)
-                if len(batch) == self.frames.batch_size:
-                    out.append(self.score(batch))
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                out.append(self.score(batch))
-                bar.update(len(batch))
-        return np.concatenate(out) if out else np.zeros(0)
-
-
-# ------------------------------------------------------------------------------------------ resume area
-def run_identity(cfg: Config, settings: Settings, frames: PoolFrames, system_sha: str, checkpoint_sha: str) -> dict:
-    """Everything the per-frame scores of a setting depend on, except the setting itself and the seed
-    (which :func:`_resume_key` adds for noise; the frame subset enters through the frame list).
-    No path under ``output_dir`` enters, so a moved or copied run folder keeps its resume area."""
-    model = {k: v for k, v in (cfg.get("model", None) or {}).items() if k != "pretrained_path"}
-    ident = {"degrade_version": DG.VERSION, "system_sha256": system_sha, "checkpoint_sha256": checkpoint_sha,
-             "frames": hashlib.sha256("\n".join(frames.paths).encode()).hexdigest(), "upscale": settings.upscale,
-             "sources": frames.sources is not None, "model": model,
-             "features": {k: cfg.get(f"features.{k}", None) for k in ("full_map", "dtype", "batch_size")},
-             "normalization": cfg.get("training.normalization")}
-    if frames.sources is not None:     # re-cropping: the crop geometry and stage 01's record of the sources
-        ident["crop"] = {k: cfg.get(f"preprocessing.{k}", None) for k in ("size", "margin", "align_points", "landmarks")}
-        ident["manifest_sha256"] = sha256_file(frames.root / "manifest.csv")
-    return ident
-
-
-def _resume_key(identity: dict, family: str, strength: Any, seed: int) -> str:
-    """The key of one setting's scores; the seed counts only where it is drawn from (noise)."""
-    blob = json.dumps({"identity": identity, "family": family, "strength": strength,
-                       "seed": seed if family == "noise" else None}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def load_resumed(resume: Path, label: str, key: str, n: int) -> np.ndarray | None:
-    p = resume / f"{label}.json"
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if data.get("key") != key or len(data.get("scores", [])) != n:
-        return None
-    return np.asarray(data["scores"], dtype=np.float64)
-
-
 # ------------------------------------------------------------------------------------------ the stage
 @dataclass
 class SettingResult:
@@ -511,13 +301,34 @@ def compare_with_stage08(cfg: Config, frames: PoolFrames, clean_scores: np.ndarr
             "identical": bool(np.all(diff == 0))}
 
 
-def run(cfg: Config, out: Path, progress: bool = True) -> dict:
-    """The whole stage, written into the work folder ``out`` (published as ``15_robustness/`` by
-    common.cli.stage_output): measure every setting (reusing finished ones from the resume area),
-    write the table, figures, validated ranges and the system with its conditions. Returns the summary."""
+def _measure_setting(family: str, strength: Any, ctx: dict, progress: bool) -> SettingResult:
+    """Score one degradation setting (or reuse its resumed scores) and measure it at every level."""
+    settings, frames, resume = ctx["settings"], ctx["frames"], ctx["resume"]
+    n = len(frames.samples)
+    label = setting_label(family, strength)
+    applied = ("crop" if family != "downscale" or frames.sources is None else "frame")
+    key = _resume_key(ctx["identity"], family, strength, settings.seed)
+    ts = time.time()
+    scores = load_resumed(resume, label, key, n)
+    resumed = scores is not None
+    if resumed:
+        log.info("15 %s: resumed from %s", label, resume)
+    else:
+        crops = degraded_crops(frames, family, strength, settings.seed, ctx["cropper"], settings.upscale)
+        scores = ctx["scorer"].score_all(crops, n, f"15 {label}", progress)
+        write_json(resume / f"{label}.json", {"key": key, "family": family, "strength": strength,
+                                              "image_paths": frames.paths, "scores": scores.tolist()})
+    res = SettingResult(family, strength, label, "clean" if family == "clean" else applied, scores,
+                        seconds=time.time() - ts, resumed=resumed)
+    for level, (llr, labels, persons, videos) in level_data(ctx["system"], frames, scores).items():
+        res.llr[level] = llr
+        res.rows[level] = level_metrics(llr, labels, persons, videos, settings.bootstrap_n, settings.seed)
+    return res
+
+
+def _prepare(cfg: Config, out: Path) -> dict:
+    """The stage's inputs: settings, the saved system, the test frames, the scorer, the resume area, the cropper."""
     from slr.system import LRSystem
-    t0 = time.time()
-    out = Path(out)
     final_dir = cfg.stage_dir(STAGE, create=False)
     settings = Settings.from_config(cfg)
     base_dir = base_system_dir(cfg)
@@ -535,46 +346,20 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     if frames.sources is not None and "downscale" in settings.degradations:
         from preprocessing.faces import FaceCropper
         cropper = FaceCropper.from_options(cfg.section("preprocessing"))
+    return {"final_dir": final_dir, "settings": settings, "base_dir": base_dir, "system": system, "frames": frames,
+            "scorer": scorer, "identity": identity, "resume": resume, "cropper": cropper}
 
-    results: list[SettingResult] = []
+
+def _summary(cfg: Config, ctx: dict, results: list, rows: list, vrange: dict, conditions: dict) -> dict:
+    """summary.json's content (before the system, the figures and the time are added)."""
+    settings, frames, system = ctx["settings"], ctx["frames"], ctx["system"]
     n = len(frames.samples)
-    for family, strength in settings.settings_list():
-        label = setting_label(family, strength)
-        applied = ("crop" if family != "downscale" or frames.sources is None else "frame")
-        key = _resume_key(identity, family, strength, settings.seed)
-        ts = time.time()
-        scores = load_resumed(resume, label, key, n)
-        resumed = scores is not None
-        if resumed:
-            log.info("15 %s: resumed from %s", label, resume)
-        else:
-            crops = degraded_crops(frames, family, strength, settings.seed, cropper, settings.upscale)
-            scores = scorer.score_all(crops, n, f"15 {label}", progress)
-            write_json(resume / f"{label}.json", {"key": key, "family": family, "strength": strength,
-                                                  "image_paths": frames.paths, "scores": scores.tolist()})
-        res = SettingResult(family, strength, label, "clean" if family == "clean" else applied, scores,
-                            seconds=time.time() - ts, resumed=resumed)
-        for level, (llr, labels, persons, videos) in level_data(system, frames, scores).items():
-            res.llr[level] = llr
-            res.rows[level] = level_metrics(llr, labels, persons, videos, settings.bootstrap_n, settings.seed)
-        results.append(res)
-
-    rows = table_rows(results)
-    vrange = validated_range(rows, settings.criteria) if settings.criteria else {}
-    conditions = conditions_from_range(vrange, rows) if vrange else {}
-    meta = {"stage": folder(STAGE), "criteria": settings.criteria, "criteria_key": settings.criteria_key,
-            "judged_on": "95 % person-cluster interval, pessimistic end (upper for max, lower for min); "
-                         "point value when bootstrap_n is 0",
-            "levels": sorted({r["level"] for r in rows}), "n_frames": n, "pool": "test",
-            "base_sha256": system.sha256, "applied_to": {f: ("frame" if f == "downscale" and frames.sources
-                                                             is not None else "crop") for f in settings.degradations}}
-    robust = system.with_conditions({"validated_degradations": conditions, "robustness": meta})
     clean = results[0]
     summary = {
         "stage": folder(STAGE), "pool": "test", "n_frames": n, "n_persons": int(len(set(frames.persons))),
         "degradations": settings.degradations, "seed": settings.seed, "bootstrap_n": settings.bootstrap_n,
         "max_frames": settings.max_frames, "criteria": settings.criteria, "criteria_key": settings.criteria_key,
-        "downscale_source": frames.source_note, "base_system": str(base_dir), "base_sha256": system.sha256,
+        "downscale_source": frames.source_note, "base_system": str(ctx["base_dir"]), "base_sha256": system.sha256,
         "clean_vs_stage08": compare_with_stage08(cfg, frames, clean.scores),
         "degenerate": bool(np.ptp(clean.llr["frame"]) == 0),    # every clean LLR the same: figures say nothing
         "settings": [{"family": r.family, "strength": r.strength, "setting": r.label, "applied_to": r.applied_to,
@@ -583,13 +368,42 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
                      for r in results],
         "table": rows, "validated_range": vrange, "validated_degradations": conditions,
     }
-    if cropper is not None:
-        summary["recrop_check"] = recrop_check(frames, cropper)
+    if ctx["cropper"] is not None:
+        summary["recrop_check"] = recrop_check(frames, ctx["cropper"])
+    return summary
 
+
+def _robust_system(ctx: dict, rows: list, conditions: dict):
+    """The saved system with the validated degradations and this stage's record in its conditions."""
+    settings, frames, system = ctx["settings"], ctx["frames"], ctx["system"]
+    meta = {"stage": folder(STAGE), "criteria": settings.criteria, "criteria_key": settings.criteria_key,
+            "judged_on": "95 % person-cluster interval, pessimistic end (upper for max, lower for min); "
+                         "point value when bootstrap_n is 0",
+            "levels": sorted({r["level"] for r in rows}), "n_frames": len(frames.samples), "pool": "test",
+            "base_sha256": system.sha256, "applied_to": {f: ("frame" if f == "downscale" and frames.sources
+                                                             is not None else "crop") for f in settings.degradations}}
+    return system.with_conditions({"validated_degradations": conditions, "robustness": meta})
+
+
+def run(cfg: Config, out: Path, progress: bool = True) -> dict:
+    """The whole stage, written into the work folder ``out`` (published as ``15_robustness/`` by
+    common.cli.stage_output): measure every setting (reusing finished ones from the resume area),
+    write the table, figures, validated ranges and the system with its conditions. Returns the summary."""
+    t0 = time.time()
+    out = Path(out)
+    ctx = _prepare(cfg, out)
+    settings, frames, final_dir = ctx["settings"], ctx["frames"], ctx["final_dir"]
+    results = [_measure_setting(family, strength, ctx, progress) for family, strength in settings.settings_list()]
+    rows = table_rows(results)
+    vrange = validated_range(rows, settings.criteria) if settings.criteria else {}
+    conditions = conditions_from_range(vrange, rows) if vrange else {}
+    robust = _robust_system(ctx, rows, conditions)
+    summary = _summary(cfg, ctx, results, rows, vrange, conditions)
     sha = robust.save(out / SYSTEM_SUBDIR)
     summary["system"] = {"dir": str(final_dir / SYSTEM_SUBDIR), "sha256": sha}
     write_json(out / "casework_system.json", {"system_dir": str(final_dir / SYSTEM_SUBDIR), "sha256": sha,
-                                              "base_system_dir": str(base_dir), "base_sha256": system.sha256,
+                                              "base_system_dir": str(ctx["base_dir"]),
+                                              "base_sha256": ctx["system"].sha256,
                                               "note": "casework loads this system (validated degradation ranges "
                                                       "in conditions.validated_degradations); "
                                                       "evaluation.robustness.casework_system_dir decides"})
@@ -602,19 +416,6 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     summary["seconds"] = round(time.time() - t0, 2)
     write_json(out / "summary.json", summary)
     return summary
-
-
-def recrop_check(frames: PoolFrames, cropper, n: int = 4) -> dict:
-    """Re-crop the first ``n`` clean source frames and compare with the stored crops: 0 means the
-    frame path reproduces stage 01 exactly, so a downscale result reflects the degradation alone."""
-    from preprocessing.faces import Detection
-    diffs = []
-    for s in frames.samples[:n]:
-        item, fi, box = frames.sources[s.path]
-        frame = _read_source_frames(item, [fi])[fi]
-        crop = cropper.align_face(frame, Detection(box, 0.0)).crop
-        diffs.append(int(np.abs(crop.astype(np.int16) - read_crop(frames.root / s.path).astype(np.int16)).max()))
-    return {"frames": len(diffs), "max_abs_diff_grey_levels": max(diffs) if diffs else None}
 
 
 def write_frame_llrs(path: Path, frames: PoolFrames, results: Sequence[SettingResult]) -> None:
