@@ -25,14 +25,9 @@ loss is cross-entropy in nats on the detector's logits, whatever its training ob
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import logging
 import math
-import os
-import random
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,125 +35,26 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from common.config import Config, ConfigError
 from common.figures import save_figure
-from common.io import InputError, atomic_path, link_tree, write_csv, write_json
+from common.io import InputError, write_json
 from common.stages import folder, stage_dir
-from common import metrics as M
 
 from . import data as D
+from .epoch import predict, train_one_epoch, validate, validation_metrics  # noqa: F401
+from .checkpoints import (RESUME_KEYS, Progress, load_last, read_log, resume_fingerprint,  # noqa: F401
+                          resume_or_start, save_checkpoint, save_epoch, write_log)
+from .train_env import (Dist, amp_dtype, autocast, resolve_device, rng_state, seed_everything,  # noqa: F401
+                        set_rng_state, setup_distributed, to_device, use_channels_last)
 
 log = logging.getLogger(__name__)
 
 STAGE = folder("03")
 METRICS = ("auc", "video_auc", "ap", "acc", "eer", "loss")   # val_<name> may be the select_metric
 LOWER_IS_BETTER = ("eer", "loss")
-# config keys whose change makes an existing last.pt unusable for resuming
-RESUME_KEYS = ("seed", "model", "split.file", "dataset.root", "training.batch_size", "training.optimizer",
-               "training.scheduler", "training.data_mode", "training.frames_per_video", "training.balanced",
-               "training.augment", "training.normalization", "training.select_metric")
 
-
-# ----------------------------------------------------------------------------------------------
-# environment
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False   # True if this module initialised the process group
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_type: str) -> Dist:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    owns = False
-    if not dist.is_initialized():
-        if device_type == "cuda":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-        owns = True
-    return Dist(dist.get_rank(), dist.get_world_size(), local, owns)
-
-
-def resolve_device(cfg: Config, local_rank: int = 0) -> torch.device:
-    """Top-level ``device``: auto (CUDA if available) | cpu | cuda."""
-    want = str(cfg.get("device")).lower()
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"{cfg.source}: device is '{want}' but no CUDA GPU is available; use device: auto or cpu")
-        return torch.device("cuda", local_rank)
-    if want != "cpu":
-        raise ConfigError(f"{cfg.source}: device must be auto, cpu or cuda, got {want!r}")
-    return torch.device("cpu")
-
-
-def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """``training.amp``: auto (bf16 on CUDA, none on CPU) | bf16 | off."""
-    mode = cfg.get("training.amp")
-    mode = "off" if mode is False else str(mode).lower()
-    if mode == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if mode == "bf16":
-        return torch.bfloat16
-    if mode in ("off", "none", "fp32"):
-        return None
-    raise ConfigError(f"{cfg.source}: training.amp must be auto, bf16 or off, got {mode!r}")
-
-
-def use_channels_last(cfg: Config, device: torch.device) -> bool:
-    v = cfg.get("training.channels_last")
-    return device.type == "cuda" if v == "auto" else bool(v)
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, non_blocking=True)
-            if channels_last and v.ndim == 4 and v.is_floating_point():
-                v = v.contiguous(memory_format=torch.channels_last)
-        out[k] = v
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,87 +132,7 @@ class StepModule(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# prediction and validation
-
-
-def _gather(obj, dd: Dist) -> list:
-    if dd.world_size == 1:
-        return [obj]
-    out = [None] * dd.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-@torch.no_grad()
-def predict(detector: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None = None,
-            channels_last: bool = False, progress: bool = True, desc: str = "predict", dd: Dist | None = None) -> dict:
-    """Fake probabilities of every item: ``{prob, label, loss, video_id, path, index}`` (numpy arrays).
-
-    ``loss`` is the per-item cross-entropy (nats) of the logits. Under DDP each process predicts its
-    shard and the results are gathered (duplicates from padding removed) on every process.
-    """
-    dd = dd or Dist()
-    was_training = detector.training
-    detector.eval()
-    parts: dict[str, list] = {k: [] for k in ("prob", "label", "loss", "video_id", "path", "index")}
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not (progress and dd.main)):
-        b = to_device(batch, device, channels_last)
-        with autocast(device, dtype):
-            out = detector(b["image"])
-        logits = out["logits"].float()
-        parts["prob"].append(out["prob"].float().cpu().numpy())
-        parts["label"].append(batch["label"].numpy())
-        parts["loss"].append(F.cross_entropy(logits, b["label"], reduction="none").cpu().numpy())
-        parts["video_id"].extend(batch["video_id"])
-        parts["path"].extend(batch["path"])
-        parts["index"].append(np.asarray(batch["index"]))
-    detector.train(was_training)
-    local = {k: (np.concatenate(v) if k in ("prob", "label", "loss", "index") else np.asarray(v, dtype=str))
-             for k, v in parts.items()}
-    if dd.world_size > 1:
-        shards = _gather(local, dd)
-        local = {k: np.concatenate([s[k] for s in shards]) for k in local}
-        _, first = np.unique(local["index"], return_index=True)
-        local = {k: v[first] for k, v in local.items()}
-    order = np.argsort(local["index"], kind="stable")
-    return {k: v[order] for k, v in local.items()}
-
-
-def validation_metrics(pred: dict) -> dict:
-    """``val_loss`` (mean CE, nats), frame ``val_auc/ap/acc/eer`` and ``val_video_auc`` (fractions)."""
-    frame = M.binary_report(pred["label"], pred["prob"])
-    _, vy, vs, _ = M.video_level(pred["label"], pred["prob"], pred["video_id"])
-    video_auc = M.roc_auc(vy, vs) if M.two_classes(vy) else float("nan")
-    return {"val_loss": float(np.mean(pred["loss"])), "val_auc": frame.auc, "val_video_auc": video_auc,
-            "val_ap": frame.ap, "val_acc": frame.acc, "val_eer": frame.eer}
-
-
-# ----------------------------------------------------------------------------------------------
-# checkpoints and logs
-
-
-def save_checkpoint(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_last(path: Path) -> dict:
-    # our own file (it holds numpy RNG state, so not weights-only)
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def write_log(path: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    cols: list[str] = []
-    for row in history:
-        cols.extend(k for k in row if k not in cols)
-    write_csv(path, {c: [row.get(c, float("nan")) for row in history] for c in cols})
-
-
-def read_log(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+# figures and TensorBoard
 
 
 def plot_curves(path: Path, history: list[dict], metric_key: str, best_epoch: int | None) -> None:
@@ -420,14 +236,6 @@ class Loaders:
 
 
 @dataclass
-class Progress:
-    """What survives an epoch: the history, the best epoch so far and where to continue."""
-    history: list
-    best: dict
-    start_epoch: int
-
-
-@dataclass
 class Env:
     device: torch.device
     dtype: torch.dtype | None
@@ -458,123 +266,6 @@ def build_loaders(cfg: Config, st: TrainSettings, spec, env: Env) -> Loaders:
                                  world_size=dd.world_size)
     val_loader = _loader(val_set, per_rank, val_sampler, st.num_workers, env.device, False, st.seed)
     return Loaders(train_set, val_set, train_loader, val_loader, sampler, skipped_train, skipped_val)
-
-
-def resume_fingerprint(cfg: Config) -> str:
-    """Identity of a training run: the resume-relevant config keys and the split file's *content*
-    (a re-made split must not resume an old run)."""
-    split_digest = hashlib.sha256(cfg.path("split.file").read_bytes()).hexdigest()[:16]
-    return f"{cfg.fingerprint(RESUME_KEYS)}-{split_digest}"
-
-
-def resume_or_start(cfg: Config, st: TrainSettings, out_dir: Path, published: Path | None, fingerprint: str,
-                    detector: nn.Module, optimizer, scheduler, dd: Dist) -> Progress:
-    """Continue from ``out_dir/last.pt`` (an interrupted run), else from the published folder's
-    ``last.pt`` when it was written for the same fingerprint (its files are linked into ``out_dir``),
-    else start at epoch 1. A ``last.pt`` in ``out_dir`` for another fingerprint is a ConfigError."""
-    fresh = Progress([], {"metric": st.metric_key, "value": None, "epoch": None}, 1)
-    last_path = out_dir / "last.pt"
-    source = None
-    if st.resume and last_path.is_file():
-        ck = load_last(last_path)
-        if ck.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{cfg.source}: {last_path} was written with a different configuration (model, data "
-                              f"or optimiser keys changed); pass --set training.resume=false to start over, "
-                              f"or use another output_dir")
-        source = last_path
-    elif st.resume and published is not None and (published / "last.pt").is_file():
-        ck = load_last(published / "last.pt")
-        if ck.get("fingerprint") == fingerprint:
-            if dd.main:   # the completed run's files; tensorboard event files are appended to, so not linked
-                link_tree(published, out_dir, skip=lambda rel: rel.parts[0] == "tensorboard" or rel.name.startswith("."))
-            source = published / "last.pt"
-        else:
-            log.info("the published run in %s was made with another configuration; starting over", published)
-    if source is None:
-        if dd.main:
-            for stale in (last_path, out_dir / "best.pt"):
-                if stale.exists():
-                    log.warning("starting over: removing %s from an earlier run", stale)
-                    stale.unlink()
-        return fresh
-    detector.load_state_dict(ck["model"], strict=True)
-    optimizer.load_state_dict(ck["optimizer"])
-    if scheduler is not None and ck.get("scheduler") is not None:
-        scheduler.load_state_dict(ck["scheduler"])
-    set_rng_state(ck["rng"])
-    log.info("resuming from %s after epoch %d (best %s = %s at epoch %s)", source, ck["epoch"],
-             st.metric_key, ck["best"]["value"], ck["best"]["epoch"])
-    return Progress(ck["history"], ck["best"], int(ck["epoch"]) + 1)
-
-
-def train_one_epoch(step_module: nn.Module, detector: nn.Module, loaders: Loaders, optimizer, st: TrainSettings,
-                    env: Env, epoch: int) -> dict:
-    """One pass over the train loader; the epoch's log row (``epoch``, ``lr``, ``train_<log>``, speed)."""
-    dd, device = env.dd, env.device
-    loaders.sampler.set_epoch(epoch)
-    loaders.train.generator.manual_seed(st.seed * 1009 + epoch)   # worker seeds depend on (seed, epoch) only
-    step_module.train()
-    sums: dict[str, float] = {}
-    n_seen, t0 = 0, time.time()
-    total = len(loaders.train) if not st.max_steps else min(len(loaders.train), int(st.max_steps))
-    bar = tqdm(loaders.train, total=total, desc=f"epoch {epoch}/{st.epochs}", leave=False,
-               disable=not (env.progress and dd.main))
-    for step, batch in enumerate(bar):
-        if st.max_steps and step >= int(st.max_steps):
-            break
-        batch = to_device(batch, device, env.channels_last)
-        with autocast(device, env.dtype):
-            loss, logs = step_module(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at epoch {epoch}, step {step}; "
-                                     f"lower training.optimizer.lr or set training.grad_clip")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if st.grad_clip:
-            torch.nn.utils.clip_grad_norm_(detector.parameters(), float(st.grad_clip))
-        optimizer.step()
-        b = len(batch["label"])
-        n_seen += b
-        for k, v in {"loss": float(loss.detach()), **logs}.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * b
-        bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
-    seconds = time.time() - t0
-    if dd.world_size > 1:   # average the logs over all processes
-        keys = sorted(sums)
-        t = torch.tensor([sums[k] for k in keys] + [n_seen], dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        sums, n_seen = dict(zip(keys, t[:-1].tolist())), int(t[-1])
-    return {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-            **{f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()},
-            "train_images_per_s": n_seen / max(seconds, 1e-9), "_t0": t0}
-
-
-def validate(detector: nn.Module, loaders: Loaders, env: Env, epoch: int) -> dict:
-    """Validation metrics of the current weights on the val split (see ``validation_metrics``)."""
-    pred = predict(detector, loaders.val, env.device, env.dtype, env.channels_last, env.progress, f"val {epoch}",
-                   env.dd)
-    return validation_metrics(pred)
-
-
-def save_epoch(cfg: Config, out_dir: Path, detector: nn.Module, optimizer, scheduler, progress: Progress,
-               row: dict, is_best: bool, fingerprint: str, tb) -> None:
-    """``best.pt`` when the epoch is the best so far, ``last.pt`` (everything a resume needs), log.csv."""
-    epoch = row["epoch"]
-    state = {k: v.detach().cpu() for k, v in detector.state_dict().items()}
-    if is_best:
-        save_checkpoint(out_dir / "best.pt", {"model": state, "epoch": epoch, "metric": progress.best["metric"],
-                                              "value": float(progress.best["value"]),
-                                              "model_name": str(cfg.get("model.name")),
-                                              "feature_dim": int(getattr(detector, "feature_dim", 0))})
-    save_checkpoint(out_dir / "last.pt", {"model": state, "optimizer": optimizer.state_dict(),
-                                          "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                                          "epoch": epoch, "history": progress.history, "best": progress.best,
-                                          "rng": rng_state(), "fingerprint": fingerprint})
-    write_log(out_dir / "log.csv", progress.history)
-    if tb is not None:
-        for k, v in row.items():
-            if k != "epoch":
-                tb.add_scalar(k, v, epoch)
 
 
 def learned_check(cfg: Config, detector: nn.Module, loaders: Loaders, env: Env, out_dir: Path) -> dict:
@@ -612,8 +303,23 @@ def train(cfg: Config, detector: nn.Module | None = None, progress: bool = True,
             dist.destroy_process_group()
 
 
-def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = None) -> dict:
-    t_start = time.time()
+@dataclass
+class Run:
+    """One training run's parts, built once by :func:`_setup`."""
+    st: TrainSettings
+    env: Env
+    detector: nn.Module
+    step_module: nn.Module
+    loaders: Loaders
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    fingerprint: str
+    published: Path
+    out_dir: Path
+
+
+def _setup(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None) -> Run:
+    """Settings, device, detector (seeded), loaders, DDP wrapper, optimiser and schedule."""
     st = TrainSettings.from_config(cfg)
     device = resolve_device(cfg, dd.local_rank)
     env = Env(device, amp_dtype(cfg, device), use_channels_last(cfg, device), dd, progress)
@@ -638,15 +344,17 @@ def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = N
             find_unused_parameters=st.find_unused_parameters)
     optimizer = build_optimizer(cfg, [p for p in detector.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg, optimizer, st.epochs)
-    fingerprint = resume_fingerprint(cfg)
-    state = resume_or_start(cfg, st, out_dir, published if out_dir.resolve() != published.resolve() else None,
-                            fingerprint, detector, optimizer, scheduler, dd)
-    tb = _tensorboard(out_dir, st.tensorboard) if dd.main else None
+    return Run(st, env, detector, step_module, loaders, optimizer, scheduler, resume_fingerprint(cfg),
+               published, out_dir)
 
+
+def _run_epochs(cfg: Config, run: Run, state: Progress, tb) -> None:
+    """The epochs from ``state.start_epoch`` on: train, validate, step the schedule, keep the best, save."""
+    st, dd, scheduler = run.st, run.env.dd, run.scheduler
     for epoch in range(state.start_epoch, st.epochs + 1):
-        row = train_one_epoch(step_module, detector, loaders, optimizer, st, env, epoch)
+        row = train_one_epoch(run.step_module, run.detector, run.loaders, run.optimizer, st, run.env, epoch)
         t0 = row.pop("_t0")
-        row.update(validate(detector, loaders, env, epoch))
+        row.update(validate(run.detector, run.loaders, run.env, epoch))
         row["seconds"] = time.time() - t0
         state.history.append(row)
         value = row[st.metric_key]
@@ -657,17 +365,27 @@ def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = N
                 scheduler.step()
         state.best, is_best = update_best(state.best, value, epoch, st.metric)
         if dd.main:
-            save_epoch(cfg, out_dir, detector, optimizer, scheduler, state, row, is_best, fingerprint, tb)
+            save_epoch(cfg, run.out_dir, run.detector, run.optimizer, scheduler, state, row, is_best,
+                       run.fingerprint, tb)
             log.info("epoch %d/%d: train loss %.4f, %s %.4f%s (%.0f img/s)", epoch, st.epochs, row["train_loss"],
                      st.metric_key, value, " (best)" if is_best else "", row["train_images_per_s"])
         if dd.world_size > 1:
             dist.barrier()
 
+
+def _train(cfg: Config, detector, progress: bool, dd: Dist, out: Path | None = None) -> dict:
+    t_start = time.time()
+    run = _setup(cfg, detector, progress, dd, out)
+    st, env, loaders, published, out_dir = run.st, run.env, run.loaders, run.published, run.out_dir
+    state = resume_or_start(cfg, st, out_dir, published if out_dir.resolve() != published.resolve() else None,
+                            run.fingerprint, run.detector, run.optimizer, run.scheduler, dd)
+    tb = _tensorboard(out_dir, st.tensorboard) if dd.main else None
+    _run_epochs(cfg, run, state, tb)
     if tb is not None:
         tb.close()
     history, best = state.history, state.best
-    check = learned_check(cfg, detector, loaders, env, out_dir) if best["epoch"] is not None else None
-    summary = {"stage": STAGE, "model": str(cfg.get("model.name")), "device": str(device),
+    check = learned_check(cfg, run.detector, loaders, env, out_dir) if best["epoch"] is not None else None
+    summary = {"stage": STAGE, "model": str(cfg.get("model.name")), "device": str(env.device),
                "world_size": dd.world_size, "amp": str(env.dtype) if env.dtype else "off",
                "channels_last": env.channels_last, "epochs": st.epochs, "n_train": len(loaders.train_set),
                "steps": st.epochs * (min(len(loaders.train), int(st.max_steps)) if st.max_steps else len(loaders.train)),
