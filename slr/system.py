@@ -118,6 +118,19 @@ def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
 
 
 @case_interval.single_blas
+def _crossfit_llrs(make_model, x, y, videos, fold, k: int, where: str, desc: str) -> np.ndarray:
+    """Each calib score's model LLR from the model fitted on the other folds (>= 2 videos per class)."""
+    cf_model = np.empty(len(x))
+    for i in tqdm(range(k), desc=desc, unit="fold", leave=False, disable=None):
+        tr, te = fold != i, fold == i
+        for lab, name in ((0, "real"), (1, "fake")):
+            if len(np.unique(videos[tr & (y == lab)])) < 2:
+                raise InputError(f"{where} fold {i + 1} of {k} leaves fewer than 2 {name} videos to "
+                                 f"fit on; give calib more persons or lower slr.crossfit_folds")
+        cf_model[te] = make_model().fit(x[tr], y[tr], videos[tr]).llr(x[te])
+    return cf_model
+
+
 def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -> LevelModel:
     """Fit one level's system on ``calib`` (module docstring). InputError on unusable data."""
     _check_calib(calib, level, settings)
@@ -125,21 +138,14 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     x, y = np.asarray(calib.scores, np.float64), np.asarray(calib.labels, np.int64)
     videos, persons = calib.videos(), calib.persons()
     fold, k = models_mod.group_folds(persons, settings.crossfit_folds, settings.seed, y)
-    cf_model = np.empty(len(x))
     timings = {}
     t0 = time.perf_counter()
     try:
         make_model, choice = model_choice.model_factory(settings, x, y, videos, persons)
         timings["model_choice_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for i in tqdm(range(k), desc=f"cross-fitting ({level}, {settings.model})", unit="fold", leave=False,
-                      disable=None):
-            tr, te = fold != i, fold == i
-            for lab, name in ((0, "real"), (1, "fake")):
-                if len(np.unique(videos[tr & (y == lab)])) < 2:
-                    raise InputError(f"{src}: cross-fitting fold {i + 1} of {k} leaves fewer than 2 {name} videos to "
-                                     f"fit on; give calib more persons or lower slr.crossfit_folds")
-            cf_model[te] = make_model().fit(x[tr], y[tr], videos[tr]).llr(x[te])
+        cf_model = _crossfit_llrs(make_model, x, y, videos, fold, k, f"{src}: cross-fitting",
+                                  f"cross-fitting ({level}, {settings.model})")
         timings["crossfit_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         final = make_model().fit(x, y, videos)
