@@ -121,6 +121,35 @@ def _row(item: InputItem, source: str, frame_idx, status: str, **kw) -> dict:
     return row
 
 
+def _crop_frame(item: InputItem, source: str, idx: int, frame, cropper: FaceCropper, opts: dict, mask,
+                dirs: dict) -> dict:
+    """One frame: detect, align and write its crop (and landmarks, mask) into ``dirs``; its manifest row."""
+    if frame is None:
+        return _row(item, source, idx, "unreadable")
+    h, w = frame.shape[:2]
+    dets = cropper.detect(frame)
+    status = "ok" if len(dets) == 1 else "no_face" if not dets else "multiple_faces"
+    base = dict(n_faces=len(dets), frame_width=w, frame_height=h)
+    if not dets:
+        return _row(item, source, idx, status, **base)
+    det = dets[0]
+    box = dict(zip(("box_left", "box_top", "box_right", "box_bottom"), det.box), score=round(det.score, 6))
+    if status == "multiple_faces" and opts["multiple_faces"] == "skip":
+        return _row(item, source, idx, status, **base, **box)
+    if mask is not None and mask.shape[:2] != frame.shape[:2]:
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    face = cropper.align_face(frame, det, mask)
+    name = f"{idx:03d}"
+    for kind in ("frames", "landmarks") + (("masks",) if face.mask is not None else ()):
+        dirs[kind].mkdir(parents=True, exist_ok=True)
+    _write_png(dirs["frames"] / f"{name}.png", face.crop)
+    np.save(dirs["landmarks"] / f"{name}.npy", np.rint(face.landmarks).astype(np.int32))
+    if face.mask is not None:
+        _write_png(dirs["masks"] / f"{name}.png", face.mask)
+    return _row(item, source, idx, status, crop=f"{item.label_name}/frames/{item.video_id}/{name}.png",
+                **base, **box)
+
+
 def process_item(item: InputItem, cropper: FaceCropper, opts: dict, out_root: Path, staging: Path,
                  input_root: Path | None = None) -> list[dict]:
     """Crop one input into ``staging/<video_id>``, move it into ``out_root``, write its manifest and
@@ -139,34 +168,7 @@ def process_item(item: InputItem, cropper: FaceCropper, opts: dict, out_root: Pa
         indices, frames = open_item(item, opts["frames_per_video"], opts["frame_stride"])
         masks = mask_frames(item.mask, indices)
         for idx, frame in frames:
-            if frame is None:
-                rows.append(_row(item, source, idx, "unreadable"))
-                continue
-            h, w = frame.shape[:2]
-            dets = cropper.detect(frame)
-            status = "ok" if len(dets) == 1 else "no_face" if not dets else "multiple_faces"
-            base = dict(n_faces=len(dets), frame_width=w, frame_height=h)
-            if not dets:
-                rows.append(_row(item, source, idx, status, **base))
-                continue
-            det = dets[0]
-            box = dict(zip(("box_left", "box_top", "box_right", "box_bottom"), det.box), score=round(det.score, 6))
-            if status == "multiple_faces" and opts["multiple_faces"] == "skip":
-                rows.append(_row(item, source, idx, status, **base, **box))
-                continue
-            mask = masks.get(idx)
-            if mask is not None and mask.shape[:2] != frame.shape[:2]:
-                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-            face = cropper.align_face(frame, det, mask)
-            name = f"{idx:03d}"
-            for kind in ("frames", "landmarks") + (("masks",) if face.mask is not None else ()):
-                dirs[kind].mkdir(parents=True, exist_ok=True)
-            _write_png(dirs["frames"] / f"{name}.png", face.crop)
-            np.save(dirs["landmarks"] / f"{name}.npy", np.rint(face.landmarks).astype(np.int32))
-            if face.mask is not None:
-                _write_png(dirs["masks"] / f"{name}.png", face.mask)
-            rows.append(_row(item, source, idx, status, crop=f"{label}/frames/{item.video_id}/{name}.png",
-                             **base, **box))
+            rows.append(_crop_frame(item, source, idx, frame, cropper, opts, masks.get(idx), dirs))
     except Unreadable as exc:
         log.warning("unreadable input %s: %s", item.path, exc)
         rows = [_row(item, source, "", "unreadable")]

@@ -193,28 +193,8 @@ def _allocate(items: list, ratios, rng: np.random.Generator) -> list[list]:
 
 
 # ------------------------------------------------------------------------------------------ split
-def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[float] = (0.7, 0.15, 0.15),
-               seed: int = 1024, dataset_name: str | None = None, person_map: Mapping[str, str] | None = None,
-               person_regex: str | None = None) -> dict:
-    """The split JSON content for the dataset under ``dataset_root`` (see module docstring).
-
-    ``unit``: person | video | frame. ``ratios``: (train, val, test) or (train, val, calib, test),
-    normalised to sum 1; for ``person`` they apply to persons, for ``video`` to videos of each
-    label, for ``frame`` to frames of each label.
-    ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
-    (label 1 = fake). Raises :class:`LeakageError` if a ``person`` split shares a person.
-    """
-    if unit not in UNITS:
-        raise InputError(f"split.unit must be one of {UNITS}, got {unit!r}")
-    ratios = _check_ratios(ratios)
-    pools = pools_for_ratios(ratios)
-    root = Path(dataset_root)
-    name = dataset_name or root.resolve().name
-    videos = scan_dataset(root)
-    person = person_function(person_map, person_regex)
-    rng = np.random.default_rng(int(seed))
-
-    # assignment: split name -> list of (video, frames)
+def _assign(unit: str, videos: list[dict], person, pools, ratios, rng) -> dict[str, list[tuple[dict, list[str]]]]:
+    """Split name -> [(video, its frames in that split)], by person, by video or by frame (per label)."""
     chosen: dict[str, list[tuple[dict, list[str]]]] = {s: [] for s in pools}
     if unit == "person":
         by_person: dict[str, list[dict]] = defaultdict(list)
@@ -237,6 +217,31 @@ def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[
                 for v, f in part:
                     keep.setdefault(v["video_id"], (v, set()))[1].add(f)
                 chosen[s].extend((v, [f for f in v["frames"] if f in fs]) for v, fs in keep.values())
+    return chosen
+
+
+def make_split(dataset_root: str | Path, unit: str = "person", ratios: Sequence[float] = (0.7, 0.15, 0.15),
+               seed: int = 1024, dataset_name: str | None = None, person_map: Mapping[str, str] | None = None,
+               person_regex: str | None = None) -> dict:
+    """The split JSON content for the dataset under ``dataset_root`` (see module docstring).
+
+    ``unit``: person | video | frame. ``ratios``: (train, val, test) or (train, val, calib, test),
+    normalised to sum 1; for ``person`` they apply to persons, for ``video`` to videos of each
+    label, for ``frame`` to frames of each label.
+    ``seed`` fixes the shuffle. Label names are ``<dataset>_Real`` / ``<dataset>_Fake``
+    (label 1 = fake). Raises :class:`LeakageError` if a ``person`` split shares a person.
+    """
+    if unit not in UNITS:
+        raise InputError(f"split.unit must be one of {UNITS}, got {unit!r}")
+    ratios = _check_ratios(ratios)
+    pools = pools_for_ratios(ratios)
+    root = Path(dataset_root)
+    name = dataset_name or root.resolve().name
+    videos = scan_dataset(root)
+    person = person_function(person_map, person_regex)
+    rng = np.random.default_rng(int(seed))
+
+    chosen = _assign(unit, videos, person, pools, ratios, rng)
 
     label_names = (f"{name}_Real", f"{name}_Fake")
     body: dict = {ln: {s: {} for s in pools} for ln in label_names}
