@@ -61,6 +61,36 @@ def _case_cost(lm, settings, scores) -> float:
         return (time.perf_counter() - t0) / len(scores)
 
 
+def _time_run_scores(args, calib, test, parts: dict) -> float:
+    """Time ``run_scores`` (stages 09-14, every figure) and each stage inside it; adds them to ``parts``."""
+    stage_times = {}
+    originals = {n: getattr(pipeline, f"stage{n:02d}") for n in range(9, 15)}
+
+    def timed(n, f):
+        def g(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return f(*a, **kw)
+            finally:
+                stage_times[n] = time.perf_counter() - t
+        return g
+
+    for n, f in originals.items():
+        setattr(pipeline, f"stage{n:02d}", timed(n, f))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_settings = Settings(model=args.model, bootstrap_n=args.bootstrap, video_level=True,
+                                case_interval_n=args.case_n)
+        pipeline.run_scores({"calib": calib, "test": test}, Path(tmp), run_settings)
+        t_run = parts[f"stages 09-14 with all figures (run_scores, case interval {args.case_n})"] = \
+            time.perf_counter() - t0
+    for n, f in originals.items():
+        setattr(pipeline, f"stage{n:02d}", f)
+    for n, t in stage_times.items():
+        parts[f"  stage {n:02d}"] = t
+    return t_run
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--items", type=int, default=10_000, help="frames in calib and in test (each)")
@@ -105,31 +135,7 @@ def main(argv=None) -> int:
     naive_bootstrap_loop(llr_test, test.labels, test.persons(), n=args.naive, seed=0)
     t_naive = time.perf_counter() - t0
     parts[f"naive loop, {args.naive} resamples (reference)"] = t_naive
-    stage_times = {}
-    originals = {n: getattr(pipeline, f"stage{n:02d}") for n in range(9, 15)}
-
-    def timed(n, f):
-        def g(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return f(*a, **kw)
-            finally:
-                stage_times[n] = time.perf_counter() - t
-        return g
-
-    for n, f in originals.items():
-        setattr(pipeline, f"stage{n:02d}", timed(n, f))
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run_settings = Settings(model=args.model, bootstrap_n=args.bootstrap, video_level=True,
-                                case_interval_n=args.case_n)
-        pipeline.run_scores({"calib": calib, "test": test}, Path(tmp), run_settings)
-        t_run = parts[f"stages 09-14 with all figures (run_scores, case interval {args.case_n})"] = \
-            time.perf_counter() - t0
-    for n, f in originals.items():
-        setattr(pipeline, f"stage{n:02d}", f)
-    for n, t in stage_times.items():
-        parts[f"  stage {n:02d}"] = t
+    t_run = _time_run_scores(args, calib, test, parts)
     total = time.perf_counter() - t_all
     print(f"\nLR system (sound v2, model {args.model}, calibration {settings.calibration}, "
           f"{settings.crossfit_folds} cross-fitting folds): {len(calib)} calib and {len(test)} test frames, "

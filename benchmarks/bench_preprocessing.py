@@ -156,6 +156,50 @@ def timed(fn, *args):
     return out, time.process_time() - c0, time.perf_counter() - w0
 
 
+def _naive_vs_fast(videos, frames: int) -> dict:
+    """Time decoding alone, the naive and the fast pass on ``videos``; compare their detections and print."""
+    # decoding alone, for reference
+    (_, dec_cpu, _) = timed(lambda: sum(1 for v in videos for _ in frames_of(v, frames)))
+    cropper = FaceCropper()                               # models loaded once (not timed: a fixed cost)
+    (nv, ninfo), n_cpu, n_wall = timed(naive, videos, frames)
+    (fv, finfo), f_cpu, f_wall = timed(fast, videos, frames, cropper)
+    n = ninfo["frames"]
+    keys = sorted(nv)
+    both = [k for k in keys if nv[k] is not None and fv[k] is not None]
+    frame_d = np.array([np.linalg.norm(nv[k]["frame_lm"] - fv[k]["frame_lm"], axis=1).mean() for k in both])
+    crop_d = np.array([np.linalg.norm(nv[k]["crop_lm"] - fv[k]["crop_lm"], axis=1).mean()
+                       for k in both if nv[k]["crop_lm"] is not None])
+    pix_d = np.array([np.abs(nv[k]["crop"].astype(int) - fv[k]["crop"].astype(int)).mean() for k in both])
+    figs = {
+        "videos": len(videos), "frames": n, "frame_size": f"{W}x{H}",
+        "decode_only_fps_per_core": n / dec_cpu,
+        "naive_fps_per_core": n / n_cpu, "fast_fps_per_core": n / f_cpu,
+        "speedup_per_core": n_cpu / f_cpu,
+        "naive_fps_wall": n / n_wall, "fast_fps_wall": n / f_wall,
+        "naive_detected": sum(v is not None for v in nv.values()),
+        "fast_detected": sum(v is not None for v in fv.values()),
+        "same_frames_detected": all((nv[k] is None) == (fv[k] is None) for k in keys),
+        "fast_full_resolution_fallbacks": cropper.passes["full"],
+        "frame_landmark_diff_px_mean": float(frame_d.mean()), "frame_landmark_diff_px_max": float(frame_d.max()),
+        "crop_landmark_diff_px_mean_vs_redetection": float(crop_d.mean()) if crop_d.size else None,
+        "crop_pixel_diff_mean_grey_levels": float(pix_d.mean()),
+    }
+    print(f"{len(videos)} videos x {frames} frames at {W}x{H} ({n} frames); decoding alone "
+          f"{figs['decode_only_fps_per_core']:.0f} frames/s per core")
+    print(f"naive (DeepfakeBench): {figs['naive_fps_per_core']:.2f} frames/s per core "
+          f"({figs['naive_fps_wall']:.2f} wall), faces in {figs['naive_detected']}/{n} frames")
+    print(f"fast (ours):           {figs['fast_fps_per_core']:.2f} frames/s per core "
+          f"({figs['fast_fps_wall']:.2f} wall), faces in {figs['fast_detected']}/{n} frames, "
+          f"{figs['fast_full_resolution_fallbacks']} full-resolution fallbacks")
+    print(f"speed-up per core: {figs['speedup_per_core']:.1f}x; same frames detected: "
+          f"{figs['same_frames_detected']}")
+    print(f"full-frame landmarks fast vs naive: mean {figs['frame_landmark_diff_px_mean']:.3f} px per frame "
+          f"(worst frame {figs['frame_landmark_diff_px_max']:.3f} px); crop landmarks mapped vs naive "
+          f"re-detection on the crop: {figs['crop_landmark_diff_px_mean_vs_redetection']:.3f} px; "
+          f"crops differ by {figs['crop_pixel_diff_mean_grey_levels']:.2f} grey levels on average")
+    return figs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=4)
@@ -183,45 +227,7 @@ def main(argv=None) -> int:
             if args.json:
                 Path(args.json).write_text(json.dumps(figs, indent=2) + "\n")
             return 0
-        # decoding alone, for reference
-        (_, dec_cpu, _) = timed(lambda: sum(1 for v in videos for _ in frames_of(v, args.frames)))
-        cropper = FaceCropper()                               # models loaded once (not timed: a fixed cost)
-        (nv, ninfo), n_cpu, n_wall = timed(naive, videos, args.frames)
-        (fv, finfo), f_cpu, f_wall = timed(fast, videos, args.frames, cropper)
-        n = ninfo["frames"]
-        keys = sorted(nv)
-        both = [k for k in keys if nv[k] is not None and fv[k] is not None]
-        frame_d = np.array([np.linalg.norm(nv[k]["frame_lm"] - fv[k]["frame_lm"], axis=1).mean() for k in both])
-        crop_d = np.array([np.linalg.norm(nv[k]["crop_lm"] - fv[k]["crop_lm"], axis=1).mean()
-                           for k in both if nv[k]["crop_lm"] is not None])
-        pix_d = np.array([np.abs(nv[k]["crop"].astype(int) - fv[k]["crop"].astype(int)).mean() for k in both])
-        figs = {
-            "videos": len(videos), "frames": n, "frame_size": f"{W}x{H}",
-            "decode_only_fps_per_core": n / dec_cpu,
-            "naive_fps_per_core": n / n_cpu, "fast_fps_per_core": n / f_cpu,
-            "speedup_per_core": n_cpu / f_cpu,
-            "naive_fps_wall": n / n_wall, "fast_fps_wall": n / f_wall,
-            "naive_detected": sum(v is not None for v in nv.values()),
-            "fast_detected": sum(v is not None for v in fv.values()),
-            "same_frames_detected": all((nv[k] is None) == (fv[k] is None) for k in keys),
-            "fast_full_resolution_fallbacks": cropper.passes["full"],
-            "frame_landmark_diff_px_mean": float(frame_d.mean()), "frame_landmark_diff_px_max": float(frame_d.max()),
-            "crop_landmark_diff_px_mean_vs_redetection": float(crop_d.mean()) if crop_d.size else None,
-            "crop_pixel_diff_mean_grey_levels": float(pix_d.mean()),
-        }
-        print(f"{len(videos)} videos x {args.frames} frames at {W}x{H} ({n} frames); decoding alone "
-              f"{figs['decode_only_fps_per_core']:.0f} frames/s per core")
-        print(f"naive (DeepfakeBench): {figs['naive_fps_per_core']:.2f} frames/s per core "
-              f"({figs['naive_fps_wall']:.2f} wall), faces in {figs['naive_detected']}/{n} frames")
-        print(f"fast (ours):           {figs['fast_fps_per_core']:.2f} frames/s per core "
-              f"({figs['fast_fps_wall']:.2f} wall), faces in {figs['fast_detected']}/{n} frames, "
-              f"{figs['fast_full_resolution_fallbacks']} full-resolution fallbacks")
-        print(f"speed-up per core: {figs['speedup_per_core']:.1f}x; same frames detected: "
-              f"{figs['same_frames_detected']}")
-        print(f"full-frame landmarks fast vs naive: mean {figs['frame_landmark_diff_px_mean']:.3f} px per frame "
-              f"(worst frame {figs['frame_landmark_diff_px_max']:.3f} px); crop landmarks mapped vs naive "
-              f"re-detection on the crop: {figs['crop_landmark_diff_px_mean_vs_redetection']:.3f} px; "
-              f"crops differ by {figs['crop_pixel_diff_mean_grey_levels']:.2f} grey levels on average")
+        figs = _naive_vs_fast(videos, args.frames)
         if not args.no_workers:
             figs.update(scaling(tmp / "in", args.frames))
     if args.json:
