@@ -206,7 +206,8 @@ KEYS: tuple[K, ...] = (
     K("split.unit", "str", "person", "unit of splitting: person | video | frame (frame = the paper's leaky split)",
       choices=("person", "video", "frame")),
     K("split.ratios", "list", [0.45, 0.15, 0.25, 0.15],
-      "3 values: train, val, test (the paper); 4 values: train, val, calib, test", items="float", length=(3, 4),
+      "2 values: calib, test (detector trained elsewhere; with slr.validation crossval every person is validated); "
+      "3 values: train, val, test (the paper); 4 values: train, val, calib, test", items="float", length=(2, 3, 4),
       lo=0, hi=1, check=_ratios_check),
     K("split.seed", "int", "${seed}", "shuffle seed; the same seed gives the same file"),
     K("split.person_map", ("path", "null"), None, "CSV video_id,person or JSON {video_id: person}; null -> person_regex"),
@@ -392,6 +393,13 @@ KEYS: tuple[K, ...] = (
     K("slr.calibration", "str", "none", "sound: none | pav | logistic, fitted on val/calib",
       choices=("none", "pav", "logistic")),
     K("slr.video_level", "bool", True, "also video-level results (video score = mean frame score)"),
+    K("slr.validation", "str", "four_pools",
+      "sound: four_pools (LR system fitted on calib, validated on test) | crossval (every person of calib and test "
+      "validated: person-grouped folds, each fold's LLRs from a system fitted on the other folds; the saved system "
+      "is fitted on all of them; for a detector that never saw these persons; slr/crossval.py)",
+      choices=("four_pools", "crossval")),
+    K("slr.crossval.folds", "int", 5, "crossval: person-grouped folds of the cross-validation", lo=2),
+    K("slr.crossval.seed", "int", "${seed}", "crossval: seed of the fold assignment"),
     # ------------------------------------------------------------------------------------ robustness (15)
     K("robustness.enabled", "bool", True, "stage 15: LRs of degraded test faces"),
     K("robustness.degradations", "map",
