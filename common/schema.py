@@ -114,6 +114,29 @@ def _degradations_check(value) -> str | None:
     return None
 
 
+_EXTERNAL_KEYS = ("name", "root", "input", "person_regex", "max_frames")
+
+
+def _external_check(value) -> str | None:
+    names = set()
+    for i, e in enumerate(value or []):
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("root"), str):
+            return f"item {i} must be a mapping with 'name' and 'root' (texts), got {e!r}"
+        bad = sorted(set(e) - set(_EXTERNAL_KEYS))
+        if bad:
+            return f"item {i} has unknown key(s) {bad}; allowed: {list(_EXTERNAL_KEYS)}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", e["name"]) or e["name"] in names:
+            return f"item {i}: name {e['name']!r} must be unique and use only letters, digits, '_', '.', '-'"
+        names.add(e["name"])
+        mf = e.get("max_frames")
+        if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 1):
+            return f"item {i}: max_frames must be an integer >= 1 or null, got {mf!r}"
+        for k in ("input", "person_regex"):
+            if e.get(k) is not None and not isinstance(e[k], str):
+                return f"item {i}: {k} must be a text or null, got {e[k]!r}"
+    return None
+
+
 def _ratios_check(value) -> str | None:
     if any(r <= 0 for r in value):
         return f"every ratio must be > 0, got {value}"
@@ -154,6 +177,12 @@ KEYS: tuple[K, ...] = (
       "validation criteria (Meuwly, Ramos & Haraksim 2017): {characteristic, metric, max or min[, level]}; pass if "
       "value <= max (>= min)",
       check=_criteria_check),
+    # ------------------------------------------------------------------------------------ generalisation (15b)
+    K("validation.external", "list", [],
+      "external data sets the LR system never saw, scored with the saved system (stage 15b): a list of {name, root "
+      "(<root>/<real|fake>/frames/<video>/*.png, as stage 01 writes), input (stage 01's source folder of root, "
+      "optional: JPEG quality), person_regex (optional; null -> the UADFV rule), max_frames (optional, seeded)}",
+      check=_external_check),
     # ------------------------------------------------------------------------------------ casework (evidence.py)
     K("evidence.output", "path", "${output_dir}/evidence",
       "folder holding the case folders <input name>_<first 12 hex of its SHA-256>/ (--output overrides)"),
