@@ -32,8 +32,6 @@ from .system import LRSystem
 log = logging.getLogger(__name__)
 
 LR_POOLS = ("calib", "test")        # pools the LR system may use (not detector-training data)
-LEVELS = ("frame", "video")
-ROLE = "validation: out-of-fold LLRs of every person (cross-validated)"
 
 
 def lr_data(sets: dict[str, ScoreSet]) -> ScoreSet:
