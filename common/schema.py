@@ -180,8 +180,9 @@ KEYS: tuple[K, ...] = (
     # ------------------------------------------------------------------------------------ generalisation (15b)
     K("validation.external", "list", [],
       "external data sets the LR system never saw, scored with the saved system (stage 15b): a list of {name, root "
-      "(<root>/<real|fake>/frames/<video>/*.png, as stage 01 writes), input (stage 01's source folder of root, "
-      "optional: JPEG quality), person_regex (optional; null -> the UADFV rule), max_frames (optional, seeded)}",
+      "(<root>/<real|fake>/frames/<video>/*.png, as stage 01 writes), input (optional: <input>/<real|fake>/ videos "
+      "or images that stage 01 crops into root with this run's preprocessing options; also the JPEG quality's "
+      "source), person_regex (optional; null -> the UADFV rule), max_frames (optional, seeded)}",
       check=_external_check),
     # ------------------------------------------------------------------------------------ casework (evidence.py)
     K("evidence.output", "path", "${output_dir}/evidence",

@@ -1,7 +1,9 @@
 """Generalisation of the saved LR system to data sets it never saw (stage 15b; issue 18 item 8).
 
 Each set of ``validation.external`` is a folder in the layout stage 01 writes (``<root>/<real|fake>/
-frames/<video_id>/*.png``; videos go through stage 01 first). Its frames are scored as casework
+frames/<video_id>/*.png``); a set with ``input`` (videos, frame folders or images under
+``<input>/<real|fake>/``) is first cropped into ``root`` by stage 01's ``run_crop`` with this run's
+``preprocessing`` options (videos already cropped are kept), which also writes the manifest. Its frames are scored as casework
 scores a face: stage 04's detector pass (``training.dump.FrameScorer``), then the saved system's
 score function (``LRSystem.score`` = ``slr.scores.score_values``) and its bounded LLR, nothing
 refitted. The system is the one casework loads (``evaluation.robustness.casework_system_dir``).
@@ -54,6 +56,14 @@ def _path(value: str | None) -> Path | None:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
+def crop_videos(entry: dict, preprocessing: dict) -> None:
+    """Stage 01 on the set's ``input`` (videos, frame folders or images under <input>/<real|fake>/)
+    into its ``root``, with this run's ``preprocessing`` options; videos already cropped are kept."""
+    from preprocessing.crop import options_from_config, run_crop
+
+    run_crop(_path(entry["input"]), _path(entry["root"]), options_from_config(preprocessing))
+
+
 def load_set(entry: dict, seed: int) -> ExternalSet:
     """The frames of one ``validation.external`` entry (all, or ``max_frames`` drawn with ``seed``)."""
     from preprocessing.splits import person_function, scan_dataset
@@ -63,8 +73,8 @@ def load_set(entry: dict, seed: int) -> ExternalSet:
     try:
         videos = scan_dataset(root)
     except InputError as exc:
-        raise InputError(f"{where}: {exc}; a set of videos goes through stage 01 first (preprocessing.input = the "
-                         f"videos, preprocessing.output = this root)") from None
+        raise InputError(f"{where}: {exc}; for a set of videos give its folder as 'input' (stage 01 crops it "
+                         f"into root)") from None
     person = person_function(None, entry.get("person_regex"))
     rows = [(f, v["label"], v["video_id"]) for v in videos for f in v["frames"]]
     mf = entry.get("max_frames")
@@ -185,6 +195,8 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     summary = {"system": {"dir": str(sys_dir), "sha256": system.sha256}, "criteria_names": list(FRAME_CONDITIONS),
                "sets": {}}
     for entry in entries:
+        if entry.get("input"):
+            crop_videos(entry, cfg.section("preprocessing"))
         ext = load_set(entry, int(cfg.get("seed")))
         checks = [check_conditions(m, system.conditions, FRAME_CONDITIONS) for m in measured_conditions(ext)]
         scores = score_set(scorer, system, ext, progress=progress)

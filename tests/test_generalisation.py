@@ -45,13 +45,11 @@ def _arrange(root: Path, manifest_widths: dict | None = None) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def run15b(tmp_path_factory):
+def _setup(tmp: Path, external: list) -> tuple:
+    """A config (meso4 at 64 px, seeded random weights), a small saved system on synthetic logits
+    with validated ranges, and stage 15b run on ``external``."""
     if not FACES.is_dir():
         pytest.fail(f"MesoNet test faces not found at {FACES}: put ../shared beside the checkout")
-    tmp = tmp_path_factory.mktemp("gen")
-    crops = _arrange(tmp / "faces")
-    framed = _arrange(tmp / "framed", manifest_widths={"df01254": 1000})
     cfg_path = tmp / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "seed": 5, "output_dir": str(tmp / "out"), "device": "cpu",
@@ -59,12 +57,12 @@ def run15b(tmp_path_factory):
         "slr": {"bootstrap": {"n": 200}},
         "report": {"criteria": [{"metric": "cllr", "max": 1.0}, {"metric": "misleading_hd", "max": 0.2},
                                 {"metric": "elub_range", "min": 1.0}]},
-        "validation": {"external": [{"name": "crops", "root": str(crops)}, {"name": "framed", "root": str(framed)}]}}))
+        "preprocessing": {"frames_per_video": 3}, "validation": {"external": external}}))
     cfg = load_config(cfg_path)
     from training.trainer import build_detector
     torch.manual_seed(0)
     torch.save(build_detector(cfg).state_dict(), tmp / "det.pt")
-    rng = np.random.default_rng(0)                      # a small saved system on synthetic logits
+    rng = np.random.default_rng(0)
     labels = np.tile([0, 1], 40)
     persons = np.repeat(np.arange(10), 8).astype(str)
     scores = rng.normal(0, 0.02, 80) + np.where(labels == 0, -0.01, 0.01)
@@ -76,6 +74,13 @@ def run15b(tmp_path_factory):
     system.save(stage_dir(cfg, "10") / "system")
     out = stage_dir(cfg, "15b", create=True)
     return cfg, G.run(cfg, out, progress=False), out, system
+
+
+@pytest.fixture(scope="module")
+def run15b(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gen")
+    return _setup(tmp, [{"name": "crops", "root": str(_arrange(tmp / "faces"))},
+                        {"name": "framed", "root": str(_arrange(tmp / "framed", manifest_widths={"df01254": 1000}))}])
 
 
 def test_scores_and_llrs_are_the_detector_pass_and_the_saved_system(run15b):
@@ -129,3 +134,21 @@ def test_validation_matrix_gets_a_generalisation_row_per_set(run15b):
     f = summary["sets"]["crops"]["levels"]["frame"]
     assert r["value"] == f["cllr"] and r["interval"] == f["ci95"]["cllr"] and "3 of 4 frames accepted" in r["pool"]
     assert r["decision"] == ("pass" if f["ci95"]["cllr"][1] <= 1.0 else "fail")
+
+
+@pytest.mark.slow      # stage 01 on six demo videos: about 15 s on a quiet core
+def test_a_set_of_videos_is_cropped_by_stage_01_first(tmp_path):
+    from preprocessing.demo_videos import DemoOptions, build_demo
+
+    build_demo(tmp_path / "videos", 3, DemoOptions.from_section({"persons": 3, "frames": 3}), progress=False)
+    _, summary, out, _ = _setup(tmp_path, [{"name": "videos", "root": str(tmp_path / "vroot"),
+                                            "input": str(tmp_path / "videos")}])
+    root = Path(summary["sets"]["videos"]["root"])
+    man = read_csv(root / "manifest.csv")
+    crops = sorted(c for c in man["crop"] if c)
+    rows = read_csv(out / "videos_lr.csv")
+    assert sorted(rows["image_path"]) == crops and len(crops) >= 12          # 6 videos x 3 frames, faces found
+    assert set(rows["video_id"]) == {"0000", "0001", "0002", "0000_fake", "0001_fake", "0002_fake"}
+    assert set(rows["person_id"]) == {"0000", "0001", "0002"}                 # the UADFV rule
+    # the demo frames are 320 px, inside [200, 400]; video sources have no JPEG table: all accepted
+    assert summary["sets"]["videos"]["n_accepted"] == len(crops)
