@@ -90,7 +90,7 @@ STAGES: tuple[Stage, ...] = (
           enabled_key="robustness.enabled", title="Robustness under degraded images (stage 15)", resumable=True),
     Stage("15b", "15b_generalisation", "evaluation/15b_generalisation.py",
           ("seed", "device", "validation", "slr.bootstrap", "model", "features", "training.normalization",
-           "training.data_mode", "training.eval_mode"), ("03", "04", "10", "15"),
+           "training.data_mode", "training.eval_mode", "preprocessing"), ("03", "04", "10", "15"),
           enabled_key="validation.external", title="Generalisation to external data (stage 15b)"),
     Stage("16", "16_report", "evaluation/16_report.py", ("experiment", "report"), _ALL_BEFORE_REPORT,
           title="Report (stage 16)"),
