@@ -196,6 +196,7 @@ def classifier_metrics(run: Run, split: str = "test") -> dict:
 
 # ------------------------------------------------------------------------------------------ LR validation
 EXTERNAL = "external: "   # pool prefix of stage 15b's external sets (generalisation rows)
+METRICS_15B = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")   # 15b's figures
 
 
 def external_pools(run: Run) -> dict[str, dict]:
@@ -273,7 +274,7 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
         for pool in POOL_ORDER + tuple(ext):
             for level in ([c["level"]] if c.get("level") else list(LEVELS)):
                 blk = lr_block(run, pool, level)
-                if (level == "video" and not blk and not c.get("level")) or (pool in ext and metric not in blk):
+                if (level == "video" and not blk and not c.get("level")) or (pool in ext and metric not in METRICS_15B):
                     continue
                 value = _num(blk.get(metric))
                 ci = (blk.get("ci95") or {}).get(metric)

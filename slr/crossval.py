@@ -139,7 +139,7 @@ def crossval_block(settings: Settings, k: int, data: ScoreSet, pools: list[str],
     return {"validation": "crossval", "folds": int(k), "requested_folds": settings.crossval_folds,
             "seed": settings.crossval_seed, "grouped_by": "person", "pools": pools, "counts": data.counts(),
             "per_fold": {lv: o["folds"] for lv, o in oof.items()},
-            "note": (f"cross-validated: every one of the {data.counts()['n_persons']} persons of "
+            "note": (f"Every one of the {data.counts()['n_persons']} persons of "
                      f"{' + '.join(pools)} validated once, by an LR system fitted on the other {k - 1} of {k} "
                      f"person-grouped folds; 'test' = these out-of-fold LLRs pooled. The saved system "
                      f"(casework) is fitted on all these persons; its 'calib' figures are its own cross-fitted "

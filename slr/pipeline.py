@@ -510,7 +510,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
         summary["crossval"] = system.validation["crossval"]
         summary["counts"]["test"] = summary["counts"]["calib"] = system.pools["calib"]
         for blocks in ev.values():
-            blocks["test"]["role"] = summary["crossval"]["note"]
+            blocks["test"]["role"] = "validation: cross-validated, the out-of-fold LLRs of every person"
     if settings.protocol == "paper":
         summary["paper_notes"] = ("llr = the paper's KDE LR (KDEs re-fitted on each split's own scores); "
                                   "eer is the correctly interpolated EER, paper_eer the paper's code; "

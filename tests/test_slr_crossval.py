@@ -97,12 +97,11 @@ def test_crossval_summary_has_person_intervals_and_saved_system_says_so(pools, t
     for m in ("cllr", "cllr_min", "eer", "misleading_hp", "misleading_hd"):
         assert t[m] == ref[m] and t["ci95"][m] == ref["ci95"][m]
         assert t["ci95"][m][0] <= t[m] <= t["ci95"][m][1]
-    assert summary["crossval"]["folds"] == 4 and "every one of the 24 persons" in summary["crossval"]["note"]
+    assert summary["crossval"]["folds"] == 4 and "Every one of the 24 persons" in summary["crossval"]["note"]
     saved = LRSystem.load(tmp_path / "sys")
     assert saved.settings.validation == "crossval" and saved.settings.crossval_folds == 4
     assert saved.validation["crossval"]["counts"]["n_persons"] == 24
-    assert json.loads((tmp_path / "summary.json").read_text())["levels"]["frame"]["test"]["role"].startswith(
-        "cross-validated")
+    assert "cross-validated" in json.loads((tmp_path / "summary.json").read_text())["levels"]["frame"]["test"]["role"]
 
 
 def test_four_pools_system_json_has_no_crossval_keys(pools, tmp_path):
