@@ -688,6 +688,10 @@ def robustness_html(run: Run) -> str:
     if s.get("degenerate"):
         h.append("<div class='banner'><b>Degenerate LR system.</b> Every clean test frame gets the same LLR, so no "
                  "degradation can change an LR and these figures say nothing about robustness.</div>")
+    if s.get("in_sample"):
+        h.append("<div class='banner'><b>Not out of fold.</b> The LR system was fitted on every person of calib and "
+                 "test (slr.validation crossval), so these test frames are its own fitting persons, degraded: the "
+                 "figures are optimistic.</div>")
     metrics = ("cllr", "cllr_min", "eer", "auc", "misleading_hp", "misleading_hd", "strong_misleading_hp",
                "strong_misleading_hd")
     rows = [[esc(r.get("setting")), esc(r.get("applied_to")), esc(r.get("level"))] + [_ci_cell(r, m) for m in metrics]
