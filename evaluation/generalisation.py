@@ -192,15 +192,20 @@ def run(cfg: Config, out: Path, progress: bool = True) -> dict:
     system = LRSystem.load(sys_dir)
     scorer = FrameScorer(cfg, who="the generalisation stage (15b)", remedy=": set validation.external: []")
     n, seed = int(cfg.get("slr.bootstrap.n")), int(cfg.get("slr.bootstrap.seed"))
-    summary = {"system": {"dir": str(sys_dir), "sha256": system.sha256}, "criteria_names": list(FRAME_CONDITIONS),
+    summary = {"system": {"dir": str(sys_dir), "sha256": system.sha256}, "conditions_compared": list(FRAME_CONDITIONS),
                "sets": {}}
+    calib_videos = {str(v) for lm in system.levels.values() for v in lm.calib.get("video_ids", [])}
     for entry in entries:
+        if _path(entry["root"]).resolve() == cfg.path("dataset.root").resolve():
+            raise ConfigError(f"{cfg.source}: validation.external '{entry['name']}' is this run's dataset.root; an "
+                              f"external set is data the LR system never saw")
         if entry.get("input"):
             crop_videos(entry, cfg.section("preprocessing"))
         ext = load_set(entry, int(cfg.get("seed")))
         checks = [check_conditions(m, system.conditions, FRAME_CONDITIONS) for m in measured_conditions(ext)]
         scores = score_set(scorer, system, ext, progress=progress)
         block, llr, ok = set_summary(system, ext, scores, checks, n, seed)
+        block["video_ids_also_in_calib"] = sorted(set(ext.videos.tolist()) & calib_videos)   # same name: check
         summary["sets"][ext.name] = block
         write_csv(out / f"{ext.name}_lr.csv", {
             "image_path": ext.paths, "person_id": list(ext.persons), "video_id": list(ext.videos),
