@@ -3,7 +3,9 @@
 Pools: ``split.ratios`` with three values (train, val, test) gives the paper protocol's three
 pools exactly as before; four values (train, val, calib, test) give the four pools of the validated
 LR system (docs/preprocessing.md): ``train`` and ``val`` for the detector, ``calib`` for fitting the
-LR system, ``test`` for its validation figures only.
+LR system, ``test`` for its validation figures only; two values (calib, test) give only the LR
+system's pools, for a detector trained elsewhere (with ``slr.validation: crossval`` every person of
+both is validated out of fold, slr/crossval.py).
 
 The unit of splitting decides what may be shared between splits:
 
