@@ -100,7 +100,7 @@ class Settings:
     criteria: list
     criteria_key: str
     bootstrap_n: int
-    upscale: str = "linear"
+    upscale: str
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Settings":
