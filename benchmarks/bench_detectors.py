@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import schema  # noqa: E402
 from training.detectors import build_detector  # noqa: E402
 
 DEFAULT = "meso4,meso_inception4,efficientnet_b0,efficientnet_b4,resnet34,xception,srm"
@@ -86,7 +87,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default=schema.BY_NAME["device"].default, choices=["auto", "cpu", "cuda"])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)      # silence the random-initialisation warnings

@@ -29,6 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import schema  # noqa: E402
 from slr import pipeline  # noqa: E402
 from slr.bootstrap import cluster_bootstrap, naive_bootstrap_loop  # noqa: E402
 from slr.io import ScoreSet  # noqa: E402
@@ -94,8 +95,9 @@ def _time_run_scores(args, calib, test, parts: dict) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--items", type=int, default=10_000, help="frames in calib and in test (each)")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--model", choices=("kde", "logistic", "isotonic"), default="kde")
+    p.add_argument("--bootstrap", type=int, default=schema.BY_NAME["slr.bootstrap.n"].default)
+    p.add_argument("--model", choices=("kde", "logistic", "isotonic"),
+                   default=schema.BY_NAME["slr.model"].default)
     p.add_argument("--naive", type=int, default=20, help="resamples of the plain-loop reference")
     p.add_argument("--case-n", type=int, default=200, help="refits of the case-interval bootstrap")
     args = p.parse_args(argv)

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common import degrade as DG  # noqa: E402
+from common import schema  # noqa: E402
 from common.config import load_config  # noqa: E402
 
 SETTINGS = (("clean", None), ("jpeg", 30), ("downscale", 0.5), ("blur", 1.0), ("noise", 5.0))
@@ -65,7 +66,7 @@ def main() -> None:
     ap.add_argument("--detector", default="meso4")
     ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=schema.BY_NAME["features.batch_size"].default)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from evaluation.robustness import Scorer

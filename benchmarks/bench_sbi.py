@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import schema  # noqa: E402
 from preprocessing.sbi import SBIOptions, self_blend_details  # noqa: E402
 
 
@@ -108,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40, help="faces to blend (default 40)")
     ap.add_argument("--detector", default="efficientnet_b4")
-    ap.add_argument("--input-size", type=int, default=256)
+    ap.add_argument("--input-size", type=int, default=schema.BY_NAME["model.input_size"].default)
     ap.add_argument("--batch-size", type=int, default=8, help="pairs per step (2x images)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--no-fed", action="store_true", help="skip the dlib embedding timing")

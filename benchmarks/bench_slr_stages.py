@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from common import schema  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.stages import get  # noqa: E402
 from slr_helpers import load_script, person_split_json, write_config  # noqa: E402
@@ -30,7 +31,7 @@ from slr_helpers import load_script, person_split_json, write_config  # noqa: E4
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("--protocol", choices=("sound", "paper"), default="sound")
+    p.add_argument("--protocol", choices=("sound", "paper"), default=schema.BY_NAME["slr.protocol"].default)
     p.add_argument("--trace", action="store_true", help="also trace Python/numpy allocations (slower)")
     p.add_argument("--uadfv", default=os.environ.get("UADFV_ROOT", str(REPO.parent / "shared" / "data" / "UADFV")))
     args = p.parse_args(argv)

@@ -318,12 +318,12 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
 
     sdir = system_dir(cfg, st)
     system = load_system(sdir)
-    validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     ckpt = _checkpoint(cfg, st)
     from training.dump import FrameScorer
     from training.identity import check_detector
     scorer = FrameScorer(cfg, ckpt, who="evidence.py")
     check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)   # exit 2 on another detector
+    validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])
     results = evaluate_faces(q, tracks, scorer, system, st, bool(args.allow_outside_conditions), validation)

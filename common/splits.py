@@ -8,7 +8,8 @@ Format (DeepfakeBench-compatible, plus a ``meta`` entry):
               "pools": ["train", "val", "calib", "test"], "persons": {"<video_id>": "<person>"}, ...}}
 
 Pools: the paper protocol's three (``SPLITS``: train, val, test) or the four of the validated LR
-system (``POOLS``: train, val, calib, test; ``split.ratios`` with four values). ``meta["pools"]``
+system (``POOLS``: train, val, calib, test; ``split.ratios`` with four values), or only ``calib,
+test`` (two values: a detector trained elsewhere). ``meta["pools"]``
 lists the pools a file has; a file without it (older files, DeepfakeBench's own) has train/val/test.
 ``meta["persons"]`` maps every video to its person; a file without it falls back to the UADFV rule
 (``NNNN_fake`` -> ``NNNN``, any other id is its own person).

@@ -100,7 +100,7 @@ class Settings:
     criteria: list
     criteria_key: str
     bootstrap_n: int
-    upscale: str = "linear"
+    upscale: str
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Settings":
@@ -362,6 +362,7 @@ def _summary(cfg: Config, ctx: dict, results: list, rows: list, vrange: dict, co
         "downscale_source": frames.source_note, "base_system": str(ctx["base_dir"]), "base_sha256": system.sha256,
         "clean_vs_stage08": compare_with_stage08(cfg, frames, clean.scores),
         "degenerate": bool(np.ptp(clean.llr["frame"]) == 0),    # every clean LLR the same: figures say nothing
+        "in_sample": system.settings.validation == "crossval",  # slr/crossval.py: the system saw these persons
         "settings": [{"family": r.family, "strength": r.strength, "setting": r.label, "applied_to": r.applied_to,
                       "seconds": round(r.seconds, 3), "resumed": r.resumed,
                       "frames_per_second": (round(n / r.seconds, 2) if r.seconds > 0 and not r.resumed else None)}

@@ -34,28 +34,30 @@ import numpy as np
 
 from preprocessing.faces import models_dir
 
+from common import schema
 from common.figures import save_figure
 
 log = logging.getLogger(__name__)
 
 PORTRAIT = "grace_hopper.jpg"
+_D = schema.defaults("demo")   # the options' defaults: common/schema.py, no copy here
 CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))   # tried in order; the first that writes and reads back wins
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    persons: int = 10
-    frames: int = 12                 # frames per video
-    frame_size: int = 320            # square frame side, px
-    fps: float = 10.0
-    shift: float = 0.04              # peak translation, fraction of the frame side
-    rotation_deg: float = 5.0        # peak rotation
-    zoom: float = 0.06               # peak relative zoom
-    gain: float = 0.15               # peak relative brightness gain change
-    gamma: float = 0.15              # peak gamma change (gamma = 1 +- this)
-    gradient: float = 0.15           # peak left-right lighting gradient (relative)
-    jpeg_quality: tuple = (50, 95)   # per-video JPEG quality range (inclusive)
-    face_fraction: tuple = (0.35, 0.6)  # face (landmark box) side as a fraction of the frame side
+    persons: int = _D["persons"]
+    frames: int = _D["frames"]                           # frames per video
+    frame_size: int = _D["frame_size"]                   # square frame side, px
+    fps: float = float(_D["fps"])
+    shift: float = _D["motion"]["shift"]                 # peak translation, fraction of the frame side
+    rotation_deg: float = _D["motion"]["rotation_deg"]   # peak rotation
+    zoom: float = _D["motion"]["zoom"]                   # peak relative zoom
+    gain: float = _D["lighting"]["gain"]                 # peak relative brightness gain change
+    gamma: float = _D["lighting"]["gamma"]               # peak gamma change (gamma = 1 +- this)
+    gradient: float = _D["lighting"]["gradient"]         # peak left-right lighting gradient (relative)
+    jpeg_quality: tuple = tuple(_D["jpeg_quality"])      # per-video JPEG quality range (inclusive)
+    face_fraction: tuple = tuple(_D["face_fraction"])    # face (landmark box) side as a fraction of the frame side
 
     @classmethod
     def from_section(cls, section: dict) -> "DemoOptions":

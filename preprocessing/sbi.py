@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from common import schema
+
 log = logging.getLogger(__name__)
 
 REF_SIDE = 256.0          # magnitudes below are in pixels of a 256 px aligned crop
@@ -41,27 +43,30 @@ JAW, BROWS, NOSE, EYES, MOUTH = range(0, 17), range(17, 27), range(27, 36), rang
 LEFT_PART = list(range(17, 22)) + list(range(36, 42))      # brow + eye (image left)
 RIGHT_PART = list(range(22, 27)) + list(range(42, 48))
 HULL_VARIANTS = ("face", "jaw_brows", "inner", "components")
+# defaults of the options the schema declares (training.sbi.*); downscale_factors, sharpen_alpha and
+# hull_deform have no schema default (UNSET there), so their paper values live in SBIOptions only
+_D = schema.defaults("training.sbi")
 
 
 @dataclass(frozen=True)
 class SBIOptions:
     """Generator options; defaults follow the SBI paper (seed_systems.md, system 4)."""
-    rgb_shift: float = 20.0                 # per-channel additive shift, +- pixel levels
-    hue_shift_deg: float = 10.0             # hue rotation, +- degrees (see docs/sbi_fed.md for why not 0.3)
-    sat_scale: float = 0.3                  # saturation x (1 + u), u in +-sat_scale
-    brightness: float = 0.1                 # + u * 255, u in +-brightness
-    contrast: float = 0.1                   # (x - mean) * (1 + u) + mean, u in +-contrast
+    rgb_shift: float = float(_D["rgb_shift"])            # per-channel additive shift, +- pixel levels
+    hue_shift_deg: float = float(_D["hue_shift_deg"])    # hue rotation, +- degrees (docs/sbi_fed.md: why not 0.3)
+    sat_scale: float = float(_D["sat_scale"])            # saturation x (1 + u), u in +-sat_scale
+    brightness: float = float(_D["brightness"])          # + u * 255, u in +-brightness
+    contrast: float = float(_D["contrast"])              # (x - mean) * (1 + u) + mean, u in +-contrast
     downscale_factors: tuple = (2, 4)       # frequency change: down by 2 or 4 and back up ...
     sharpen_alpha: tuple = (0.2, 0.5)       # ... or sharpen (unsharp mask) with this strength
-    sharpen_prob: float = 0.5               # probability of sharpening instead of downscaling
-    translate: tuple = (0.03, 0.015)        # affine shift, +- fraction of the face side (x, y)
-    scale: tuple = (0.95, 1.05)             # affine scale range
-    elastic_alpha: float = 50.0             # elastic warp strength (px at 256 px) ...
-    elastic_sigma: float = 7.0              # ... and smoothness (px at 256 px)
-    hull_variants: tuple = HULL_VARIANTS    # drawn uniformly per image
+    sharpen_prob: float = float(_D["sharpen_prob"])      # probability of sharpening instead of downscaling
+    translate: tuple = tuple(_D["translate"])            # affine shift, +- fraction of the face side (x, y)
+    scale: tuple = tuple(_D["scale"])                    # affine scale range
+    elastic_alpha: float = float(_D["elastic_alpha"])    # elastic warp strength (px at 256 px) ...
+    elastic_sigma: float = float(_D["elastic_sigma"])    # ... and smoothness (px at 256 px)
+    hull_variants: tuple = tuple(_D["hull_variants"])    # drawn uniformly per image
     hull_deform: tuple = (0.9, 1.05)        # anisotropic scale of the hull about its centroid
-    blur_kernels: tuple = (5, 25)           # Gaussian kernel sides (odd, px at 256 px), blurred twice
-    blend_ratios: tuple = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+    blur_kernels: tuple = tuple(_D["blur_kernels"])      # Gaussian kernel sides (odd, px at 256 px), blurred twice
+    blend_ratios: tuple = tuple(float(r) for r in _D["blend_ratios"])
 
     @classmethod
     def from_kwargs(cls, **options) -> "SBIOptions":

@@ -11,6 +11,8 @@ size, JPEG quality, blockiness, frames per video, track length, from stage 01's 
 source frames) for casework to compare questioned items with, and its detector (stage 04's record:
 checkpoint SHA-256, input size, normalisation, feature, batch size, dtype) for casework and stage 15
 to refuse another.
+slr.validation = crossval (slr/crossval.py): every person of calib (+ test) is validated out of fold
+(slr.crossval.folds person-grouped folds); the saved system is fitted on all of them.
 """
 import sys
 
@@ -18,6 +20,7 @@ from common.cli import run_stage
 from common.conditions import pool_conditions
 from common.io import read_json
 from slr._stage import centroid, data_note, read_pool_scores
+from slr.interface import system_for
 from slr.pipeline import Settings, stage10
 
 
@@ -43,7 +46,7 @@ def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
-    conditions = calib_data_conditions(cfg, sets)
+    conditions = calib_data_conditions(cfg, system_for(settings).lr_pools(sets))   # crossval: all LR persons
     _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
                          note=data_note(cfg), detector=detector_record(cfg))
     sysb = summary["system"]

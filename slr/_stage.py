@@ -27,8 +27,8 @@ def feature_dumps(cfg: Config) -> dict:
     features_dir = cfg.path("slr.features_dir")
     split_file = cfg.path("slr.split_file")
     listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
-    # train/val/test always; other pools when dumped and (if the split file is there) listed in it
-    pools = tuple(p for p in POOLS if p in SPLITS or ((features_dir / p).is_dir() and p in listed))
+    # train/val/test always (those the split file lists); other pools when dumped and listed
+    pools = tuple(p for p in POOLS if (p in SPLITS and p in listed) or ((features_dir / p).is_dir() and p in listed))
     return load_split_dumps(features_dir, pools)
 
 
@@ -38,11 +38,12 @@ def score_dir(cfg: Config) -> Path:
 
 def read_pool_scores(cfg: Config, settings) -> dict:
     """The score CSVs of stages 09-10 that the protocol's system reads (slr.interface: sound needs
-    calib.csv and test.csv, train/val optional, persons disjoint across pools; paper train/val/test)."""
-    from .interface import system_class
+    calib.csv and test.csv, train/val optional, persons disjoint across pools; crossval: test optional;
+    paper train/val/test)."""
+    from .interface import system_for
 
-    context = f" (slr.protocol = {settings.protocol}, {cfg.source})"
-    return system_class(settings.protocol).read_pools(score_dir(cfg), context)
+    context = f" (slr.protocol = {settings.protocol}, slr.validation = {settings.validation}, {cfg.source})"
+    return system_for(settings).read_pools(score_dir(cfg), context)
 
 
 def data_note(cfg: Config) -> str:

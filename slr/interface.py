@@ -50,6 +50,12 @@ class SystemInterface:
         return read_score_dir(directory)
 
     @classmethod
+    def lr_pools(cls, sets: dict[str, ScoreSet]) -> dict[str, ScoreSet]:
+        """The pools the system is fitted on and evaluated, made from the score files' pools (as they are;
+        crossval pools calib and test, slr.crossval.CrossvalSystem)."""
+        return sets
+
+    @classmethod
     def evaluated_pools(cls, sets: dict) -> list[str]:
         """The pools the protocol evaluates, in order."""
         return pools_of(sets)
@@ -138,6 +144,16 @@ SYSTEMS = Registry("LR system", {"sound": "slr.system:LRSystem", "paper": "slr.p
 def system_class(protocol: str) -> type[SystemInterface]:
     """The LR system of protocol ``protocol`` (``slr.protocol``)."""
     return SYSTEMS.get(protocol)
+
+
+def system_for(settings) -> type[SystemInterface]:
+    """The LR system of ``settings``: the protocol's, or its cross-validated variant under
+    ``slr.validation: crossval`` (slr.crossval.CrossvalSystem, a sound LRSystem)."""
+    if settings.validation == "crossval":
+        from .crossval import CrossvalSystem   # noqa: PLC0415 (crossval builds on slr.system)
+
+        return CrossvalSystem
+    return system_class(settings.protocol)
 
 
 def video_sets(sets: dict[str, ScoreSet], cls: type[SystemInterface]

@@ -48,11 +48,13 @@ def split_metrics(sl: PoolLLR, cls: type[SystemInterface], bootstrap_n: int = 0,
     return d
 
 
-def evaluate(levels: dict[str, LevelLLR], bootstrap_n: int = 0, seed: int = 0) -> dict[str, dict[str, dict]]:
-    """``{level: {pool: metrics}}`` (see split_metrics), with each pool's role where the protocol gives one."""
+def evaluate(levels: dict[str, LevelLLR], bootstrap_n: int = 0, seed: int = 0,
+             system: type | None = None) -> dict[str, dict[str, dict]]:
+    """``{level: {pool: metrics}}`` (see split_metrics), with each pool's role where the system that made
+    the LLRs (``system``; default: the protocol's) gives one."""
     out = {}
     for lv, r in levels.items():
-        cls = system_class(r.protocol)
+        cls = system or system_class(r.protocol)
         out[lv] = {}
         for s in r.pools:
             m = split_metrics(r.splits[s], cls, bootstrap_n, seed)

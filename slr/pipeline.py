@@ -29,7 +29,7 @@ from common.stages import folder
 
 from . import kde, metrics, plots
 from .casework_system import CASEWORK_DIR, save_casework_system
-from .interface import SystemInterface, level_sets, system_class
+from .interface import SystemInterface, level_sets, system_class, system_for
 from .io import ScoreSet
 from .lr_stages import evaluate, split_metrics, stage11, stage12, stage13, stage14  # noqa: F401
 from .lrdata import LevelLLR, PoolLLR, lr_file, read_levels
@@ -45,8 +45,9 @@ def fit_all(sets: dict[str, ScoreSet], settings: Settings, score_spec: dict | No
             ) -> tuple[dict[str, LevelLLR], dict[str, str], SystemInterface]:
     """Fit the protocol's system (frame level always, video level when asked and possible) and apply it
     to every pool. Returns (levels, skipped reasons, the fitted system)."""
-    cls = system_class(settings.protocol)
+    cls = system_for(settings)
     cls.check(sets, "scores")
+    sets = cls.lr_pools(sets)
     by_level, skipped = level_sets(sets, settings, cls)
     system = cls.fit_pools(by_level, settings, score_spec, centroid, conditions)
     for lv, why in system.skipped.items():
@@ -70,7 +71,7 @@ def _describe(x: np.ndarray) -> dict:
 
 def stage09(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str = "") -> dict:
     """Score distributions per pool and hypothesis: violins, densities, n / mean / std."""
-    cls = system_class(settings.protocol)
+    cls = system_for(settings)
     cls.check(sets, "scores")
     pools = cls.evaluated_pools(sets)
     levels, skipped = level_sets(sets, settings, cls, warn=False)
@@ -154,14 +155,14 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
             plots.plot_llr_hist(ax, a, b, title=system.pool_label(s))
         plots.save_figure(fig, out / f"llr_hist_{lv}.png",
                           f"Final log10 LRs ({settings.protocol} protocol, {lv} level){tail}")
-    ev = evaluate(levels, settings.bootstrap_n, settings.bootstrap_seed)
-    pools = levels["frame"].pools
+    ev = evaluate(levels, settings.bootstrap_n, settings.bootstrap_seed, type(system))
+    pools, lr_sets = levels["frame"].pools, system.lr_pools(sets)      # lr_sets: the pools as fitted
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note, "pools": pools,
                "labels": {p: system.pool_label(p) for p in pools}, "levels": ev,
                "system": system.summary_block(levels), "skipped": skipped,
-               "counts": {p: sets[p].counts() for p in pools}, **system.summary_extra()}
+               "counts": {p: lr_sets[p].counts() for p in pools}, **system.summary_extra()}
     if system.saves and system_dir is not None:
-        system.validation = {"levels": ev, "note": note, "protocol": system.protocol}
+        system.validation = {**system.validation, "levels": ev, "note": note, "protocol": system.protocol}
         system.detector = dict(detector or {})
         if note:
             system.conditions["data_note"] = note
@@ -201,7 +202,7 @@ def run_scores(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: s
         s10["system"]["directory"] = "system"
     for n, stage in ((11, stage11), (12, stage12), (13, stage13), (14, stage14)):
         stage(levels, dirs[n])
-    column = system_class(settings.protocol).model_column
+    column = system_for(settings).model_column
     for s in levels["frame"].pools:
         for lv, r in levels.items():
             write_csv(out / lr_file(lv, s), r.splits[s].columns(lv, column))

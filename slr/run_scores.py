@@ -3,6 +3,7 @@
     python -m slr.run_scores --scores-dir DIR --output-dir OUT [--protocol sound|paper]
         [--model kde|logistic|isotonic|auto] [--calibration none|pav|logistic] [--bounds elub|iv]
         [--case-interval N] [--bootstrap N] [--seed S] [--fusion logistic] [--force]
+        [--validation four_pools|crossval] [--crossval-folds K]
 
 Columns of every CSV: ``score`` and ``label`` (0 = real = Hp, 1 = fake = Hd), optional ``video_id``
 (video-level results; frames of one video are dependent) and ``person_id`` (the unit of the
@@ -16,6 +17,10 @@ without ``video_id`` each row as a video (the console says so). Any score scale 
 - ``--fusion logistic`` (sound): instead of ``score``, one column ``score_<detector>`` per detector
   (optional ``source``, e.g. the generator: the unit of the fusion's cross-validation); the scores
   are fused by :mod:`slr.fusion_scores` and the fused score is validated like a single score.
+- ``--validation crossval`` (sound; not with ``--fusion``): every person of ``calib.csv`` (and ``test.csv``, optional) is
+  validated out of fold (person-grouped ``--crossval-folds`` folds, seed ``--seed``), the saved
+  system is fitted on all of them (slr/crossval.py); ``test`` in the summary = the pooled
+  out-of-fold LLRs.
 - ``--protocol paper``: ``DIR/train.csv``, ``DIR/val.csv``, ``DIR/test.csv`` as in the paper's code.
 
 OUT receives ``summary.json`` (levels.<level>.<pool>.{n_hp, ..., ci95}, system.{bounds_log10,
@@ -42,10 +47,10 @@ from common.config import Config, ConfigError
 from common.io import InputError, atomic_dir, write_json
 
 from .fusion_scores import fuse_pools
-from .interface import system_class
+from .interface import system_for
 from .io import POOLS
 from .pipeline import run_scores
-from .settings import BOUNDS, CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, USER_SUPPLIED, Settings
+from .settings import BOUNDS, CALIBRATIONS, DEFAULTS, MODELS, PROTOCOLS, USER_SUPPLIED, VALIDATIONS, Settings
 
 
 def _check_output_dir(out: Path, force: bool = False) -> None:
@@ -104,6 +109,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="sound: fuse the columns score_<detector> by logistic regression (slr.fusion); "
                         "without it: one score column")
     p.add_argument("--force", action="store_true", help="replace an earlier run_scores result in --output-dir")
+    p.add_argument("--validation", choices=VALIDATIONS, default=DEFAULTS["validation"],
+                   help="sound: four_pools (fit on calib.csv, validate on test.csv) or crossval (every person of "
+                        "calib.csv [+ test.csv] validated out of fold; slr/crossval.py); default %(default)s")
+    p.add_argument("--crossval-folds", type=int, default=DEFAULTS["crossval"]["folds"],
+                   help="crossval: person-grouped folds (default %(default)s)")
     return p.parse_args(argv)
 
 
@@ -114,16 +124,20 @@ def main(argv=None) -> int:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed, score=USER_SUPPLIED,
                             video_level=not args.no_video_level, model=args.model,
                             crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed,
-                            bounds=args.bounds, case_interval_n=args.case_interval, case_interval_seed=args.seed)
+                            bounds=args.bounds, case_interval_n=args.case_interval, case_interval_seed=args.seed,
+                            validation=args.validation, crossval_folds=args.crossval_folds, crossval_seed=args.seed)
         out = Path(args.output_dir).resolve()
         _check_apart(Path(args.scores_dir).resolve(), out)
         fusion = None
         if args.fusion == "logistic":
             if args.protocol != "sound":
                 raise ConfigError("--fusion logistic needs --protocol sound (the fusion is fitted on calib)")
+            if args.validation == "crossval":
+                raise ConfigError("--fusion logistic needs --validation four_pools (the fusion is fitted on calib, "
+                                  "which crossval validates out of fold)")
             sets, fusion = fuse_pools(Path(args.scores_dir), POOLS, settings)
         else:
-            sets = system_class(args.protocol).read_pools(args.scores_dir)
+            sets = system_for(settings).read_pools(args.scores_dir)
         _check_output_dir(out, args.force)
         _say_dependence(sets)
         with atomic_dir(out) as tmp:

@@ -20,6 +20,8 @@ MODELS = MODEL_REGISTRY.names() + ("auto",)    # auto: chosen by person-grouped 
 SCORES = SCORE_REGISTRY.names()
 BOUNDS = BOUNDERS.names()
 CASEWORK_SYSTEMS = ("calib", "calib+test")
+VALIDATIONS = schema.BY_NAME["slr.validation"].choices   # four_pools | crossval (slr/crossval.py)
+CROSSVAL_PROTOCOLS = ("sound",)     # the protocols with a cross-validated variant
 USER_SUPPLIED = "user-supplied"      # the score of slr.run_scores: a lab's own, not computed here
 DEFAULTS = schema.defaults("slr", resolve=True)   # the schema's defaults: the dataclass keeps no copy of its own
 _BW, _BOOT = DEFAULTS["bandwidth"], DEFAULTS["bootstrap"]
@@ -56,6 +58,9 @@ class Settings:
     case_interval_n: int = DEFAULTS["case_interval"]["n"]
     case_interval_seed: int = DEFAULTS["case_interval"]["seed"]
     casework_system: str = DEFAULTS["casework_system"]
+    validation: str = DEFAULTS["validation"]     # sound: four_pools (test pool) | crossval (slr/crossval.py)
+    crossval_folds: int = DEFAULTS["crossval"]["folds"]
+    crossval_seed: int = DEFAULTS["crossval"]["seed"]
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -66,6 +71,17 @@ class Settings:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
         if self.score not in SCORES + (USER_SUPPLIED,):
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
+        if self.validation not in VALIDATIONS:
+            raise ConfigError(f"slr.validation must be one of {VALIDATIONS}, got {self.validation!r}")
+        if self.validation == "crossval" and self.protocol not in CROSSVAL_PROTOCOLS:
+            raise ConfigError(f"slr.validation = crossval needs slr.protocol in {CROSSVAL_PROTOCOLS} (the "
+                              f"{self.protocol} protocol has no cross-validated variant)")
+        if self.validation == "crossval" and self.casework_system != "calib":
+            raise ConfigError("slr.casework_system = calib+test is for slr.validation = four_pools: under crossval the "
+                              "saved system is already fitted on every person of calib and test")
+        if int(self.crossval_folds) < 2:
+            raise ConfigError(f"slr.crossval.folds must be >= 2, got {self.crossval_folds}")
+        self.crossval_folds, self.crossval_seed = int(self.crossval_folds), int(self.crossval_seed)
         self.grid = np.asarray(self.grid, dtype=float)
         if self.grid.ndim != 1 or len(self.grid) < 2 or not np.all(self.grid > 0):
             raise ConfigError("slr.bandwidth: the grid needs grid_n >= 2 and 0 < grid_min < grid_max")
@@ -107,7 +123,9 @@ class Settings:
                        bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")),
                        bounds=str(get("slr.bounds")), case_interval_n=int(get("slr.case_interval.n")),
                        case_interval_seed=int(get("slr.case_interval.seed")),
-                       casework_system=str(get("slr.casework_system")))
+                       casework_system=str(get("slr.casework_system")),
+                       validation=str(get("slr.validation")), crossval_folds=int(get("slr.crossval.folds")),
+                       crossval_seed=int(get("slr.crossval.seed")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -125,6 +143,8 @@ class Settings:
                      casework_system=self.casework_system)
         else:
             d.update(paper_seed=self.paper_seed)
+        if self.validation == "crossval":   # only then: a four_pools system's JSON (and SHA-256) is unchanged
+            d["crossval"] = {"folds": self.crossval_folds, "seed": self.crossval_seed}
         return d
 
     @classmethod
@@ -143,4 +163,7 @@ class Settings:
         kw.update({name: str(d[name]) for name in ("bounds", "casework_system") if name in d})
         ci = d.get("case_interval") or {}     # a system saved before issue 21 has no case interval: n = 0
         kw.update(case_interval_n=int(ci.get("n", 0)), case_interval_seed=int(ci.get("seed", DEFAULTS["case_interval"]["seed"])))
+        cv = d.get("crossval")                # only a crossval system records it (to_dict)
+        if cv:
+            kw.update(validation="crossval", crossval_folds=int(cv["folds"]), crossval_seed=int(cv["seed"]))
         return cls(**kw)

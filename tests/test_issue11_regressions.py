@@ -84,8 +84,8 @@ def test_default_config_is_announced_and_print_config_shows_origins(tmp_path):
     lines = {line.split("=")[0].strip(): line for line in r.stdout.splitlines() if "=" in line}
     assert lines["seed"].endswith("# --set") and "= 5" in lines["seed"]
     assert lines["training.data_mode"].endswith("# file configs/uadfv_sbi.yaml")
-    assert lines["model.input_size"].endswith("# base configs/uadfv.yaml")
-    assert lines["slr.bootstrap.n"].endswith("# default")
+    assert lines["split.person_map"].endswith("# base configs/uadfv.yaml")
+    assert lines["slr.bootstrap.n"].endswith("# default") and lines["model.input_size"].endswith("# default")
 
 
 @pytest.mark.slow

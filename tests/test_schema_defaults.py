@@ -111,3 +111,84 @@ def test_the_walk_finds_literal_dataclass_and_option_defaults(tmp_path):
                    "    p.add_argument('--seed', type=int, default=1024)\n    p.add_argument('--x', default=None)\n")
     found = literal_defaults([bad])
     assert len(found) == 2 and ":6: field model = 'kde'" in found[0] and ":12: '--seed' default=1024" in found[1]
+
+
+# ------------------------------------------------------------------ the whole project: copies of a schema default
+def _value(node: ast.expr | None):
+    """The literal a default spells (numbers, strings, bools, tuples and lists of them), else None."""
+    try:
+        value = ast.literal_eval(node) if node is not None else None
+    except ValueError:
+        return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _names(key: schema.K) -> set[str]:
+    """The names a copy of ``key`` goes by: each run of its dotted parts joined by ``_`` (slr.bootstrap.n:
+    slr, bootstrap, n, bootstrap_n, slr_bootstrap, slr_bootstrap_n)."""
+    parts = key.name.split(".")
+    return {"_".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+
+
+_BY_LEAF: dict[str, list[schema.K]] = {}
+for _k in schema.KEYS:
+    if _k.default is not schema.UNSET:
+        for _n in _names(_k):
+            _BY_LEAF.setdefault(_n, []).append(_k)
+
+
+def _same(value, default) -> bool:
+    norm = list(default) if isinstance(default, tuple) else default
+    return value == norm and isinstance(value, bool) == isinstance(norm, bool)
+
+
+def _defaults_written(path):
+    """(line, name, value) of each dataclass field and ``add_argument`` option with a literal default."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+            for f in node.body:
+                if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name):
+                    yield f.lineno, f.target.id, _value(f.value)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+            dest = [k.value.value for k in node.keywords if k.arg == "dest" and isinstance(k.value, ast.Constant)]
+            flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else ""
+            name = dest[0] if dest else str(flag).lstrip("-").replace("-", "_")
+            for k in node.keywords:
+                if k.arg == "default":
+                    yield node.lineno, name, _value(k.value)
+
+
+def copied_schema_defaults(files=None) -> list[str]:
+    """Dataclass fields and command-line options whose own default equals the schema default of a key
+    they are named after (a second copy that would silently disagree once the schema changes)."""
+    bad = []
+    for path in files or project_files() + sorted((REPO / "benchmarks").glob("*.py")) + [REPO / "run_experiments.py"]:
+        for line, name, value in _defaults_written(path):
+            if value is None or value == "":
+                continue
+            keys = [k.name for k in _BY_LEAF.get(name, []) if _same(value, k.default)]
+            if keys:
+                where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+                bad.append(f"{where}:{line}: {name} = {value!r} copies the schema default of {', '.join(keys)}")
+    return bad
+
+
+def test_no_dataclass_field_or_option_copies_a_schema_default():
+    assert copied_schema_defaults() == []
+
+
+def test_the_walk_finds_a_copied_field_or_option_default(tmp_path):
+    """A planted copy is reported (a field named after a key's last part, an option after a run of its
+    parts, a tuple against a list default); a differing value, None and an unrelated name are not."""
+    bad = tmp_path / "planted.py"
+    bad.write_text("from dataclasses import dataclass\n\n\n@dataclass\nclass S:\n    upscale: str = 'linear'\n"
+                   "    jpeg_quality: tuple = (50, 95)\n    frames: int = 13\n    rank: int = 0\n"
+                   "    persons: int | None = None\n\n\ndef f(p):\n"
+                   "    p.add_argument('--bootstrap-n', type=int, default=1000)\n"
+                   "    p.add_argument('--n', dest='bootstrap', type=int, default=1000)\n")
+    found = copied_schema_defaults([bad])
+    assert len(found) == 4, found
+    assert ":6: upscale = 'linear'" in found[0] and "robustness.upscale" in found[0]
+    assert ":7: jpeg_quality = [50, 95]" in found[1] and "demo.jpeg_quality" in found[1]
+    assert ":14: bootstrap_n = 1000" in found[2] and "slr.bootstrap.n" in found[2]
+    assert ":15: bootstrap = 1000" in found[3]
