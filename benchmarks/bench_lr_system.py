@@ -92,7 +92,7 @@ def _time_run_scores(args, calib, test, parts: dict) -> float:
     return t_run
 
 
-def main(argv=None) -> int:
+def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--items", type=int, default=10_000, help="frames in calib and in test (each)")
     p.add_argument("--bootstrap", type=int, default=schema.BY_NAME["slr.bootstrap.n"].default)
@@ -100,7 +100,11 @@ def main(argv=None) -> int:
                    default=schema.BY_NAME["slr.model"].default)
     p.add_argument("--naive", type=int, default=20, help="resamples of the plain-loop reference")
     p.add_argument("--case-n", type=int, default=200, help="refits of the case-interval bootstrap")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
     import logging
     logging.basicConfig(level=logging.WARNING)
     rng = np.random.default_rng(0)
