@@ -223,6 +223,13 @@ KEYS: tuple[K, ...] = (
     K("model.variant", "str", UNSET, "efficientnet(_lstm) only: b0..b7"),
     K("model.depth", "int", UNSET, "resnet only: 18 | 34 | 50", choices=(18, 34, 50)),
     K("model.dropout", ("float", "null"), UNSET, "dropout before the head (detector's own default if unset)", lo=0, hi=1),
+    K("model.key_map", ("map", "null"), None, "a PyTorch checkpoint of another layout (e.g. DeepfakeBench): "
+      "{their key prefix: our prefix, or null to drop}; null = our own key names"),
+    K("model.provenance.source", ("str", "null"), None, "external/published weights: where they come from (URL, paper)"),
+    K("model.provenance.licence", ("str", "null"), None, "external/published weights: their licence"),
+    K("model.provenance.notice", ("path", "null"), None, "external/published weights: the NOTICE file kept with them"),
+    K("model.provenance.training_data", ("str", "null"), None,
+      "external/published weights: their training data, as their authors state it"),
     K("model.margin", "float", UNSET, "srm only: additive angular margin of the head", lo=0),
     K("model.scale", "float", UNSET, "srm only: logit scale of the head", lo=0),
     K("model.window.length", "int", 5, "video detectors: N consecutive sampled frames per window", lo=1),
@@ -261,6 +268,15 @@ KEYS: tuple[K, ...] = (
     K("model.ssaaformer.dropout", "float", 0.0, "SSAAFormer: dropout", lo=0, hi=1),
     K("model.ssaaformer.fidelity_weight", "float", 1.0, "SSAAFormer: weight of the fidelity head's MSE", lo=0),
     # ------------------------------------------------------------------------------------ training (03)
+    K("training.mode", "str", "train", "stage 03: train (SGD on train, best epoch on val) | external (the "
+      "pretrained detector as it is, no training) | probe (frozen pretrained backbone, logistic head fitted on "
+      "train + val persons)", choices=("train", "external", "probe")),
+    K("training.probe.C_grid", "list", [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "probe: inverse L2 strengths tried "
+      "(scikit-learn LogisticRegression C, standardised features)", items="float", lo=0),
+    K("training.probe.folds", "int", 5, "probe: person-grouped CV folds choosing C (by log loss)", lo=2),
+    K("training.probe.frames_per_video", ("int", "null"), None, "probe: frames per video of train + val (null = all)",
+      lo=1),
+    K("training.probe.max_iter", "int", 5000, "probe: LogisticRegression iterations (lbfgs)", lo=1),
     K("training.epochs", "int", 20, "training epochs", lo=1),
     K("training.batch_size", "int", 32, "global batch size (divided among torchrun processes)", lo=1),
     K("training.num_workers", "int", 2, "DataLoader worker processes (0 = main process)", lo=0),
