@@ -114,6 +114,29 @@ def _degradations_check(value) -> str | None:
     return None
 
 
+_EXTERNAL_KEYS = ("name", "root", "input", "person_regex", "max_frames")
+
+
+def _external_check(value) -> str | None:
+    names = set()
+    for i, e in enumerate(value or []):
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("root"), str):
+            return f"item {i} must be a mapping with 'name' and 'root' (texts), got {e!r}"
+        bad = sorted(set(e) - set(_EXTERNAL_KEYS))
+        if bad:
+            return f"item {i} has unknown key(s) {bad}; allowed: {list(_EXTERNAL_KEYS)}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", e["name"]) or e["name"] in names:
+            return f"item {i}: name {e['name']!r} must be unique and use only letters, digits, '_', '.', '-'"
+        names.add(e["name"])
+        mf = e.get("max_frames")
+        if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 1):
+            return f"item {i}: max_frames must be an integer >= 1 or null, got {mf!r}"
+        for k in ("input", "person_regex"):
+            if e.get(k) is not None and not isinstance(e[k], str):
+                return f"item {i}: {k} must be a text or null, got {e[k]!r}"
+    return None
+
+
 def _ratios_check(value) -> str | None:
     if any(r <= 0 for r in value):
         return f"every ratio must be > 0, got {value}"
@@ -154,6 +177,13 @@ KEYS: tuple[K, ...] = (
       "validation criteria (Meuwly, Ramos & Haraksim 2017): {characteristic, metric, max or min[, level]}; pass if "
       "value <= max (>= min)",
       check=_criteria_check),
+    # ------------------------------------------------------------------------------------ generalisation (15b)
+    K("validation.external", "list", [],
+      "external data sets the LR system never saw, scored with the saved system (stage 15b): a list of {name, root "
+      "(<root>/<real|fake>/frames/<video>/*.png, as stage 01 writes), input (optional: <input>/<real|fake>/ videos "
+      "or images that stage 01 crops into root with this run's preprocessing options; also the JPEG quality's "
+      "source), person_regex (optional; null -> the UADFV rule), max_frames (optional, seeded)}",
+      check=_external_check),
     # ------------------------------------------------------------------------------------ casework (evidence.py)
     K("evidence.output", "path", "${output_dir}/evidence",
       "folder holding the case folders <input name>_<first 12 hex of its SHA-256>/ (--output overrides)"),
@@ -206,7 +236,8 @@ KEYS: tuple[K, ...] = (
     K("split.unit", "str", "person", "unit of splitting: person | video | frame (frame = the paper's leaky split)",
       choices=("person", "video", "frame")),
     K("split.ratios", "list", [0.45, 0.15, 0.25, 0.15],
-      "3 values: train, val, test (the paper); 4 values: train, val, calib, test", items="float", length=(3, 4),
+      "2 values: calib, test (detector trained elsewhere; with slr.validation crossval every person is validated); "
+      "3 values: train, val, test (the paper); 4 values: train, val, calib, test", items="float", length=(2, 3, 4),
       lo=0, hi=1, check=_ratios_check),
     K("split.seed", "int", "${seed}", "shuffle seed; the same seed gives the same file"),
     K("split.person_map", ("path", "null"), None, "CSV video_id,person or JSON {video_id: person}; null -> person_regex"),
@@ -223,6 +254,13 @@ KEYS: tuple[K, ...] = (
     K("model.variant", "str", UNSET, "efficientnet(_lstm) only: b0..b7"),
     K("model.depth", "int", UNSET, "resnet only: 18 | 34 | 50", choices=(18, 34, 50)),
     K("model.dropout", ("float", "null"), UNSET, "dropout before the head (detector's own default if unset)", lo=0, hi=1),
+    K("model.key_map", ("map", "null"), None, "a PyTorch checkpoint of another layout (e.g. DeepfakeBench): "
+      "{their key prefix: our prefix, or null to drop}; null = our own key names"),
+    K("model.provenance.source", ("str", "null"), None, "external/published weights: where they come from (URL, paper)"),
+    K("model.provenance.licence", ("str", "null"), None, "external/published weights: their licence"),
+    K("model.provenance.notice", ("path", "null"), None, "external/published weights: the NOTICE file kept with them"),
+    K("model.provenance.training_data", ("str", "null"), None,
+      "external/published weights: their training data, as their authors state it"),
     K("model.margin", "float", UNSET, "srm only: additive angular margin of the head", lo=0),
     K("model.scale", "float", UNSET, "srm only: logit scale of the head", lo=0),
     K("model.window.length", "int", 5, "video detectors: N consecutive sampled frames per window", lo=1),
@@ -261,6 +299,15 @@ KEYS: tuple[K, ...] = (
     K("model.ssaaformer.dropout", "float", 0.0, "SSAAFormer: dropout", lo=0, hi=1),
     K("model.ssaaformer.fidelity_weight", "float", 1.0, "SSAAFormer: weight of the fidelity head's MSE", lo=0),
     # ------------------------------------------------------------------------------------ training (03)
+    K("training.mode", "str", "train", "stage 03: train (SGD on train, best epoch on val) | external (the "
+      "pretrained detector as it is, no training) | probe (frozen pretrained backbone, logistic head fitted on "
+      "train + val persons)", choices=("train", "external", "probe")),
+    K("training.probe.C_grid", "list", [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "probe: inverse L2 strengths tried "
+      "(scikit-learn LogisticRegression C, standardised features)", items="float", lo=0),
+    K("training.probe.folds", "int", 5, "probe: person-grouped CV folds choosing C (by log loss)", lo=2),
+    K("training.probe.frames_per_video", ("int", "null"), None, "probe: frames per video of train + val (null = all)",
+      lo=1),
+    K("training.probe.max_iter", "int", 5000, "probe: LogisticRegression iterations (lbfgs)", lo=1),
     K("training.epochs", "int", 20, "training epochs", lo=1),
     K("training.batch_size", "int", 32, "global batch size (divided among torchrun processes)", lo=1),
     K("training.num_workers", "int", 2, "DataLoader worker processes (0 = main process)", lo=0),
@@ -398,6 +445,13 @@ KEYS: tuple[K, ...] = (
     K("slr.calibration", "str", "none", "sound: none | pav | logistic, fitted on val/calib",
       choices=("none", "pav", "logistic")),
     K("slr.video_level", "bool", True, "also video-level results (video score = mean frame score)"),
+    K("slr.validation", "str", "four_pools",
+      "sound: four_pools (LR system fitted on calib, validated on test) | crossval (every person of calib and test "
+      "validated: person-grouped folds, each fold's LLRs from a system fitted on the other folds; the saved system "
+      "is fitted on all of them; for a detector that never saw these persons; slr/crossval.py)",
+      choices=("four_pools", "crossval")),
+    K("slr.crossval.folds", "int", 5, "crossval: person-grouped folds of the cross-validation", lo=2),
+    K("slr.crossval.seed", "int", "${seed}", "crossval: seed of the fold assignment"),
     # ------------------------------------------------------------------------------------ robustness (15)
     K("robustness.enabled", "bool", True, "stage 15: LRs of degraded test faces"),
     K("robustness.degradations", "map",

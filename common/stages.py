@@ -26,7 +26,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Stage:
-    id: str                    # "00" .. "16", "03a", "04b"
+    id: str                    # "00" .. "16", "03a", "04b", "15b"
     folder: str                # output folder: <output_dir>/<folder>
     script: str                # relative to the repository root
     config_keys: tuple         # config sections/keys the stage reads (fingerprinted)
@@ -43,7 +43,7 @@ class Stage:
 
 
 _ALL_BEFORE_REPORT = ("00", "01", "02", "03a", "03", "04", "04b", "05", "06", "07", "08", "09", "10", "11", "12",
-                      "13", "14", "15")
+                      "13", "14", "15", "15b")
 
 STAGES: tuple[Stage, ...] = (
     Stage("00", "00_demo_videos", "preprocessing/00_make_demo_videos.py", ("seed", "demo"),
@@ -88,6 +88,10 @@ STAGES: tuple[Stage, ...] = (
            "training.normalization", "training.data_mode", "training.eval_mode", "split.file", "dataset",
            "preprocessing"), ("01", "02", "03", "04", "08", "10"), ("dataset.root",),
           enabled_key="robustness.enabled", title="Robustness under degraded images (stage 15)", resumable=True),
+    Stage("15b", "15b_generalisation", "evaluation/15b_generalisation.py",
+          ("seed", "device", "validation", "slr.bootstrap", "model", "features", "training.normalization",
+           "training.data_mode", "training.eval_mode", "preprocessing"), ("03", "04", "10", "15"),
+          enabled_key="validation.external", title="Generalisation to external data (stage 15b)"),
     Stage("16", "16_report", "evaluation/16_report.py", ("experiment", "report"), _ALL_BEFORE_REPORT,
           title="Report (stage 16)"),
 )

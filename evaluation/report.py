@@ -195,9 +195,22 @@ def classifier_metrics(run: Run, split: str = "test") -> dict:
 
 
 # ------------------------------------------------------------------------------------------ LR validation
+EXTERNAL = "external: "   # pool prefix of stage 15b's external sets (generalisation rows)
+
+
+def external_pools(run: Run) -> dict[str, dict]:
+    """``{"external: <name>": set block}`` of stage 15b (issue 18 item 8); empty without it."""
+    sets = run.summary("15b").get("sets")
+    return {EXTERNAL + str(k): v for k, v in sets.items() if isinstance(v, dict)} if isinstance(sets, dict) else {}
+
+
 def lr_block(run: Run, pool: str, level: str) -> dict:
     """The figures of one pool at one level: stage 10's summary block (``levels.<level>.<pool>``,
-    with ``ci95``) when present, else the values the stages 11-14 summaries hold (no intervals)."""
+    with ``ci95``) when present, else the values the stages 11-14 summaries hold (no intervals);
+    an external set's block from stage 15b (``pool`` = ``"external: <name>"``)."""
+    if pool.startswith(EXTERNAL):
+        blk = (external_pools(run).get(pool) or {}).get("levels", {}).get(level)
+        return dict(blk) if isinstance(blk, dict) else {}
     s10 = run.summary("10")
     blk = ((s10.get("levels") or {}).get(level) or {}).get(pool) if isinstance(s10.get("levels"), dict) else None
     if isinstance(blk, dict) and "cllr" in blk:
@@ -256,10 +269,11 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
     for c in criteria or []:                  # checked when the config was loaded (common/schema.py)
         metric = str(c["metric"])
         what, graph, _ = METRICS[metric]
-        for pool in POOL_ORDER:
+        ext = external_pools(run)
+        for pool in POOL_ORDER + tuple(ext):
             for level in ([c["level"]] if c.get("level") else list(LEVELS)):
                 blk = lr_block(run, pool, level)
-                if level == "video" and not blk and not c.get("level"):
+                if (level == "video" and not blk and not c.get("level")) or (pool in ext and metric not in blk):
                     continue
                 value = _num(blk.get(metric))
                 ci = (blk.get("ci95") or {}).get(metric)
@@ -273,8 +287,11 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                 decision = "not available" if ok is None else ("pass" if ok else "fail")
                 if degenerate and decision == "pass":
                     decision = "not passed (degenerate system)"
-                rows.append({"characteristic": c.get("characteristic", what), "metric": metric, "level": level,
-                             "pool": pool, "graphical": graph, "criterion": crit, "value": value,
+                e = ext.get(pool)
+                rows.append({"characteristic": f"generalisation ({what})" if e else c.get("characteristic", what),
+                             "metric": metric, "level": level, "graphical": graph,
+                             "pool": f"{pool} ({e['n_accepted']} of {e['n_items']} frames accepted by the conditions "
+                                     f"check)" if e else pool, "criterion": crit, "value": value,
                              "interval": [lo, hi] if lo is not None else None, "judged_value": end,
                              "basis": ("pessimistic end of the 95 % interval" if lo is not None else
                                        "point value (no interval)"), "decision": decision})
@@ -555,6 +572,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
     h.append("<h2>Validation data</h2><p>Persons, videos and frames per pool and class (stage 10's input). "
              "<i>train</i> and <i>val</i> are detector-training data, shown as diagnostics only; the LR system is "
              "fitted on <i>calib</i> (its figures are those of cross-fitted LLRs) and validated on <i>test</i>.</p>")
+    if s10.get("crossval"):
+        h.append(f"<div class='banner' id='crossval-note'><b>Cross-validated.</b> {esc(s10['crossval']['note'])}</div>")
     h.append(counts_html(run))
     h.append("<h2>Validation matrix</h2><p>In the form of Meuwly, Ramos and Haraksim (2017). Each result has its "
              "95 % person-cluster bootstrap interval; the decision is taken on the interval's pessimistic end "
@@ -607,6 +626,8 @@ def render(run: Run, cfg: Config, compare: list[Run] = ()) -> tuple[str, dict]:
         h.append(stage_block(run, sid))
 
     h.append(robustness_html(run))
+    if external_pools(run):      # stage 15b: the generalisation rows' data
+        h.append(stage_block(run, "15b"))
 
     if compare:
         runs = [run] + list(compare)

@@ -1,8 +1,9 @@
 """Stage 02: write the split file (train/val/test, or train/val/calib/test) of a DeepfakeBench-layout dataset.
 
 Reads ``dataset.root`` (``<root>/<real|fake>/frames/<video_id>/*.png``) and the ``split`` section
-(unit person | video | frame; ratios: three values = train/val/test (the paper protocol), four =
-train/val/calib/test (the validated LR system); seed; person_map / person_regex). The summary
+(unit person | video | frame; ratios: two values = calib/test (a detector trained elsewhere: every
+person for the LR system), three = train/val/test (the paper protocol), four = train/val/calib/test
+(the validated LR system); seed; person_map / person_regex). The summary
 gives persons, videos and frames per pool and class. Writes ``split.file``
 (DeepfakeBench-compatible JSON with a ``meta`` entry), ``<split>_leakage.json`` beside it, and in
 ``<output_dir>/02_split/``: ``summary.json`` and ``split_counts.png``. A person split that leaks is

@@ -163,19 +163,24 @@ def split_counts(n: int, ratios: Sequence[float]) -> list[int]:
     return [int(c) for c in counts]
 
 
+LR_ONLY = ("calib", "test")   # two ratios: no detector-training pools (a detector trained elsewhere)
+
+
 def pools_for_ratios(ratios: Sequence) -> tuple[str, ...]:
-    """Three ratios: the paper's train/val/test; four: train/val/calib/test."""
-    return SPLITS if len(ratios) == 3 else POOLS
+    """Two ratios: calib/test (every person for the LR system); three: the paper's train/val/test;
+    four: train/val/calib/test."""
+    return {2: LR_ONLY, 3: SPLITS}.get(len(ratios), POOLS)
 
 
 def _check_ratios(ratios) -> tuple[float, ...]:
-    what = ("three (train, val, test: the paper protocol) or four (train, val, calib, test: the validated "
-            "LR system) non-negative numbers with a positive sum")
+    what = ("two (calib, test: a detector trained elsewhere, every person for the LR system), three (train, val, "
+            "test: the paper protocol) or four (train, val, calib, test: the validated LR system) non-negative "
+            "numbers with a positive sum")
     try:
         r = tuple(float(x) for x in ratios)
     except (TypeError, ValueError):
         raise InputError(f"split.ratios must be {what}, got {ratios!r}") from None
-    if len(r) not in (3, 4) or any(not np.isfinite(x) or x < 0 for x in r) or sum(r) <= 0:
+    if len(r) not in (2, 3, 4) or any(not np.isfinite(x) or x < 0 for x in r) or sum(r) <= 0:
         raise InputError(f"split.ratios must be {what}, got {list(ratios)!r}")
     s = sum(r)
     return tuple(x / s for x in r)

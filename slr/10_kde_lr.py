@@ -9,12 +9,15 @@ re-fitted on each split). Reads slr.scores_dir; writes <output_dir>/10_kde_lr/ (
 The system records the calib data's conditions (common.conditions.pool_conditions: image and face
 size, JPEG quality, blockiness, frames per video, track length, from stage 01's manifest and the
 source frames) for casework to compare questioned items with.
+slr.validation = crossval (slr/crossval.py): every person of calib (+ test) is validated out of fold
+(slr.crossval.folds person-grouped folds); the saved system is fitted on all of them.
 """
 import sys
 
 from common.cli import run_stage
 from common.conditions import pool_conditions
 from slr._stage import centroid, data_note, read_pool_scores
+from slr.crossval import lr_data
 from slr.pipeline import Settings, stage10
 
 
@@ -31,7 +34,8 @@ def main(cfg, args, out):
     settings = Settings.from_config(cfg)
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
-    conditions = calib_data_conditions(cfg, sets) if settings.protocol == "sound" else None
+    lr_sets = {"calib": lr_data(sets)} if settings.validation == "crossval" else sets   # crossval: all LR persons
+    conditions = calib_data_conditions(cfg, lr_sets) if settings.protocol == "sound" else None
     _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
                          note=data_note(cfg))
     sysb = summary["system"]

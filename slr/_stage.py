@@ -28,8 +28,8 @@ def feature_dumps(cfg: Config) -> dict:
     features_dir = cfg.path("slr.features_dir")
     split_file = cfg.path("slr.split_file")
     listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
-    # train/val/test always; other pools when dumped and (if the split file is there) listed in it
-    pools = tuple(p for p in POOLS if p in SPLITS or ((features_dir / p).is_dir() and p in listed))
+    # train/val/test always (those the split file lists); other pools when dumped and listed
+    pools = tuple(p for p in POOLS if (p in SPLITS and p in listed) or ((features_dir / p).is_dir() and p in listed))
     return load_split_dumps(features_dir, pools)
 
 

@@ -132,11 +132,11 @@ def _cv_table(table: dict) -> dict:
             "score": np.asarray(table["cv_loglik"], float).tolist()}
 
 
-def _check_sets(sets: dict[str, ScoreSet], what: str, protocol: str = "paper") -> None:
+def _check_sets(sets: dict[str, ScoreSet], what: str, protocol: str = "paper", need_test: bool = True) -> None:
     if protocol == "sound":
         if "calib" not in sets:
             raise InputError(f"{what}: no calib pool: {NO_CALIB}")
-        if "test" not in sets:
+        if "test" not in sets and need_test:   # crossval (slr/crossval.py): test is optional
             raise InputError(f"{what}: no test pool; the sound protocol needs calib and test scores")
         for s in pools_of(sets):
             check_scores(sets[s].scores, sets[s].labels, sets[s].source or f"{what} [{s}]")
@@ -356,7 +356,7 @@ def _describe(x: np.ndarray) -> dict:
 
 def stage09(sets: dict[str, ScoreSet], out: Path, settings: Settings, note: str = "") -> dict:
     """Score distributions per pool and hypothesis: violins, densities, n / mean / std."""
-    _check_sets(sets, "scores", settings.protocol)
+    _check_sets(sets, "scores", settings.protocol, need_test=settings.validation != "crossval")
     pools = pools_of(sets) if settings.protocol == "sound" else list(SPLITS)
     levels = {"frame": sets}
     skipped = {}
@@ -452,7 +452,11 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
     """Fit the protocol's LR system; write per pool ``<pool>_lr.csv`` (and ``<pool>_video_lr.csv``),
     the bandwidth search, the densities, the LLR curve, the LLR histograms and ``summary.json``;
     under sound also the LR system (``out/<system_dir>``, or ``system_dir`` if absolute)."""
-    levels, skipped, system = fit_all(sets, settings, score_spec, centroid, conditions)
+    if settings.validation == "crossval":   # every person validated out of fold (slr/crossval.py)
+        from .crossval import fit_all as fit_crossval
+        levels, skipped, system = fit_crossval(sets, settings, score_spec, centroid, conditions)
+    else:
+        levels, skipped, system = fit_all(sets, settings, score_spec, centroid, conditions)
     tail = f" [{note}]" if note else ""
     for lv, r in levels.items():
         r.note = note
@@ -501,7 +505,12 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
                "pools": levels["frame"].pools, "labels": {p: pool_label(p, settings.protocol)
                                                           for p in levels["frame"].pools},
                "levels": ev, "system": _system_block(levels, settings, system), "skipped": skipped,
-               "counts": {p: sets[p].counts() for p in levels["frame"].pools}}
+               "counts": {p: sets[p].counts() for p in levels["frame"].pools if p in sets}}
+    if system is not None and "crossval" in system.validation:
+        summary["crossval"] = system.validation["crossval"]
+        summary["counts"]["test"] = summary["counts"]["calib"] = system.pools["calib"]
+        for blocks in ev.values():
+            blocks["test"]["role"] = summary["crossval"]["note"]
     if settings.protocol == "paper":
         summary["paper_notes"] = ("llr = the paper's KDE LR (KDEs re-fitted on each split's own scores); "
                                   "eer is the correctly interpolated EER, paper_eer the paper's code; "
@@ -509,7 +518,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
                                   "standard ELUB of that split's own LLRs (not applied), paper_elub = the code's "
                                   "hard-coded fallback")
     if system is not None and system_dir is not None:
-        system.validation = {"levels": ev, "note": note, "protocol": "sound"}
+        system.validation = {**system.validation, "levels": ev, "note": note, "protocol": "sound"}
         if note:
             system.conditions["data_note"] = note
         target = Path(system_dir) if Path(system_dir).is_absolute() else out / system_dir

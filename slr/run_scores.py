@@ -2,6 +2,7 @@
 
     python -m slr.run_scores --scores-dir DIR --output-dir OUT [--protocol sound|paper]
         [--model kde|logistic|isotonic] [--calibration none|pav|logistic] [--bootstrap N] [--seed S]
+        [--validation four_pools|crossval] [--crossval-folds K]
 
 Columns of every CSV: ``score`` and ``label`` (0 = real = Hp, 1 = fake = Hd), optional ``video_id``
 (video-level results; frames of one video are dependent) and ``person_id`` (the unit of the
@@ -12,6 +13,10 @@ found on calib).
 - ``--protocol sound`` (default): ``DIR/calib.csv`` and ``DIR/test.csv`` are required,
   ``DIR/train.csv`` and ``DIR/val.csv`` optional (reported as diagnostics). The LR system is fitted
   on calib only (docs/slr.md, sound protocol v2); persons must be disjoint across the files.
+- ``--validation crossval`` (sound): every person of ``calib.csv`` (and ``test.csv``, optional) is
+  validated out of fold (person-grouped ``--crossval-folds`` folds, seed ``--seed``), the saved
+  system is fitted on all of them (slr/crossval.py); ``test`` in the summary = the pooled
+  out-of-fold LLRs.
 - ``--protocol paper``: ``DIR/train.csv``, ``DIR/val.csv``, ``DIR/test.csv`` as in the paper's code.
 
 OUT receives ``summary.json`` (levels.<level>.<pool>.{n_hp, ..., ci95}, system.{bounds_log10,
@@ -34,7 +39,7 @@ from common.io import InputError, atomic_dir
 
 from .io import read_score_dir
 from .pipeline import SOUND_OPTIONAL, SOUND_REQUIRED, run_scores
-from .settings import CALIBRATIONS, MODELS, PROTOCOLS, Settings
+from .settings import CALIBRATIONS, MODELS, PROTOCOLS, VALIDATIONS, Settings
 
 
 def _check_output_dir(out: Path) -> None:
@@ -78,6 +83,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bootstrap", type=int, default=1000, help="person-cluster bootstrap resamples (0 = no intervals)")
     p.add_argument("--seed", type=int, default=1024, help="seed of the folds and of the bootstrap")
     p.add_argument("--no-video-level", action="store_true", help="skip video-level results")
+    p.add_argument("--validation", choices=VALIDATIONS, default="four_pools",
+                   help="sound: four_pools (fit on calib.csv, validate on test.csv) or crossval (every person of "
+                        "calib.csv [+ test.csv] validated out of fold; slr/crossval.py)")
+    p.add_argument("--crossval-folds", type=int, default=5, help="crossval: person-grouped folds")
     return p.parse_args(argv)
 
 
@@ -87,7 +96,8 @@ def main(argv=None) -> int:
     try:
         settings = Settings(protocol=args.protocol, calibration=args.calibration, seed=args.seed,
                             video_level=not args.no_video_level, model=args.model,
-                            crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed)
+                            crossfit_folds=args.crossfit_folds, bootstrap_n=args.bootstrap, bootstrap_seed=args.seed,
+                            validation=args.validation, crossval_folds=args.crossval_folds, crossval_seed=args.seed)
         out = Path(args.output_dir).resolve()
         _check_apart(Path(args.scores_dir).resolve(), out)
         if args.protocol == "sound":
@@ -95,7 +105,9 @@ def main(argv=None) -> int:
             if scores_dir.is_dir() and not (scores_dir / "calib.csv").is_file():
                 from .pipeline import NO_CALIB
                 raise InputError(f"{scores_dir / 'calib.csv'}: score file not found; {NO_CALIB}")
-            sets = read_score_dir(args.scores_dir, SOUND_REQUIRED, SOUND_OPTIONAL, disjoint=True)
+            cv = args.validation == "crossval"   # crossval: test.csv optional, pooled with calib.csv
+            sets = read_score_dir(args.scores_dir, ("calib",) if cv else SOUND_REQUIRED,
+                                  SOUND_OPTIONAL + (("test",) if cv else ()), disjoint=True)
         else:
             sets = read_score_dir(args.scores_dir)
         _check_output_dir(out)

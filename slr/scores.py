@@ -257,7 +257,8 @@ def pool_scores(dumps: dict[str, FeatureDump], score: str = "cosine_centroid", b
     centroid = None
     if score == "cosine_centroid":
         if centroid_pool not in dumps:
-            raise InputError(f"no '{centroid_pool}' features: the centroid is fitted on the training split")
+            raise InputError(f"no '{centroid_pool}' features: the centroid is fitted on the training split; a split "
+                             f"without one (split.ratios [calib, test]) needs slr.score logit or fake_probability")
         check_dims(dumps)
         centroid = real_centroid(dumps[centroid_pool], batch_size)
     out = {}

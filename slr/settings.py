@@ -11,6 +11,7 @@ PROTOCOLS = ("sound", "paper")
 CALIBRATIONS = ("none", "pav", "logistic")
 MODELS = ("kde", "logistic", "isotonic")
 SCORES = ("cosine_centroid", "logit", "fake_probability")
+VALIDATIONS = ("four_pools", "crossval")
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Settings:
     crossfit_folds: int = 5
     bootstrap_n: int = 1000
     bootstrap_seed: int = 1024
+    validation: str = "four_pools"   # sound: four_pools (test pool) | crossval (slr/crossval.py)
+    crossval_folds: int = 5
+    crossval_seed: int = 1024
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -45,6 +49,14 @@ class Settings:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
         if self.score not in SCORES:
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
+        if self.validation not in VALIDATIONS:
+            raise ConfigError(f"slr.validation must be one of {VALIDATIONS}, got {self.validation!r}")
+        if self.validation == "crossval" and self.protocol != "sound":
+            raise ConfigError("slr.validation = crossval needs slr.protocol = sound (the paper protocol has no "
+                              "cross-validated variant)")
+        if int(self.crossval_folds) < 2:
+            raise ConfigError(f"slr.crossval.folds must be >= 2, got {self.crossval_folds}")
+        self.crossval_folds, self.crossval_seed = int(self.crossval_folds), int(self.crossval_seed)
         self.grid = np.asarray(self.grid, dtype=float)
         if self.grid.ndim != 1 or len(self.grid) < 2 or not np.all(self.grid > 0):
             raise ConfigError("slr.bandwidth: the grid needs grid_n >= 2 and 0 < grid_min < grid_max")
@@ -77,7 +89,9 @@ class Settings:
                        paper_seed=int(get("slr.paper_seed")), video_level=bool(get("slr.video_level")),
                        model=str(get("slr.model")), score=str(get("slr.score")),
                        crossfit_folds=int(get("slr.crossfit_folds")),
-                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")))
+                       bootstrap_n=int(get("slr.bootstrap.n")), bootstrap_seed=int(get("slr.bootstrap.seed")),
+                       validation=str(get("slr.validation")), crossval_folds=int(get("slr.crossval.folds")),
+                       crossval_seed=int(get("slr.crossval.seed")))
         except ConfigError as exc:
             raise ConfigError(f"{cfg.source}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -93,6 +107,8 @@ class Settings:
                      bandwidth_scale=self.grid_scale, n_folds=self.n_folds, seed=self.seed)
         else:
             d.update(paper_seed=self.paper_seed)
+        if self.validation == "crossval":   # only then: a four_pools system's JSON (and SHA-256) is unchanged
+            d["crossval"] = {"folds": self.crossval_folds, "seed": self.crossval_seed}
         return d
 
     @classmethod
@@ -106,4 +122,7 @@ class Settings:
                    paper_seed=int(d.get("paper_seed", 42)), video_level=bool(d.get("video_level", True)),
                    model=d.get("model", "kde"), score=d.get("score", "cosine_centroid"),
                    crossfit_folds=int(d.get("crossfit_folds", 5)), bootstrap_n=int(boot.get("n", 1000)),
-                   bootstrap_seed=int(boot.get("seed", 1024)))
+                   bootstrap_seed=int(boot.get("seed", 1024)),
+                   validation="crossval" if "crossval" in d else "four_pools",
+                   crossval_folds=int((d.get("crossval") or {}).get("folds", 5)),
+                   crossval_seed=int((d.get("crossval") or {}).get("seed", 1024)))

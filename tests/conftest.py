@@ -1,5 +1,6 @@
 """Shared fixtures. Real-data tests read UADFV from ../shared/data/UADFV beside the checkout (or
-from $UADFV_ROOT); if it is missing they fail with a clear message rather than skip."""
+from $UADFV_ROOT), the MesoNet weights from ../shared/weights/mesonet (or $MESONET_ROOT); if they are
+missing the tests fail with a clear message rather than skip."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,19 @@ def uadfv_root() -> Path:
     root = uadfv_path()
     if not (root / "real" / "frames").is_dir():
         pytest.fail(f"real UADFV data not found at {root}: put ../shared beside the checkout or set UADFV_ROOT")
+    return root
+
+
+def mesonet_path() -> Path:
+    """The MesoNet authors' published weights and test faces (../shared/weights/mesonet or $MESONET_ROOT)."""
+    return Path(os.environ.get("MESONET_ROOT", REPO.parent / "shared" / "weights" / "mesonet")).resolve()
+
+
+@pytest.fixture(scope="session")
+def mesonet_root() -> Path:
+    root = mesonet_path()
+    if not (root / "weights" / "Meso4_DF.h5").is_file():
+        pytest.fail(f"MesoNet weights not found at {root}: put ../shared beside the checkout or set MESONET_ROOT")
     return root
 
 
@@ -61,7 +75,7 @@ def pytest_collection_modifyitems(config, items):
     """``real_data`` on every test using the real data (uadfv_root / paper_features fixtures); ``slow``
     on the tests of SLOW and on every test using the ``demo`` run. ``make test-fast`` leaves both out."""
     for item in items:
-        if {"uadfv_root", "paper_features"} & set(getattr(item, "fixturenames", ())):
+        if {"uadfv_root", "paper_features", "mesonet_root"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_data)
         if "demo" in getattr(item, "fixturenames", ()):        # a full demo run (minutes on CPU)
             item.add_marker(pytest.mark.slow)

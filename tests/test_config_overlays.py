@@ -36,12 +36,19 @@ CHANGED = {
 # training steps at 128 px, so that its LR system is not degenerate (issue 10)
 DEMO_CHANGED = {"demo.persons": (18, 30), "demo.frames": (6, 8), "preprocessing.frames_per_video": (6, 8),
                 "training.epochs": (3, 15), "training.batch_size": (32, 8), "model.input_size": (256, 128)}
+# issue 18: the UADFV base config probes the MesoNet authors' published MesoInception_DF; the configs
+# built on it that train set training.mode / pretrained_path / slr.score back to what they were
+ISSUE18 = {"model.name": ("srm", "meso_inception4"),
+           "model.pretrained_path": (None, "../shared/weights/mesonet/weights/MesoInception_DF.h5"),
+           "slr.score": ("cosine_centroid", "logit")}
 # keys that issue 12 removed: casework loads the saved LR system instead of rebuilding it from CSVs
 REMOVED = {"evidence.lr_dir", "evidence.scores_dir"}
 # keys new configs set on purpose (issues 12 and 14): stated, not schema defaults
 SET_ON_PURPOSE = {"evidence.population", "evidence.verbal_scale_source", "robustness.criteria", "robustness.seed",
                   "robustness.degradations", "robustness.bootstrap_n",
-                  "slr.score"}   # the demo's LR score (issue 10)
+                  "slr.score",   # the demo's LR score (issue 10)
+                  "training.mode", "model.provenance.source", "model.provenance.licence", "model.provenance.notice",
+                  "model.provenance.training_data"}   # issue 18: published weights and their probe
 
 
 def leaves(d: dict, prefix: str = ""):
@@ -62,6 +69,8 @@ def test_shrunk_config_resolves_to_the_old_values(name):
             assert key not in new, key
         elif name == "demo" and key in DEMO_CHANGED:
             assert (value, new[key]) == DEMO_CHANGED[key], key
+        elif name == "uadfv" and key in ISSUE18:
+            assert (value, new[key]) == ISSUE18[key], key
         elif key in CHANGED:
             before, after = CHANGED[key](name)
             assert (value, new[key]) == (before, after), key
@@ -122,7 +131,7 @@ def test_every_default_is_valid_for_its_own_declaration():
     ("slr.calibration=isotonic", "must be one of none, pav, logistic"),
     ("training.epochs=0", "'training.epochs' must be an integer, >= 1, got 0"),
     ("training.epochs=2.5", "'training.epochs' must be an integer"),
-    ("split.ratios=[0.5, 0.5, 0.1, 0.1, 0.1]", "with 3 or 4 items"),
+    ("split.ratios=[0.5, 0.5, 0.1, 0.1, 0.1]", "with 2 or 3 or 4 items"),
     ("slr.bootstrap.n=-1", "'slr.bootstrap.n' must be an integer, >= 0"),
     ("robustness.degradations={jpg: [50]}", "unknown degradation family 'jpg'; did you mean 'jpeg'?"),
     ("report.criteria=[{metric: cllr}]", "at least 'metric' and 'max' (or 'min')"),
@@ -136,7 +145,7 @@ def test_wrong_type_or_range_is_a_config_error(assignment, message):
 
 def test_new_keys_of_the_session_are_declared_with_their_defaults():
     cfg = load_config(REPO_ROOT / "configs" / "uadfv.yaml")
-    assert cfg.get("slr.model") == "kde" and cfg.get("slr.score") == "cosine_centroid"
+    assert cfg.get("slr.model") == "kde" and cfg.get("slr.score") == "logit"   # the probe's logit (issue 18)
     assert cfg.get("slr.crossfit_folds") == 5 and cfg.get("slr.bootstrap.n") == 1000
     assert cfg.get("slr.bootstrap.seed") == cfg.seed == cfg.get("robustness.seed")
     assert cfg.get("robustness.criteria") == cfg.get("report.criteria")

@@ -117,7 +117,7 @@ def test_xception_imagenet_port_layout_loads(tmp_path):
         assert torch.equal(v, source[k]), k
 
 
-def test_build_from_config():
+def test_build_from_config(mesonet_root):
     det = build_from_config(demo_cfg())
     assert det.name == "meso4" and det.input_size == 128 and det.feature_dim == 16 * 4 * 4   # 16 maps of 128 / 32 px
     det = build_from_config(demo_cfg("model.name=efficientnet", "model.variant=b0", "model.input_size=224"))
@@ -126,7 +126,12 @@ def test_build_from_config():
         build_from_config(demo_cfg("model.depth=18"))            # not an option of meso4
     with pytest.raises(ConfigError, match="model.name"):
         build_from_config(demo_cfg("model.name=nonexistent"))
-    assert build_from_config(load_config("configs/uadfv.yaml")).__class__.__name__ == "SRMDetector"
+    # the UADFV default: the published MesoInception_DF with a linear probe head (issue 18)
+    probe = build_from_config(load_config("configs/uadfv.yaml", [
+        f"model.pretrained_path={mesonet_root / 'weights' / 'MesoInception_DF.h5'}"]))
+    assert probe.__class__.__name__ == "MesoInception4" and len(probe.head) == 1 and probe.feature_dim == 1024
+    paper = ["model.name=srm", "model.pretrained_path=null", "training.mode=train"]
+    assert build_from_config(load_config("configs/uadfv.yaml", paper)).__class__.__name__ == "SRMDetector"
 
 
 def test_registry_is_lazy():

@@ -171,7 +171,7 @@ def test_real_stage_table_is_consistent():
     cfg = load_config("configs/uadfv.yaml")
     decisions, _ = plan(cfg, "00", "16")
     assert decisions[0].stage.name == "00_demo_videos" and not decisions[0].run
-    assert [d.stage.id for d in decisions if not d.run and "not enabled" in d.reason] == ["00", "03a", "04b"]
+    assert [d.stage.id for d in decisions if not d.run and "not enabled" in d.reason] == ["00", "03a", "04b", "15b"]
     fid = load_config("configs/uadfv_deepfidelity.yaml")
     decisions, _ = plan(fid, "03a", "04b")
     assert [d.stage.id for d in decisions] == ["03a", "03", "04", "04b"] and all(d.run for d in decisions)

@@ -21,28 +21,7 @@ from slr.models import IsotonicModel, KDEModel, LogisticModel, group_folds, mono
 from slr.settings import Settings
 from slr.system import LRSystem
 
-from slr_helpers import lir_elub
-
-SP, SV, SF = 0.4, 0.3, 0.5                   # person, video and frame standard deviations of the score
-SD = math.sqrt(SP ** 2 + SV ** 2 + SF ** 2)  # marginal sd of one frame's score
-GRID = np.geomspace(0.05, 3.0, 20)
-
-
-def generate(rng, n_persons, frames=10, sep=1.0, prefix="p") -> ScoreSet:
-    """Persons with a real and a fake video each; score = +-sep + person + video + frame effects, so
-    frames of a video (and the two videos of a person) are correlated. The marginal of one frame is
-    N(+-sep, SD^2); a detector that is overconfident on its own training persons has a larger sep."""
-    s, y, v, p = [], [], [], []
-    for i in range(n_persons):
-        pe = rng.normal(0, SP)
-        for lab in (0, 1):
-            x = (sep if lab == 0 else -sep) + pe + rng.normal(0, SV) + rng.normal(0, SF, frames)
-            s.append(x)
-            y += [lab] * frames
-            v += [f"{prefix}{i}_{'rf'[lab]}"] * frames
-            p += [f"{prefix}{i}"] * frames
-    return ScoreSet(np.concatenate(s), np.array(y), np.array(v), None, f"<{prefix}>", person_ids=np.array(p))
-
+from slr_helpers import GRID, SD, generate, lir_elub
 
 def oracle_llr(x):
     """The exact LLR of one frame under the generator (sep 1): log10 N(x; 1, SD) / N(x; -1, SD)."""

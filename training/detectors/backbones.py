@@ -86,6 +86,14 @@ def load_pretrained(detector: Detector, path, config_key: str = PRETRAINED_KEY) 
         warn_random_init(what, config_key)
         return
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):               # a Keras weight file (published MesoNet)
+        if not hasattr(detector, "load_keras"):
+            raise ValueError(f"{config_key}: '{path}' is a Keras weight file; only meso4 / meso_inception4 "
+                             f"read those, not {what}")
+        if not path.is_file():
+            raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config")
+        detector.load_keras(path, config_key)
+        return
     # who takes a backbone-only file: the detector itself (several backbones) or its backbone
     target = detector if hasattr(detector, "load_external") else getattr(detector, "backbone", None)
     if path.is_file():

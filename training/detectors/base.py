@@ -53,6 +53,16 @@ class Detector(nn.Module):
         return loss, {"loss": float(loss.detach())}
 
 
+def attach_probe_head(detector: Detector) -> Detector:
+    """Replace the detector's head by one linear layer on its ``feature`` (``training.mode: probe``:
+    stage 03 fits it as a logistic regression; every later stage builds the same architecture)."""
+    if not isinstance(getattr(detector, "head", None), nn.Module) or not getattr(detector, "feature_dim", 0):
+        raise ConfigError(f"training.mode=probe: detector '{detector.name}' has no head on a pooled feature to "
+                          f"replace; use a frame detector such as meso_inception4")
+    detector.head = nn.Sequential(nn.Linear(int(detector.feature_dim), 2))
+    return detector
+
+
 def read_state(path: Path, config_key: str) -> dict:
     """State dict stored in ``path`` (bare, or under ``state_dict``/``model``)."""
     try:
@@ -99,6 +109,27 @@ def load_weights(module: nn.Module, path: str | Path, what: str, config_key: str
         raise FileNotFoundError(f"{config_key}: weight file '{path}' does not exist; fix the path in the config "
                                 f"or set it to null to start from random initialisation")
     load_state_strict(module, read_state(path, config_key), path, what, config_key)
+
+
+def load_mapped_state(module: nn.Module, path: str | Path, key_map: dict, config_key: str = "model.key_map") -> None:
+    """Load the PyTorch file ``path`` (another project's layout) with its keys renamed by ``key_map``:
+    ``{their prefix: our prefix}`` (the longest matching prefix wins; ``null`` drops the key), then
+    strictly, like :func:`load_weights`. Keys no prefix matches keep their names."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.pretrained_path: weight file '{path}' does not exist")
+    if not isinstance(key_map, dict) or not all(isinstance(k, str) for k in key_map):
+        raise ConfigError(f"{config_key}: expected a mapping {{their key prefix: our prefix or null}}, got {key_map!r}")
+    prefixes = sorted(key_map, key=len, reverse=True)
+    renamed = {}
+    for key, value in read_state(path, "model.pretrained_path").items():
+        hit = next((p for p in prefixes if key.startswith(p)), None)
+        if hit is None:
+            renamed[key] = value
+        elif key_map[hit] is not None:
+            renamed[str(key_map[hit]) + key[len(hit):]] = value
+    load_state_strict(module, renamed, path, f"detector '{getattr(module, 'name', '?')}' through {config_key}",
+                      config_key)
 
 
 def merge_options(defaults: dict, config_prefix: str, *sources: dict | None) -> dict:

@@ -5,7 +5,10 @@ file; relative paths are taken from the repository root) is passed on, and every
 section is a keyword option of that detector (for example ``model.variant: b0`` for
 ``efficientnet``, ``model.input_size: 256``). A mapping-valued key is a detector's own sub-section
 (``model.lib``, ``model.window``, ``model.ssaaformer``): passed to the detector that takes it,
-skipped by the others. Unknown options are a ConfigError naming the key.
+skipped by the others. Unknown options are a ConfigError naming the key. ``model.key_map``
+(``{their key prefix: our prefix, or null to drop}``) loads a PyTorch checkpoint of another project's
+layout (e.g. a DeepfakeBench checkpoint) into the detector, strictly. With ``training.mode: probe``
+the detector's head is one linear layer on its feature (fitted by stage 03, training/probe.py).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 from common.config import REPO_ROOT, Config, ConfigError
 
 from . import detector_class
-from .base import Detector
+from .base import Detector, attach_probe_head, load_mapped_state
 
 
 def build_from_config(cfg: Config, **overrides) -> Detector:
@@ -31,6 +34,21 @@ def build_from_config(cfg: Config, **overrides) -> Detector:
     if section.get("pretrained_path"):
         p = Path(str(section["pretrained_path"])).expanduser()
         section["pretrained_path"] = p if p.is_absolute() else REPO_ROOT / p
+    key_map = section.pop("key_map", None)
+    section.pop("provenance", None)
+    if key_map:     # another project's checkpoint: build without it, then load it with renamed keys
+        path = section.pop("pretrained_path", None)
+        if not path:
+            raise ConfigError(f"{cfg.source}: model.key_map is set but model.pretrained_path names no file")
+        detector = _build(cfg, name, cls, section)
+        load_mapped_state(detector, path, key_map)
+    else:
+        detector = _build(cfg, name, cls, section)
+    # the linear probe (stage 03, training.mode: probe): the pretrained head gives way to a linear one
+    return attach_probe_head(detector) if cfg.get("training.mode") == "probe" else detector
+
+
+def _build(cfg: Config, name: str, cls: type[Detector], section: dict) -> Detector:
     params = inspect.signature(cls.__init__).parameters
     # A mapping under `model` is one detector's own options (model.lib, model.window, ...): it goes
     # to the detector whose constructor takes that name, and is ignored by every other detector.

@@ -4,7 +4,8 @@ Both are four convolutional blocks whose output map (16 channels, input/32 per s
 is flattened into the feature (1024 values at 256 px), then dropout 0.5 -> FC 16 -> LeakyReLU 0.1
 -> dropout 0.5 -> FC. The original ends in one sigmoid unit; here the last layer gives two logits
 (class 1 = fake) to fit the common interface. Input: RGB scaled to [0, 1] (the original's
-``rescale=1/255``), i.e. mean 0, std 1.
+``rescale=1/255``), i.e. mean 0, std 1. The authors' published Keras weights load from
+``model.pretrained_path`` (a ``.h5`` file; keras_meso.py).
 """
 from __future__ import annotations
 
@@ -98,6 +99,11 @@ class _MesoDetector(Detector):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 16),
                                   nn.LeakyReLU(0.1), nn.Dropout(dropout), nn.Linear(16, 2))
         load_pretrained(self, pretrained_path)
+
+    def load_keras(self, path, config_key: str) -> None:
+        """The authors' published Keras weights (``Meso4_DF.h5`` ...; see keras_meso.py)."""
+        from .keras_meso import load_keras_meso
+        load_keras_meso(self, path, config_key)
 
     def forward(self, x: torch.Tensor) -> dict:
         fmap = self.backbone.forward_map(x)
