@@ -191,12 +191,17 @@ def test_dataset_root_from_env_or_relative_default(monkeypatch, tmp_path):
 def test_full_cpu_grid_shape_and_upstream_reuse():
     ex = E.read_experiments(CONFIG)
     cells = E.grid_cells(ex)
-    assert len(cells) == 3 * 3 * 2 * 2                     # detectors x seeds x scores x models
-    assert {c.detector for c in cells} == {"meso4", "meso_inception4", "sbi_meso4"}
+    assert len(cells) == 8 * 1 * 1 * 2                     # detectors x seeds x scores x models
+    assert {c.detector for c in cells} == {"probe_meso_inception4", "probe_meso4", "published_meso4_cv",
+                                           "published_meso4", "meso4", "meso_inception4", "sbi_meso4",
+                                           "dlib_face_probe"}
+    assert [d.name for d in ex.detectors if d.control] == ["dlib_face_probe"]
+    assert ex.person_map == (ex.dataset_root / "identities.json").resolve()
     g = E.Grid(ex)
     ups = {g.upstream_dir(c) for c in cells}
-    assert len(ups) == 9                                    # stages 02-07 once per detector x seed
-    assert len({g.cell_dir(c) for c in cells}) == 36
+    assert len(ups) == 8                                    # stages 02-07 once per detector x seed
+    assert len({g.cell_dir(c) for c in cells}) == 16
+    assert f"split.person_map={json.dumps(str(ex.person_map))}" in g.upstream_overrides(cells[0])[1]
     gpu = E.read_experiments(CONFIG, grid="gpu")
     assert {"srm", "efficientnet_b4", "lib", "ssaaformer"} <= {d.name for d in gpu.detectors}
     from common.config import load_config

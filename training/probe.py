@@ -42,9 +42,10 @@ log = logging.getLogger(__name__)
 STAGE = folder("03")
 
 
-def weights_identity(cfg: Config) -> dict:
-    """The pretrained weight file of ``model.pretrained_path`` and what its authors say of it."""
-    path = cfg.path("model.pretrained_path")
+def weights_identity(cfg: Config, detector=None) -> dict:
+    """The pretrained weight file of ``model.pretrained_path`` (else the file a detector loads itself,
+    its ``weights_path``, e.g. dlib's embedder) and what its authors say of it."""
+    path = cfg.path("model.pretrained_path") or getattr(detector, "weights_path", None)
     if path is None or not Path(path).is_file():
         raise ConfigError(f"{cfg.source}: training.mode={cfg.get('training.mode')} needs the published weights: "
                           f"model.pretrained_path must name a weight file (got {path})")
@@ -118,9 +119,9 @@ def fit_without_sgd(cfg: Config, out: Path | None = None) -> dict:
     t0 = time.time()
     mode = str(cfg.get("training.mode"))
     out_dir = Path(out) if out is not None else stage_dir(cfg, "03", create=True)
-    identity = {"name": str(cfg.get("model.name")), "mode": mode, **weights_identity(cfg)}
     seed_everything(int(cfg.get("seed")))
     detector = build_detector(cfg)
+    identity = {"name": str(cfg.get("model.name")), "mode": mode, **weights_identity(cfg, detector)}
     device = resolve_device(cfg)
     summary = {"stage": STAGE, "mode": mode, "model": identity["name"], "identity": identity,
                "best_checkpoint": str(stage_dir(cfg, "03") / "best.pt")}
