@@ -32,4 +32,3 @@ Test hook: ``RESULTS_ABORT_AFTER=<cell>@<stage prefix>`` (e.g. ``meso4-seed0-log
 the process abruptly (exit 137, no clean-up) right after that stage of that cell finished, as a
 kill would; used by the resumability test.
 """
-from __future__ import annotations

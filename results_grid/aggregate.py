@@ -1,4 +1,5 @@
 """results.json: every cell's figures, the seed groups, the timing and the content hash."""
+from __future__ import annotations
 
 import hashlib
 import json

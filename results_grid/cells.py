@@ -1,4 +1,5 @@
 """The grid's cells: which cells a config plans, their folders and their ``--set`` overrides."""
+from __future__ import annotations
 
 import json
 import os

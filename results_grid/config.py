@@ -1,4 +1,5 @@
 """The results grid's config: the ``experiments`` section of a results config, read and validated."""
+from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """A cell's figures, read back from its run folder (the summaries of stages 10-15), never recomputed."""
+from __future__ import annotations
 
 from pathlib import Path
 

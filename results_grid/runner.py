@@ -1,4 +1,5 @@
 """Running the grid: each cell's upstream and cell stage ranges through the pipeline's runner, resumable."""
+from __future__ import annotations
 
 import os
 import shutil
@@ -6,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-
-from common.config import (REPO_ROOT, Config, load_config)
+from common.config import REPO_ROOT, Config, load_config
 from common.io import read_json, write_json
 from results_grid.aggregate import aggregate
 from results_grid.cells import (Cell, Grid, _rel, _sid, _stage_table, grid_cells, paper_cells, split_table,
@@ -88,6 +88,49 @@ def _abort_hook(cell: Cell, stages: list) -> list:
     return stages[: names.index(prefix) + 1]
 
 
+def _plan_cell(grid: Grid, cell: Cell, table) -> dict:
+    """A cell's configs (upstream and cell), its folder, and the stages each range comprises."""
+    det = grid.detectors[cell.detector]
+    before, after = split_table(table, det.features_file is not None)
+    conf, up_ov = grid.upstream_overrides(cell)
+    up_cfg = load_config(REPO_ROOT / conf, up_ov)
+    conf, cell_ov = grid.cell_overrides(cell, up_cfg, before)
+    return {"conf": conf, "up_ov": up_ov, "up_cfg": up_cfg, "cell_ov": cell_ov, "before": before, "after": after,
+            "cell_cfg": load_config(REPO_ROOT / conf, cell_ov), "dir": grid.cell_dir(cell)}
+
+
+def _needs_run(c: dict, table, dry_run: bool) -> tuple[bool, bool, str]:
+    """(upstream must run, cell must run, why). A dry run plans each range on its own; a real run makes
+    one plan over the whole range, the upstream stages seen through the cell's links."""
+    if dry_run:
+        run_up, why_up = _plan_needs_run(c["up_cfg"], c["before"], table)
+        run_cell, why_cell = _plan_needs_run(c["cell_cfg"], c["after"], table)
+        return run_up, run_cell, why_up if run_up else why_cell
+    first = _first_to_run(c["cell_cfg"], c["before"] + c["after"], table)
+    run_up = first is not None and first[0] in {s.name for s in c["before"]}
+    return run_up, first is not None, f"{first[0]}: {first[1]}" if first else ""
+
+
+def _run_cell(cell: Cell, c: dict, run_up: bool, force: bool, head: str, out) -> tuple[int, float]:
+    """Run the cell's upstream range (when due) and its own range; (exit status, seconds)."""
+    t0 = time.time()
+    log_path = c["dir"] / "experiment.log"
+    with open(log_path, "a") as log:
+        rc = _run_range(c["conf"], c["up_ov"], c["before"], force, log) if (force or run_up) else 0
+        if rc == 0:
+            stages = _abort_hook(cell, c["after"])
+            rc = _run_range(c["conf"], c["cell_ov"], stages, force, log)
+            if rc == 0 and len(stages) < len(c["after"]):
+                log.write(f"{ABORT_ENV}: aborting after stage {stage_prefix(stages[-1])}\n")
+                log.flush()
+                os._exit(137)
+    if rc != 0:
+        print(f"{head}: FAILED (exit {rc}); log: {_rel(log_path)}", file=out, flush=True)
+        tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-4:]
+        print("\n".join(f"    {ln}" for ln in tail), file=sys.stderr, flush=True)
+    return rc, time.time() - t0
+
+
 def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: bool = False,
              dry_run: bool = False) -> dict | None:
     """Run (or skip, when up to date) every cell, then aggregate. Returns results.json's content
@@ -102,58 +145,29 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
     timing = read_json(timing_path) if timing_path.is_file() else {}
     failures = []
     for i, cell in enumerate(cells, 1):
-        det = grid.detectors[cell.detector]
-        before, after = split_table(table, det.features_file is not None)
-        conf, up_ov = grid.upstream_overrides(cell)
-        up_cfg = load_config(REPO_ROOT / conf, up_ov)
-        conf, cell_ov = grid.cell_overrides(cell, up_cfg, before)
-        cell_cfg = load_config(REPO_ROOT / conf, cell_ov)
-        cdir = grid.cell_dir(cell)
+        c = _plan_cell(grid, cell, table)
         if not dry_run:
-            link_upstream(cdir, grid.upstream_dir(cell), before)
-        if dry_run:
-            run_up, why_up = _plan_needs_run(up_cfg, before, table)
-            run_cell, why_cell = _plan_needs_run(cell_cfg, after, table)
-        else:    # one plan over the whole range: the upstream stages are seen through the cell's links
-            first = _first_to_run(cell_cfg, before + after, table)
-            run_up = first is not None and first[0] in {s.name for s in before}
-            run_cell = first is not None
-            why_up = why_cell = f"{first[0]}: {first[1]}" if first else ""
+            link_upstream(c["dir"], grid.upstream_dir(cell), c["before"])
+        run_up, run_cell, why = _needs_run(c, table, dry_run)
         head = f"[{i}/{len(cells)}] {cell.name}"
         if dry_run:
-            state = "would run (" + (why_up if run_up else why_cell) + ")" if (force or run_up or run_cell) \
-                else "up to date"
-            print(f"{head}: {state} -> {_rel(cdir)} [{conf}, device {cell_cfg.get('device')}]",
+            state = f"would run ({why})" if (force or run_up or run_cell) else "up to date"
+            print(f"{head}: {state} -> {_rel(c['dir'])} [{c['conf']}, device {c['cell_cfg'].get('device')}]",
                   file=out, flush=True)
             continue
         if not (force or run_up or run_cell):
-            print(f"{head}: up to date, skipped ({_rel(cdir)})", file=out, flush=True)
+            print(f"{head}: up to date, skipped ({_rel(c['dir'])})", file=out, flush=True)
             continue
-        print(f"{head}: runs ({why_up if run_up else why_cell}) -> {_rel(cdir)}", file=out, flush=True)
-        t0 = time.time()
-        log_path = cdir / "experiment.log"
-        with open(log_path, "a") as log:
-            rc = _run_range(conf, up_ov, before, force, log) if (force or run_up) else 0
-            if rc == 0:
-                stages = _abort_hook(cell, after)
-                rc = _run_range(conf, cell_ov, stages, force, log)
-                if rc == 0 and len(stages) < len(after):
-                    log.write(f"{ABORT_ENV}: aborting after stage {stage_prefix(stages[-1])}\n")
-                    log.flush()
-                    os._exit(137)
-        seconds = time.time() - t0
+        print(f"{head}: runs ({why}) -> {_rel(c['dir'])}", file=out, flush=True)
+        rc, seconds = _run_cell(cell, c, run_up, force, head, out)
         if rc != 0:
-            msg = f"{head}: FAILED (exit {rc}); log: {_rel(log_path)}"
-            print(msg, file=out, flush=True)
-            tail = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()][-4:]
-            print("\n".join(f"    {ln}" for ln in tail), file=sys.stderr, flush=True)
-            failures.append(msg)
+            failures.append(f"{head}: FAILED (exit {rc}); log: {_rel(c['dir'] / 'experiment.log')}")
             if not keep_going:
                 raise SystemExit(rc)
             continue
         timing[cell.name] = round(seconds, 1)
         write_json(timing_path, timing)
-        rec = read_cell(cdir, "frame")
+        rec = read_cell(c["dir"], "frame")
         brief = (f"test Cllr {rec['test']['cllr']:.3g}, AUC {rec['test']['auc']:.3g}" if rec else "no test figures")
         print(f"{head}: done in {seconds:.1f} s ({brief})", file=out, flush=True)
     if dry_run:
@@ -162,5 +176,3 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
     if failures:
         results["failures"] = failures
     return results
-
-
