@@ -119,8 +119,8 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
             "paper_protocol_groups": summarise_groups(paper_entries),
             "sound_on_paper_features": sound_paper,
             "sound_on_paper_features_groups": summarise_groups(sound_paper),
-            "features": _rel(ex.dataset_root / str(ex.paper.get("features_file", "paper_srm_features.npz")))
-            if ex.paper else None,
+            "features": _rel(ex.dataset_root / ex.paper["features_file"])
+            if ex.paper["enabled"] else None,
             "contaminated": CONTAMINATED,
         },
         "missing_cells": missing,

@@ -41,13 +41,13 @@ def grid_cells(ex: Experiments) -> list[Cell]:
 
 def paper_cells(ex: Experiments) -> list[Cell]:
     p = ex.paper
-    if not p or not p.get("enabled", True):
+    if not p["enabled"]:
         return []
-    name = str(p.get("detector", "paper_srm"))
-    cells = [Cell(name, int(s), "cosine_centroid", "kde", "paper_protocol") for s in p.get("paper_seeds", [1024])]
-    for s in p.get("sound_seeds", ex.seeds):
-        for m in p.get("sound_models", ex.models):
-            cells.append(Cell(name, int(s), str(p.get("sound_score", "cosine_centroid")), str(m), "paper_sound"))
+    name = p["detector"]
+    cells = [Cell(name, int(s), "cosine_centroid", "kde", "paper_protocol") for s in p["paper_seeds"]]
+    for s in ex.seeds if p["sound_seeds"] is None else p["sound_seeds"]:
+        for m in ex.models if p["sound_models"] is None else p["sound_models"]:
+            cells.append(Cell(name, int(s), p["sound_score"], str(m), "paper_sound"))
     return cells
 
 
@@ -73,11 +73,9 @@ class Grid:
         self.ex = ex
         self.detectors = {d.name: d for d in ex.detectors}
         p = ex.paper
-        if p and p.get("enabled", True):
-            name = str(p.get("detector", "paper_srm"))
-            ff = p.get("features_file", "paper_srm_features.npz")
-            self.detectors[name] = Detector(name, str(p.get("config", "configs/uadfv.yaml")),
-                                            flatten_set(p.get("set") or {}), ff)
+        if p["enabled"]:
+            self.detectors[p["detector"]] = Detector(p["detector"], p["config"], flatten_set(p["set"]),
+                                                     p["features_file"])
 
     # folders -----------------------------------------------------------------------------------
     def upstream_dir(self, cell: Cell) -> Path:
@@ -94,7 +92,7 @@ class Grid:
         sets = dict(self.ex.common_set)
         sets.update(det.set)
         if cell.group == "paper_protocol":
-            sets.update(flatten_set(self.ex.paper.get("paper_protocol_set") or {}))
+            sets.update(flatten_set(self.ex.paper["paper_protocol_set"]))
         up = self.upstream_dir(cell)
         sets.update({"seed": cell.seed, "dataset.root": str(self.ex.dataset_root), "output_dir": _rel(up),
                      "split.file": _rel(stage_folder(up, "02") / "split.json")})

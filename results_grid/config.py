@@ -1,6 +1,7 @@
 """The results grid's config: the ``experiments`` section of a results config, read and validated."""
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from common.config import (REPO_ROOT, ConfigError, parent_node, parse_value,
                            read_yaml_mapping, resolve_refs)
+from common import schema
 from slr.models import MODELS as MODELS_REGISTRY
 from slr.scores import SCORE_NAMES
 
@@ -88,17 +90,51 @@ def flatten_set(mapping: dict, prefix: str = "") -> dict:
     return out
 
 
+def _default(key: str):
+    """The schema's default of ``experiments.<key>`` (common/schema.py RESULTS_KEYS)."""
+    return copy.deepcopy(schema.RESULTS_BY_NAME[f"experiments.{key}"].default)
+
+
 def resolve_dataset_root(section: dict, source: str) -> Path:
     """``$<dataset_root_env>`` (default ``UADFV_ROOT``) when set, else ``dataset_root`` (relative to the
     repository root; default ``../shared/data/UADFV``)."""
-    env = section.get("dataset_root_env", "UADFV_ROOT")
+    env = section["dataset_root_env"] if "dataset_root_env" in section else _default("dataset_root_env")
     value = os.environ.get(env) if env else None
     if not value:
-        value = section.get("dataset_root", "../shared/data/UADFV")
+        value = section["dataset_root"] if "dataset_root" in section else _default("dataset_root")
     if not isinstance(value, str) or not value:
         raise _fail(source, "dataset_root", f"must be a path, got {value!r}")
     p = Path(value).expanduser()
     return (p if p.is_absolute() else REPO_ROOT / p).resolve()
+
+
+def checked_section(value, name: str, source: str) -> dict:
+    """The section ``name`` of a results config, checked against common/schema.py's RESULTS_KEYS: an
+    unknown key is refused naming the closest declared one, every value is checked, and every
+    absent key with a default gets it (defaults live in the schema only)."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: config key '{name}' is a section and must be a mapping of keys, got {value!r}")
+    out = {}
+    for k, v in value.items():
+        key = f"{name}.{k}"
+        decl = schema.RESULTS_BY_NAME.get(key)
+        if decl is not None:
+            err = schema.check_value(decl, v)
+            if err:
+                raise ConfigError(f"{source}: config key '{key}' {err}")
+            out[k] = v
+        elif key in schema.RESULTS_SECTIONS:
+            out[k] = checked_section(v, key, source)
+        else:
+            raise ConfigError(f"{source}: unknown config key '{key}'{schema.did_you_mean(key, results=True)}")
+    for decl in schema.RESULTS_KEYS:
+        rest = decl.name[len(name) + 1:]
+        head = rest.split(".")[0]
+        if decl.name.startswith(name + ".") and decl.default is not schema.UNSET and head not in out:
+            out[head] = checked_section({}, f"{name}.{head}", source) if "." in rest else copy.deepcopy(decl.default)
+    return out
 
 
 def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
@@ -120,32 +156,31 @@ def load_results_config(path: str | Path, overrides=()) -> tuple[dict, str]:
     return resolve_refs(data, str(p)), str(p)
 
 
-def read_experiments(path: str | Path, overrides=(), grid: str | None = None, smoke: bool = False) -> Experiments:
-    """Load a results config (``--set`` overrides apply, ``${key}`` references resolve) and validate its
-    ``experiments`` section. ``smoke`` applies ``experiments.smoke`` (lists replaced, ``set`` merged)."""
-    data, src = load_results_config(path, overrides)
-    sec = data.get("experiments")
-    if not isinstance(sec, dict):
-        raise ConfigError(f"{src}: no 'experiments' section; a results config needs one (see configs/results_uadfv.yaml)")
+def _apply_smoke(sec: dict, src: str) -> dict:
+    """``experiments.smoke`` over the section: lists and paths replaced, ``set`` / ``detector_set`` /
+    ``paper`` merged."""
     sec = dict(sec)
-    if smoke:
-        sm = sec.get("smoke")
-        if not isinstance(sm, dict):
-            raise _fail(src, "smoke", "must be a mapping for --smoke")
-        for k, v in sm.items():
-            if k == "set":
-                sec["set"] = _merge(flatten_set(sec.get("set") or {}), flatten_set(v or {}))
-            elif k == "detector_set":
-                dets = {n: dict(d) for n, d in (sec.get("detectors") or {}).items()}
-                for n, extra in (v or {}).items():
-                    if n in dets:
-                        dets[n]["set"] = _merge(flatten_set(dets[n].get("set") or {}), flatten_set(extra or {}))
-                sec["detectors"] = dets
-            elif k == "paper":
-                sec["paper"] = _merge(sec.get("paper") or {}, v or {})
-            else:
-                sec[k] = v
-    grid = grid or sec.get("grid", "cpu")
+    sm = sec.get("smoke")
+    if not isinstance(sm, dict):
+        raise _fail(src, "smoke", "must be a mapping for --smoke")
+    for k, v in sm.items():
+        if k == "set":
+            sec["set"] = _merge(flatten_set(sec.get("set") or {}), flatten_set(v or {}))
+        elif k == "detector_set":
+            dets = {n: dict(d) for n, d in (sec.get("detectors") or {}).items()}
+            for n, extra in (v or {}).items():
+                if n in dets:
+                    dets[n]["set"] = _merge(flatten_set(dets[n].get("set") or {}), flatten_set(extra or {}))
+            sec["detectors"] = dets
+        elif k == "paper":
+            sec["paper"] = _merge(sec.get("paper") or {}, v or {})
+        else:
+            sec[k] = v
+    return sec
+
+
+def _detectors(sec: dict, src: str, grid: str) -> list[Detector]:
+    """The detectors of grid ``grid``, in its order."""
     grids = sec.get("grids")
     if not isinstance(grids, dict) or grid not in grids:
         raise _fail(src, "grids", f"must map grid names to detector lists and contain '{grid}' "
@@ -159,7 +194,7 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
         d = dsec.get(n)
         if not isinstance(d, dict):
             raise _fail(src, f"detectors.{n}", f"is missing: grid '{grid}' lists it; add it under experiments.detectors")
-        conf = d.get("config", sec.get("base_config", "configs/uadfv.yaml"))
+        conf = d["config"] if "config" in d else sec["base_config"]
         if not isinstance(conf, str) or not (REPO_ROOT / conf).is_file():
             raise _fail(src, f"detectors.{n}.config", f"must name an existing config file, got {conf!r}")
         dset = d.get("set") or {}
@@ -168,7 +203,12 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
         sc = d.get("scores")
         detectors.append(Detector(n, conf, flatten_set(dset), d.get("features_file"),
                                   tuple(_as_list(src, f"detectors.{n}.scores", sc, str)) if sc is not None else None,
-                                  bool(d.get("control", False))))
+                                  bool(d.get("control"))))
+    return detectors
+
+
+def _lists(sec: dict, src: str) -> tuple[list, list, list]:
+    """(seeds, scores, models), each a non-empty list; scores and models named by the registries."""
     seeds = _as_list(src, "seeds", sec.get("seeds"), int)
     scores = _as_list(src, "scores", sec.get("scores"), str)
     models = _as_list(src, "models", sec.get("models"), str)
@@ -176,38 +216,41 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
         bad = [v for v in vals if v not in allowed]
         if bad:
             raise _fail(src, key, f"has unknown value(s) {bad}; allowed: {list(allowed)}")
-    common = sec.get("set") or {}
-    if not isinstance(common, dict):
-        raise _fail(src, "set", "must be a mapping of config keys to values")
-    common = flatten_set(common)
-    by = {}
-    for key in ("by_model", "by_score"):
-        m = sec.get(key) or {}
-        if not isinstance(m, dict) or not all(isinstance(v, dict) or v is None for v in m.values()):
-            raise _fail(src, key, "must map a model/score name to a mapping of config keys to values")
-        by[key] = {k: flatten_set(v or {}) for k, v in m.items()}
-    paper = sec.get("paper") or {}
-    if not isinstance(paper, dict):
-        raise _fail(src, "paper", "must be a mapping")
-    published = sec.get("published")
-    if published is not None and not isinstance(published, dict):
-        raise _fail(src, "published", "must be null or a mapping")
+    return seeds, scores, models
 
-    def path(key, default):
-        v = sec.get(key, default)
-        if not isinstance(v, str) or not v:
+
+def _by(sec: dict, src: str, key: str) -> dict:
+    """``by_model`` / ``by_score``: a name -> its cells' overrides, flattened."""
+    m = sec[key]
+    if not all(isinstance(v, dict) or v is None for v in m.values()):
+        raise _fail(src, key, "must map a model/score name to a mapping of config keys to values")
+    return {k: flatten_set(v or {}) for k, v in m.items()}
+
+
+def read_experiments(path: str | Path, overrides=(), grid: str | None = None, smoke: bool = False) -> Experiments:
+    """Load a results config (``--set`` overrides apply, ``${key}`` references resolve) and validate its
+    ``experiments`` section. ``smoke`` applies ``experiments.smoke`` (lists replaced, ``set`` merged)."""
+    data, src = load_results_config(path, overrides)
+    sec = data.get("experiments")
+    if not isinstance(sec, dict):
+        raise ConfigError(f"{src}: no 'experiments' section; a results config needs one (see configs/results_uadfv.yaml)")
+    sec = checked_section(_apply_smoke(sec, src) if smoke else sec, "experiments", src)
+    grid = grid or sec["grid"]
+    detectors = _detectors(sec, src, grid)
+    seeds, scores, models = _lists(sec, src)
+
+    def path(key):
+        v = sec[key]
+        if not v:
             raise _fail(src, key, f"must be a path relative to the repository root, got {v!r}")
         p = Path(v)
         return p if p.is_absolute() else REPO_ROOT / p
 
     root = resolve_dataset_root(sec, src)
-    pm = sec.get("person_map")
-    if pm is not None and (not isinstance(pm, str) or not (root / pm).is_file()):
+    pm = sec["person_map"]
+    if pm is not None and not (root / pm).is_file():
         raise _fail(src, "person_map", f"must name a file under the dataset root {root} (or be null), got {pm!r}")
-    return Experiments(src, str(sec.get("name", "uadfv")), root,
-                       path("work_dir", "outputs/results_uadfv"), path("results_dir", "results/uadfv"),
-                       path("docs", "docs/results.md"), grid, detectors, seeds, scores, models, dict(common),
-                       by["by_model"], by["by_score"], dict(paper), published,
+    return Experiments(src, sec["name"], root, path("work_dir"), path("results_dir"), path("docs"), grid, detectors,
+                       seeds, scores, models, flatten_set(sec["set"]), _by(sec, src, "by_model"),
+                       _by(sec, src, "by_score"), dict(sec["paper"]), sec["published"],
                        (root / pm).resolve() if pm is not None else None)
-
-
