@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import schema
 from common.config import ConfigError
 from common.io import numeric_column, read_csv
 from results_grid import aggregate as A
@@ -169,6 +170,31 @@ def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv
 
 
 # ---------------------------------------------------------------------------------- fast unit tests
+def test_experiments_keys_are_declared_in_the_schema(tmp_path):
+    """An undeclared key is refused naming the closest declared one; an absent key reads the schema's
+    default (common/schema.py RESULTS_KEYS), nowhere else."""
+    for ov, want in ((["experiments.seed=[0]"], r"unknown config key 'experiments\.seed'.*'experiments\.seeds'"),
+                     (["experiments.paper.sound_sedes=[0]"], r"'experiments\.paper\.sound_seeds'"),
+                     (["experiments.detectors.meso4.confg=x"], r"experiments\.detectors.*'meso4'.*confg"),
+                     (["experiments.smoke.foo=1"], r"experiments\.smoke.*foo"),
+                     (["experiments.seeds=[a]"], r"experiments\.seeds.*item 0 is 'a'")):
+        with pytest.raises(ConfigError, match=want):
+            CF.read_experiments(CONFIG, ov)
+    minimal = tmp_path / "r.yaml"
+    minimal.write_text("experiments:\n  grids: {cpu: [meso4]}\n  detectors: {meso4: {set: {model.name: meso4}}}\n"
+                       "  seeds: [3]\n  scores: [logit]\n  models: [kde]\n  dataset_root_env: null\n"
+                       "  dataset_root: ..\n")
+    ex = CF.read_experiments(minimal)
+    default = {k.name.split(".", 1)[1]: k.default for k in schema.RESULTS_KEYS}
+    assert (ex.name, ex.grid, ex.published, ex.person_map) == (default["name"], default["grid"], None, None)
+    assert ex.work_dir == REPO / default["work_dir"] and ex.docs == REPO / default["docs"]
+    assert ex.detectors[0].config == default["base_config"] and ex.common_set == {}
+    assert C.paper_cells(ex) == [] and [c.name for c in C.grid_cells(ex)] == ["meso4-seed3-logit-kde"]
+    ex.paper.update(enabled=True)      # on: its schema defaults, sound runs on the grid's seeds and models
+    assert [c.name for c in C.paper_cells(ex)] == ["paperprotocol-paper_srm-seed1024-cosine_centroid-kde",
+                                                   "paper_srm-seed3-cosine_centroid-kde"]
+
+
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text((REPO / CONFIG).read_text().replace("scores: [logit]", "scores: [cosine, logit]"))
