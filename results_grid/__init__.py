@@ -1,7 +1,11 @@
-"""The results grid (``run_experiments.py``): detectors x person-split seeds x score functions x LR models, run through the
-pipeline's own runner, resumable, aggregated into ``results/<name>/results.json``.
+"""The results grid (``run_experiments.py``): detectors x person-split seeds x score functions x LR
+models, run through the pipeline's own runner, resumable, aggregated into ``results/<name>/results.json``.
 
-Design (docs/results.md is generated from the aggregate by ``evaluation.results_doc``):
+Modules: ``config`` (the ``experiments`` section, keys in common/schema.py ``RESULTS_KEYS``), ``cells``
+(planning), ``runner``, ``readback`` (a cell's figures), ``detectors``, ``aggregate`` (results.json),
+``tables`` and ``page`` (docs/results.md).
+
+Design (docs/results.md is generated from the aggregate by ``results_grid.page``):
 
 - A **cell** is one detector x seed x score x model. Its name is ``<detector>-seed<k>-<score>-<model>``.
 - Stages before 08 (split, training, feature dump, feature checks, t-SNE, classifier evaluation) do
