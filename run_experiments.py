@@ -6,8 +6,8 @@ every cell detector x person-split seed x score function x LR model of the confi
 section, plus the paper's features under the ``paper`` and the sound protocol; a cell that is up to
 date is skipped, an interrupted one restarts where the runner's stamps say. One progress line per
 cell. Aggregates into ``<results_dir>/results.json`` (with every cell's test LR CSV under
-``<results_dir>/cells/<cell>/``) and generates ``docs/results.md`` (see evaluation/experiments.py
-for the design and evaluation/results_doc.py for the page). ``--aggregate-only`` skips running and
+``<results_dir>/cells/<cell>/``) and generates ``docs/results.md`` (see results_grid/__init__.py
+for the design and results_grid/page.py for the page). ``--aggregate-only`` skips running and
 only re-reads the run folders. The dataset root comes from ``$UADFV_ROOT`` when set, else from
 ``experiments.dataset_root`` (default ``../shared/data/UADFV``, relative to the repository root).
 Exit code: 0 done, 2 bad config, otherwise the failing cell's runner exit code.
@@ -34,27 +34,31 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the results config, e.g. --set experiments.seeds=[0]")
     args = p.parse_args(argv)
-    from evaluation import experiments as E
+    from common.io import read_json
+    from results_grid.aggregate import aggregate, write_outputs
+    from results_grid.cells import Grid, _rel, grid_cells, paper_cells
+    from results_grid.config import read_experiments
+    from results_grid.runner import run_grid
     try:
-        ex = E.read_experiments(args.config, args.overrides, grid=args.grid, smoke=args.smoke)
+        ex = read_experiments(args.config, args.overrides, grid=args.grid, smoke=args.smoke)
         t0 = time.time()
         if args.aggregate_only:
-            grid = E.Grid(ex)
-            cells = E.grid_cells(ex) + E.paper_cells(ex)
+            grid = Grid(ex)
+            cells = grid_cells(ex) + paper_cells(ex)
             timing_path = ex.work_dir / "timing.json"
-            timing = E.read_json(timing_path) if timing_path.is_file() else {}
-            results = E.aggregate(ex, cells, grid, timing, 0.0)
+            timing = read_json(timing_path) if timing_path.is_file() else {}
+            results = aggregate(ex, cells, grid, timing, 0.0)
         elif args.dry_run:
-            E.run_grid(ex, force=args.force, dry_run=True)
+            run_grid(ex, force=args.force, dry_run=True)
             return 0
         else:
-            results = E.run_grid(ex, force=args.force, keep_going=args.keep_going)
-        rj, docs = E.write_outputs(ex, results)
+            results = run_grid(ex, force=args.force, keep_going=args.keep_going)
+        rj, docs = write_outputs(ex, results)
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     n = len(results["cells"])
-    print(f"== {n} cell-level entries aggregated in {time.time() - t0:.1f} s: {E._rel(rj)}, {E._rel(docs)}"
+    print(f"== {n} cell-level entries aggregated in {time.time() - t0:.1f} s: {_rel(rj)}, {_rel(docs)}"
           + (f"; {len(results['missing_cells'])} cell(s) without figures" if results["missing_cells"] else ""))
     return 1 if results.get("failures") else 0
 

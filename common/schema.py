@@ -481,6 +481,67 @@ KEYS: tuple[K, ...] = (
       "person-cluster resamples per setting and level (null = slr.bootstrap.n; 0 = no intervals)", lo=0, hi=20000),
 )
 
+# ------------------------------------------------------------------------------------ results grid
+# A results config (run_experiments.py, configs/results_uadfv.yaml) is not a pipeline config: its
+# ``experiments`` keys are declared here in a table of their own, which results_grid.config checks
+# the same way (an unknown key refused naming the closest declared one, values checked, defaults filled).
+_DETECTOR_KEYS = ("config", "set", "features_file", "scores", "control")
+_SMOKE_KEYS = ("grid", "grids", "seeds", "scores", "models", "work_dir", "results_dir", "docs", "set", "by_model",
+               "by_score", "detector_set", "paper", "person_map", "dataset_root")
+
+
+def _detectors_check(value) -> str | None:
+    for name, d in value.items():
+        if d is not None and not isinstance(d, dict):
+            return f"detector '{name}' must be a mapping of {', '.join(_DETECTOR_KEYS)}, got {d!r}"
+        bad = sorted(set(d or {}) - set(_DETECTOR_KEYS))
+        if bad:
+            return f"detector '{name}' has unknown key(s) {', '.join(bad)} (allowed: {', '.join(_DETECTOR_KEYS)})"
+    return None
+
+
+RESULTS_KEYS: tuple[K, ...] = (
+    K("experiments.name", "str", "uadfv", "the results' name (results.json, the page's title)"),
+    K("experiments.dataset_root", "path", "../shared/data/UADFV", "the data set (relative: to the repository root)"),
+    K("experiments.dataset_root_env", ("str", "null"), "UADFV_ROOT",
+      "environment variable that, when set, names the data set instead of dataset_root (null = none)"),
+    K("experiments.person_map", ("path", "null"), None,
+      "identity map under the dataset root (split.person_map of every run); null = persons are videos"),
+    K("experiments.work_dir", "path", "outputs/results_uadfv", "run folders <work_dir>/<detector>/seed<k>/..."),
+    K("experiments.results_dir", "path", "results/uadfv", "results.json, cells/<cell>/test_lr.csv, the figure"),
+    K("experiments.docs", "path", "docs/results.md", "the generated page"),
+    K("experiments.grid", "str", "cpu", "the grid run when --grid is not given (a name in grids)"),
+    K("experiments.grids", "map", UNSET, "grid name -> list of detector names (keys of detectors)"),
+    K("experiments.base_config", "path", "configs/uadfv.yaml", "a detector's config when it names none"),
+    K("experiments.detectors", "map", UNSET,
+      "detector name -> {config, set, features_file, scores, control: a shortcut control, never 'best'}",
+      check=_detectors_check),
+    K("experiments.seeds", "list", UNSET, "top-level seed of each run (the person split derives from it)", items="int"),
+    K("experiments.scores", "list", UNSET, "score functions (slr.scores registry)", items="str"),
+    K("experiments.models", "list", UNSET, "LR models (slr.models registry)", items="str"),
+    K("experiments.set", "map", {}, "config overrides of every run (upstream and cells)"),
+    K("experiments.by_model", "map", {}, "LR model -> config overrides of its cells (stages 08 on)"),
+    K("experiments.by_score", "map", {}, "score -> config overrides of its cells (stages 08 on)"),
+    K("experiments.paper.enabled", "bool", False, "run the paper's features as a pseudo-detector"),
+    K("experiments.paper.detector", "str", "paper_srm", "the pseudo-detector's name in cell names"),
+    K("experiments.paper.config", "path", "configs/uadfv.yaml", "its base config"),
+    K("experiments.paper.features_file", "path", "paper_srm_features.npz", "the features (.npz) under the dataset root"),
+    K("experiments.paper.set", "map", {}, "config overrides of its runs"),
+    K("experiments.paper.paper_seeds", "list", [1024], "seeds of the `paper` protocol's runs", items="int"),
+    K("experiments.paper.paper_protocol_set", "map", {}, "config overrides of the `paper` protocol's runs"),
+    K("experiments.paper.sound_seeds", ("list", "null"), None,
+      "seeds of the sound protocol on its features (null = experiments.seeds)", items="int"),
+    K("experiments.paper.sound_models", ("list", "null"), None,
+      "LR models of the sound protocol on its features (null = experiments.models)", items="str"),
+    K("experiments.paper.sound_score", "str", "cosine_centroid", "score of the sound protocol on its features"),
+    K("experiments.published", ("map", "null"), None, "the paper's published figures ({source, figures})"),
+    K("experiments.smoke", "map", {}, "--smoke: keys that replace the grid's (set, detector_set, paper merge)",
+      keys=_SMOKE_KEYS),
+)
+RESULTS_BY_NAME: dict[str, K] = {k.name: k for k in RESULTS_KEYS}
+RESULTS_SECTIONS: frozenset = frozenset(".".join(k.name.split(".")[:i]) for k in RESULTS_KEYS
+                                        for i in range(1, k.name.count(".") + 1))
+
 BY_NAME: dict[str, K] = {k.name: k for k in KEYS}
 assert len(BY_NAME) == len(KEYS), "a key is declared twice"
 SECTIONS: frozenset = frozenset(".".join(k.name.split(".")[:i]) for k in KEYS for i in range(1, k.name.count(".") + 1))
@@ -490,9 +551,10 @@ def names() -> list[str]:
     return list(BY_NAME)
 
 
-def suggest(name: str) -> str | None:
-    """The closest declared key (or section) to ``name``, for "did you mean ...?"."""
-    pool = list(BY_NAME) + sorted(SECTIONS)
+def suggest(name: str, results: bool = False) -> str | None:
+    """The closest declared key (or section) to ``name``, for "did you mean ...?" (``results``: among
+    the results config's keys)."""
+    pool = list(RESULTS_BY_NAME) + sorted(RESULTS_SECTIONS) if results else list(BY_NAME) + sorted(SECTIONS)
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if close:
         return close[0]
@@ -505,8 +567,8 @@ def suggest(name: str) -> str | None:
     return None
 
 
-def did_you_mean(name: str) -> str:
-    s = suggest(name)
+def did_you_mean(name: str, results: bool = False) -> str:
+    s = suggest(name, results)
     return f"; did you mean '{s}'?" if s else ""
 
 

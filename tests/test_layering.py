@@ -1,4 +1,4 @@
-"""One-way layers: common <- preprocessing, slr (siblings) <- training <- evaluation <- casework.
+"""One-way layers: common <- preprocessing, slr (siblings) <- training <- evaluation <- casework, results_grid.
 
 The test walks the import statements of every module of the project packages (with ast, so also the
 imports inside functions, which run only on some paths) and fails on an import of a package of the
@@ -12,9 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # rank of each project package; a module may import only packages of a lower rank (and its own)
 RANKS = {"common": 0, "preprocessing": 1, "slr": 1, "training": 2, "evaluation": 3, "casework": 4,
-         "evidence": 5, "run_pipeline": 5, "run_scores": 5}   # the commands sit on top
-PACKAGES = ("common", "preprocessing", "slr", "training", "evaluation", "casework")
-TOP_MODULES = ("evidence.py", "run_pipeline.py")
+         "results_grid": 4, "evidence": 5, "run_pipeline": 5, "run_experiments": 5, "run_scores": 5}   # the commands sit on top
+PACKAGES = ("common", "preprocessing", "slr", "training", "evaluation", "casework", "results_grid")
+TOP_MODULES = ("evidence.py", "run_pipeline.py", "run_experiments.py")
 # commands kept inside a package for their documented name (python -m slr.run_scores): ranked as commands,
 # and no project module may import them (test_no_module_imports_a_command)
 PACKAGE_COMMANDS = {"slr/run_scores.py": "run_scores"}

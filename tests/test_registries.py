@@ -32,7 +32,7 @@ def test_schema_choices_are_the_registry_names(key, registry, extra):
 
 
 def test_settings_and_results_grid_lists_derive_from_the_registries():
-    from evaluation import experiments
+    from results_grid import config as experiments
 
     assert slr_settings.PROTOCOLS == SYSTEMS.names() and slr_settings.MODELS == MODELS.names() + ("auto",)
     assert slr_settings.CALIBRATIONS == CALIBRATORS.names() and slr_settings.SCORES == SCORES.names()

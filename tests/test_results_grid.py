@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import schema
 from common.config import ConfigError
 from common.io import numeric_column, read_csv
-from evaluation import experiments as E
-from evaluation import results_doc as D
+from results_grid import aggregate as A
+from results_grid import cells as C
+from results_grid import config as CF
+from results_grid import page as P
+from results_grid import tables as T
 from slr import metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +31,7 @@ METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc")
 
 def _run(tmp: Path, uadfv_root: Path, *extra: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, UADFV_ROOT=str(uadfv_root), PYTHONPATH=str(REPO))
-    env.pop(E.ABORT_ENV, None)
+    env.pop(CF.ABORT_ENV, None)
     env.update(env_extra or {})
     cmd = [sys.executable, str(REPO / "run_experiments.py"), "--config", CONFIG, "--smoke",
            "--set", f"experiments.smoke.work_dir={tmp / 'work'}",
@@ -81,8 +85,8 @@ def test_smoke_progress_lines_and_schema(smoke):
         lo, hi = t["bounds_log10"]
         assert lo <= 0 <= hi
         assert not Path(e["lr_csv"]).is_absolute()           # relative to the repository root
-        cols = read_csv(REPO / e["lr_csv"], required=E.LR_COLUMNS)
-        assert list(cols)[:5] == list(E.LR_COLUMNS)
+        cols = read_csv(REPO / e["lr_csv"], required=CF.LR_COLUMNS)
+        assert list(cols)[:5] == list(CF.LR_COLUMNS)
     # the grid's runs use four person-disjoint pools where the split supports them
     assert res["pools"] and all(set(p) >= {"train", "val", "test"} for p in res["pools"].values())
 
@@ -118,7 +122,7 @@ def test_every_cell_figure_equals_its_run_folder(smoke):
 def test_page_regenerates_byte_identical(smoke, tmp_path):
     tmp = smoke["tmp"]
     page = (tmp / "results.md").read_bytes()
-    r = subprocess.run([sys.executable, "-m", "evaluation.results_doc", "--results", str(tmp / "results" / "results.json"),
+    r = subprocess.run([sys.executable, "-m", "results_grid.page", "--results", str(tmp / "results" / "results.json"),
                         "--out", str(tmp / "results.md")], cwd=REPO, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 0, r.stderr
@@ -126,7 +130,7 @@ def test_page_regenerates_byte_identical(smoke, tmp_path):
     text = page.decode()
     assert "do not edit by hand" in text and "## Findings" in text
     for e in smoke["results"]["cells"]:                      # every cell's Cllr appears in the page
-        assert D.fmt(e["test"]["cllr"]) in text
+        assert T.fmt(e["test"]["cllr"]) in text
     assert (tmp / "results" / "tippett_best_worst.png").stat().st_size > 10_000
 
 
@@ -138,7 +142,7 @@ def test_rerun_skips_every_finished_cell(smoke, uadfv_root):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("up to date, skipped") == 3 and "runs (" not in r.stdout
     after = json.loads((tmp / "results" / "results.json").read_text())
-    assert E.content_hash(after) == E.content_hash(before)
+    assert A.content_hash(after) == A.content_hash(before)
 
 
 def _figures(res: dict, cell: str) -> dict:
@@ -150,7 +154,7 @@ def _figures(res: dict, cell: str) -> dict:
 def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv_root, tmp_path):
     cell = "meso4-seed0-logit-kde"
     one_cell = ("--set", "experiments.smoke.models=[kde]", "--set", "experiments.smoke.paper.enabled=false")
-    r = _run(tmp_path, uadfv_root, *one_cell, env_extra={E.ABORT_ENV: f"{cell}@10"})
+    r = _run(tmp_path, uadfv_root, *one_cell, env_extra={CF.ABORT_ENV: f"{cell}@10"})
     assert r.returncode == 137, r.stdout[-2000:] + r.stderr[-2000:]
     run_dir = tmp_path / "work" / "meso4" / "seed0" / "logit-kde"
     assert (run_dir / "10_kde_lr" / ".stage_stamp.json").is_file()
@@ -166,13 +170,38 @@ def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv
 
 
 # ---------------------------------------------------------------------------------- fast unit tests
+def test_experiments_keys_are_declared_in_the_schema(tmp_path):
+    """An undeclared key is refused naming the closest declared one; an absent key reads the schema's
+    default (common/schema.py RESULTS_KEYS), nowhere else."""
+    for ov, want in ((["experiments.seed=[0]"], r"unknown config key 'experiments\.seed'.*'experiments\.seeds'"),
+                     (["experiments.paper.sound_sedes=[0]"], r"'experiments\.paper\.sound_seeds'"),
+                     (["experiments.detectors.meso4.confg=x"], r"experiments\.detectors.*'meso4'.*confg"),
+                     (["experiments.smoke.foo=1"], r"experiments\.smoke.*foo"),
+                     (["experiments.seeds=[a]"], r"experiments\.seeds.*item 0 is 'a'")):
+        with pytest.raises(ConfigError, match=want):
+            CF.read_experiments(CONFIG, ov)
+    minimal = tmp_path / "r.yaml"
+    minimal.write_text("experiments:\n  grids: {cpu: [meso4]}\n  detectors: {meso4: {set: {model.name: meso4}}}\n"
+                       "  seeds: [3]\n  scores: [logit]\n  models: [kde]\n  dataset_root_env: null\n"
+                       "  dataset_root: ..\n")
+    ex = CF.read_experiments(minimal)
+    default = {k.name.split(".", 1)[1]: k.default for k in schema.RESULTS_KEYS}
+    assert (ex.name, ex.grid, ex.published, ex.person_map) == (default["name"], default["grid"], None, None)
+    assert ex.work_dir == REPO / default["work_dir"] and ex.docs == REPO / default["docs"]
+    assert ex.detectors[0].config == default["base_config"] and ex.common_set == {}
+    assert C.paper_cells(ex) == [] and [c.name for c in C.grid_cells(ex)] == ["meso4-seed3-logit-kde"]
+    ex.paper.update(enabled=True)      # on: its schema defaults, sound runs on the grid's seeds and models
+    assert [c.name for c in C.paper_cells(ex)] == ["paperprotocol-paper_srm-seed1024-cosine_centroid-kde",
+                                                   "paper_srm-seed3-cosine_centroid-kde"]
+
+
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text((REPO / CONFIG).read_text().replace("scores: [logit]", "scores: [cosine, logit]"))
     with pytest.raises(ConfigError, match=r"experiments\.scores.*cosine"):
-        E.read_experiments(bad)
+        CF.read_experiments(bad)
     with pytest.raises(ConfigError, match=r"experiments\.grids.*'tpu'"):
-        E.read_experiments(CONFIG, grid="tpu")
+        CF.read_experiments(CONFIG, grid="tpu")
     r = subprocess.run([sys.executable, str(REPO / "run_experiments.py"), "--config", str(bad)], cwd=REPO,
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert r.returncode == 2 and "experiments.scores" in r.stderr and r.stderr.count("\n") == 1
@@ -180,39 +209,39 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_dataset_root_from_env_or_relative_default(monkeypatch, tmp_path):
     monkeypatch.delenv("UADFV_ROOT", raising=False)
-    assert E.resolve_dataset_root({}, "x") == (REPO / ".." / "shared" / "data" / "UADFV").resolve()
-    assert E.resolve_dataset_root({"dataset_root": "data/U"}, "x") == (REPO / "data" / "U").resolve()
+    assert CF.resolve_dataset_root({}, "x") == (REPO / ".." / "shared" / "data" / "UADFV").resolve()
+    assert CF.resolve_dataset_root({"dataset_root": "data/U"}, "x") == (REPO / "data" / "U").resolve()
     monkeypatch.setenv("UADFV_ROOT", str(tmp_path))
-    assert E.resolve_dataset_root({"dataset_root": "data/U"}, "x") == tmp_path.resolve()
+    assert CF.resolve_dataset_root({"dataset_root": "data/U"}, "x") == tmp_path.resolve()
     text = (REPO / CONFIG).read_text()
     assert "/work/" not in text and "\n  dataset_root: ../shared/data/UADFV" in text
 
 
 def test_full_cpu_grid_shape_and_upstream_reuse():
-    ex = E.read_experiments(CONFIG)
-    cells = E.grid_cells(ex)
+    ex = CF.read_experiments(CONFIG)
+    cells = C.grid_cells(ex)
     assert len(cells) == 8 * 1 * 1 * 2                     # detectors x seeds x scores x models
     assert {c.detector for c in cells} == {"probe_meso_inception4", "probe_meso4", "published_meso4_cv",
                                            "published_meso4", "meso4", "meso_inception4", "sbi_meso4",
                                            "dlib_face_probe"}
     assert [d.name for d in ex.detectors if d.control] == ["dlib_face_probe"]
     assert ex.person_map == (ex.dataset_root / "identities.json").resolve()
-    g = E.Grid(ex)
+    g = C.Grid(ex)
     ups = {g.upstream_dir(c) for c in cells}
     assert len(ups) == 8                                    # stages 02-07 once per detector x seed
     assert len({g.cell_dir(c) for c in cells}) == 16
     assert f"split.person_map={json.dumps(str(ex.person_map))}" in g.upstream_overrides(cells[0])[1]
-    gpu = E.read_experiments(CONFIG, grid="gpu")
+    gpu = CF.read_experiments(CONFIG, grid="gpu")
     assert {"srm", "efficientnet_b4", "lib", "ssaaformer"} <= {d.name for d in gpu.detectors}
     from common.config import load_config
-    before, _ = E.split_table(E._stage_table(), False)
+    before, _ = C.split_table(C._stage_table(), False)
     for c in cells[:4]:                          # by_model + by_score: stage 15 only in the logit-logistic cells
         conf, up = g.upstream_overrides(c)
         conf, ov = g.cell_overrides(c, load_config(REPO / conf, up), before)
         cell_cfg = load_config(REPO / conf, ov)
         assert cell_cfg.get("robustness.enabled") is (c.model == "logistic" and c.score == "logit"), c
-        assert cell_cfg.get("slr.model") == c.model and cell_cfg.get("output_dir") == E._rel(g.cell_dir(c))
-    flat = E.flatten_set({"training": {"epochs": 2}, "training.optimizer": {"name": "adam"}})
+        assert cell_cfg.get("slr.model") == c.model and cell_cfg.get("output_dir") == C._rel(g.cell_dir(c))
+    flat = CF.flatten_set({"training": {"epochs": 2}, "training.optimizer": {"name": "adam"}})
     assert flat == {"training.epochs": 2, "training.optimizer": {"name": "adam"}}
 
 
@@ -232,13 +261,13 @@ def test_render_is_deterministic_and_findings_follow_the_numbers():
              _entry("b-seed0-logit-kde", "b", 0, "kde", "frame", 1.2, [0.9, 1.6])]
     res = {"name": "uadfv", "grid": {"name": "cpu", "config": CONFIG, "detectors": ["a", "b"], "seeds": [0, 1],
                                      "scores": ["logit"], "models": ["kde"]},
-           "cells": cells, "groups": E.summarise_groups(cells), "pools": {}, "seconds": 12.0, "device": "cpu",
+           "cells": cells, "groups": A.summarise_groups(cells), "pools": {}, "seconds": 12.0, "device": "cpu",
            "paper": {"published": None, "paper_protocol": [], "sound_on_paper_features": [],
-                     "sound_on_paper_features_groups": [], "contaminated": E.CONTAMINATED},
+                     "sound_on_paper_features_groups": [], "contaminated": CF.CONTAMINATED},
            "docs": "docs/results.md", "results_json": "results/x/results.json"}
-    a = D.render(json.loads(json.dumps(res)))
-    assert a == D.render(res)
-    f = " ".join(D.findings(res))
+    a = P.render(json.loads(json.dumps(res)))
+    assert a == P.render(res)
+    f = " ".join(P.findings(res))
     assert "lowest test Cllr is 0.4 bits [0.3, 0.5] (`a-seed0-logit-kde`" in f
     assert "highest 1.2 bits [0.9, 1.6] (`b-seed0-logit-kde`" in f
     assert "do not overlap" in f and "1 of 3 cells have a test Cllr of 1 bit or more" in f
@@ -247,8 +276,8 @@ def test_render_is_deterministic_and_findings_follow_the_numbers():
     assert g["test"]["cllr"] == {"mean": 0.5, "min": 0.4, "max": 0.6, "n": 2}
     assert "| a | logit | kde | 0, 1 | 0.8 [0.8, 0.8] | 0.2 [0.2, 0.2] | 0.5 [0.4, 0.6] |" in a
     assert "not stored in this repository" in a
-    assert D.fmt(0.123456) == "0.123" and D.fmt(1234.5) == "1.23e+03" and D.fmt(7) == "7"
-    assert D.fmt(float("inf")) == "inf" and D.fmt(None) == "n/a"
+    assert T.fmt(0.123456) == "0.123" and T.fmt(1234.5) == "1.23e+03" and T.fmt(7) == "7"
+    assert T.fmt(float("inf")) == "inf" and T.fmt(None) == "n/a"
     assert np.isfinite(g["test"]["auc"]["mean"])
 
 
@@ -291,16 +320,16 @@ def test_robustness_columns_equal_stage_15_of_the_cell(smoke):
         copied = read_csv(REPO / r["csv"])
         assert copied == read_csv(REPO / e["run_dir"] / "15_robustness" / "robustness.csv")
     best = min(frame, key=lambda e: (e["test"]["cllr"], e["cell"]))
-    assert D.robustness_cell(res)["cell"] == best["cell"]
+    assert T.robustness_cell(res)["cell"] == best["cell"]
     page = (tmp / "results.md").read_text()
     sec = page[page.index("## Robustness (stage 15)"):page.index("## Persons, videos")]
     assert f"Cell `{best['cell']}`" in sec and "the best cell overall)" in sec
     header = next(ln for ln in sec.splitlines() if ln.startswith("| level |"))
     assert header.count("|") - 1 == 3 + len(best["robustness"]["families"])     # level, figure, clean + families
     for fam, info in best["robustness"]["families"].items():
-        assert D.FAMILY_LABELS.get(fam, fam) in header
+        assert T.FAMILY_LABELS.get(fam, fam) in header
         strongest = info["settings"][-1]
-        assert f"{D.fmt(strongest['strength'])}: {D.fmt(strongest['cllr'])}{D.fmt_ci(strongest['ci95']['cllr'])}" in sec
+        assert f"{T.fmt(strongest['strength'])}: {T.fmt(strongest['cllr'])}{T.fmt_ci(strongest['ci95']['cllr'])}" in sec
 
 
 def test_robustness_table_names_the_cell_it_uses_and_says_when_there_is_none():
@@ -315,14 +344,14 @@ def test_robustness_table_names_the_cell_it_uses_and_says_when_there_is_none():
     c = _entry("b-seed0-logit-logistic", "b", 0, "logistic", "frame", 0.9, [0.8, 1.0])
     b["robustness"], c["robustness"] = robust(0.55, 1.1), robust(0.95, 1.2)
     res = {"cells": [a, b, c]}
-    assert D.robustness_cell(res)["cell"] == "a-seed0-logit-logistic"
-    text = "\n".join(D.robustness_table(res))
+    assert T.robustness_cell(res)["cell"] == "a-seed0-logit-logistic"
+    text = "\n".join(T.robustness_table(res))
     assert "Cell `a-seed0-logit-logistic`" in text and "`a-seed0-logit-kde`, did not run stage 15" in text
     assert "| frame | Cllr at the strongest setting | 0.55 [0.45, 0.65] | 30: 1.1 [0.8, 1.3] |" in text
     assert "| both | validated range (strongest passing setting) |  | not validated: the clean system fails |" in text
-    assert "JPEG quality 30: 1.1" in D.robustness_finding(res)
-    assert "No cell of the grid ran stage 15" in D.robustness_table({"cells": [a]})[0]
-    assert D.robustness_finding({"cells": [a]}) is None
+    assert "JPEG quality 30: 1.1" in T.robustness_finding(res)
+    assert "No cell of the grid ran stage 15" in T.robustness_table({"cells": [a]})[0]
+    assert T.robustness_finding({"cells": [a]}) is None
 
 
 @pytest.mark.slow
@@ -351,7 +380,7 @@ def test_detector_flag_identity_and_shortcut_control(tmp_path):
     run folder; the page shows the detector flag apart from the degenerate flags, and a shortcut control
     is labelled and never the best cell."""
     import hashlib
-    from evaluation.grid_detector import detector_record
+    from results_grid.detectors import detector_record
     run = tmp_path / "run"
     (run / "03_train").mkdir(parents=True)
     (run / "04_features").mkdir()
@@ -377,11 +406,11 @@ def test_detector_flag_identity_and_shortcut_control(tmp_path):
     c["control"] = True
     res = {"name": "uadfv", "grid": {"name": "cpu", "config": CONFIG, "detectors": ["a", "b", "c"], "seeds": [0],
                                      "scores": ["logit"], "models": ["kde"], "person_map": "<dataset root>/ids.json"},
-           "cells": [a, b, c], "groups": E.summarise_groups([a, b, c]), "pools": {}, "seconds": 1.0, "device": "cpu",
+           "cells": [a, b, c], "groups": A.summarise_groups([a, b, c]), "pools": {}, "seconds": 1.0, "device": "cpu",
            "paper": {"published": None, "paper_protocol": [], "sound_on_paper_features": [],
-                     "sound_on_paper_features_groups": [], "contaminated": E.CONTAMINATED},
+                     "sound_on_paper_features_groups": [], "contaminated": CF.CONTAMINATED},
            "docs": "docs/results.md", "results_json": "results/x/results.json"}
-    page, f = D.render(res), " ".join(D.findings(res))
+    page, f = P.render(res), " ".join(P.findings(res))
     assert "| degenerate: zero-width ELUB bounds; detector did not learn |" in page
     assert "| a | 0 | probe: `MesoInception_DF.h5` sha256 `abababababababab` | - | n/a | 0.55 [0.4, 0.7] |" in page
     assert "| c (shortcut control) |" in page
@@ -389,4 +418,4 @@ def test_detector_flag_identity_and_shortcut_control(tmp_path):
     assert "Shortcut control `c-seed0-logit-kde` (not a deepfake detector): test Cllr 0.2 bits" in f
     assert "Detectors that did not learn (raw AUC interval on val or calib not above chance): a." in f
     assert "each of them carries the 'detector did not learn' flag" in f
-    assert E.figure_cells(res)[0]["cell"] == "b-seed0-logit-kde"
+    assert A.figure_cells(res)[0]["cell"] == "b-seed0-logit-kde"

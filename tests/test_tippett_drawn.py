@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from common.io import numeric_column, read_csv, write_csv  # noqa: E402
-from evaluation import robustness_plots, results_doc  # noqa: E402
+from evaluation import robustness_plots  # noqa: E402
+from results_grid import page  # noqa: E402
 from slr import plots, run_scores  # noqa: E402
 
 BOUNDS = (-0.58, 0.92)
@@ -135,7 +136,7 @@ def test_results_page_figure_matches_its_csvs(tmp_path, kept_figures):
         path = tmp_path / f"{tag}.csv"
         write_csv(path, {"label": [0] * 20 + [1] * 20, "llr": list(llr)})
         cells[tag] = ({"lr_csv": str(path), "cell": tag, "test": {"cllr": 0.5}}, llr)
-    results_doc.tippett_figure(cells["best"][0], cells["worst"][0], tmp_path / "t.png")
+    page.tippett_figure(cells["best"][0], cells["worst"][0], tmp_path / "t.png")
     fig = kept_figures[-1]
     for ax, tag in zip(fig.axes, ("best", "worst")):
         llr = cells[tag][1]
