@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from common.cli import config_path, stage_parser
-from common.config import REPO_ROOT, ConfigError, config_banner, describe_config, load_config
+from common.cli import load_or_print_config, stage_parser
+from common.config import REPO_ROOT, Config, ConfigError, config_banner, load_config
 from common.pipeline import current_state, plan, position, write_stamp
 from common.console import EXIT_INTERRUPTED, write_resolved_config
 from common.stages import active_table, folder, table_env
@@ -126,14 +126,9 @@ def main(argv=None, table=None) -> int:
     """The runner; ``table`` is the stage table (tests pass a small one; default: common.stages.active_table)."""
     table = active_table() if table is None else table
     args = _parse(argv, table)
-    try:
-        cfg = load_config(config_path(args), args.overrides)  # fail early on a bad config
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(describe_config(cfg))
-        return 0
+    cfg = load_or_print_config(args)                 # fail early on a bad config
+    if not isinstance(cfg, Config):
+        return cfg
     print(f"== {config_banner(cfg)}", flush=True)
     decisions = _checked_plan(cfg, args, table)
     if isinstance(decisions, int):

@@ -39,6 +39,20 @@ def stage_parser(description: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def load_or_print_config(args) -> "Config | int":
+    """The config of ``--config`` / ``--set``; or the exit code when it is bad (2, said in one line) or
+    when ``--print-config`` asked only for it (0, printed)."""
+    try:
+        cfg = load_config(config_path(args), args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(describe_config(cfg))
+        return 0
+    return cfg
+
+
 def config_path(args: argparse.Namespace) -> str:
     """``args.config``, or the default config with a log line saying it is used."""
     if args.config:
@@ -127,14 +141,9 @@ def run_stage(main: Callable, description: str | None, argv: Sequence[str] | Non
         extra_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        cfg = load_config(config_path(args), args.overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(describe_config(cfg))
-        return 0
+    cfg = load_or_print_config(args)
+    if not isinstance(cfg, Config):
+        return cfg
     if stage is None or not _is_main_rank():
         return _run_main(main, cfg, args, stage)
     from .stages import get

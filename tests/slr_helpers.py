@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from common.features import video_id_from_path
-from common.io import write_json
+from common.io import write_csv, write_json
 from slr.io import ScoreSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,3 +107,21 @@ def generate(rng, n_persons, frames=10, sep=1.0, prefix="p") -> ScoreSet:
             v += [f"{prefix}{i}_{'rf'[lab]}"] * frames
             p += [f"{prefix}{i}"] * frames
     return ScoreSet(np.concatenate(s), np.array(y), np.array(v), None, f"<{prefix}>", person_ids=np.array(p))
+
+
+def write_person_scores(directory: Path, persons: dict[str, int], sep: float = 1.0, per_video: int = 5,
+                        seed: int = 0) -> None:
+    """``<directory>/<pool>.csv`` for ``slr.run_scores``: per pool ``persons[pool]`` persons, each with a
+    real and a fake video of ``per_video`` frames; scores N(+sep, 1) for real, N(-sep, 1) for fake."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for pool, n_persons in persons.items():
+        cols = {"person_id": [], "video_id": [], "label": [], "score": []}
+        for i in range(n_persons):
+            for lab in (0, 1):
+                for _ in range(per_video):
+                    cols["person_id"].append(f"{pool}{i}")
+                    cols["video_id"].append(f"{pool}{i}_{lab}")
+                    cols["label"].append(lab)
+                    cols["score"].append(float((sep if lab == 0 else -sep) + rng.normal(0, 1)))
+        write_csv(directory / f"{pool}.csv", cols)

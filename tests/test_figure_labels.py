@@ -16,10 +16,10 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from common.config import Config  # noqa: E402
 from common.features import FeatureDump  # noqa: E402
-from common.io import write_csv  # noqa: E402
 from evaluation.inputs import dump_paths  # noqa: E402
 from preprocessing.plots import plot_crop_status  # noqa: E402
 from slr import run_scores  # noqa: E402
+from slr_helpers import write_person_scores  # noqa: E402
 from slr.scores import stage08  # noqa: E402
 
 
@@ -110,17 +110,7 @@ def saved(monkeypatch):
 
 
 def test_violin_tippett_and_elub_figures_are_readable(tmp_path, saved):
-    rng = np.random.default_rng(0)
-    for pool, n in (("train", 14), ("val", 5), ("calib", 7), ("test", 4)):    # the demo's four pools
-        cols = {"person_id": [], "video_id": [], "label": [], "score": []}
-        for i in range(n):
-            for lab in (0, 1):
-                for _ in range(4):
-                    cols["person_id"].append(f"{pool}{i}")
-                    cols["video_id"].append(f"{pool}{i}_{lab}")
-                    cols["label"].append(lab)
-                    cols["score"].append(float((1 if lab == 0 else -1) + rng.normal(0, 1)))
-        write_csv(tmp_path / "in" / f"{pool}.csv", cols)
+    write_person_scores(tmp_path / "in", {"train": 14, "val": 5, "calib": 7, "test": 4}, per_video=4)   # the demo's pools
     assert run_scores.main(["--scores-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"),
                             "--bootstrap", "0"]) == 0
     for name in ("violin_frame.png", "violin_video.png", "tippett_frame.png", "tippett_video.png",

@@ -10,7 +10,6 @@ import re
 import shutil
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pytest
 import yaml
 
@@ -19,23 +18,13 @@ from common.config import Config
 from common.io import read_csv, write_csv
 from evaluation import report as R
 from slr import run_scores
+from slr_helpers import write_person_scores
 
 CRITERIA = [{"metric": "cllr", "max": 0.7}, {"metric": "auc", "min": 0.85}, {"metric": "eer", "max": 0.1}]
 
 
 def _scores(directory, seed=0, sep=1.0):
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for pool, n_persons in (("calib", 14), ("test", 10)):
-        cols = {"person_id": [], "video_id": [], "label": [], "score": []}
-        for i in range(n_persons):
-            for lab in (0, 1):
-                for _ in range(5):
-                    cols["person_id"].append(f"{pool}{i}")
-                    cols["video_id"].append(f"{pool}{i}_{lab}")
-                    cols["label"].append(lab)
-                    cols["score"].append(float((sep if lab == 0 else -sep) + rng.normal(0, 1)))
-        write_csv(directory / f"{pool}.csv", cols)
+    write_person_scores(directory, {"calib": 14, "test": 10}, sep=sep, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from common.io import numeric_column, read_csv, write_csv  # noqa: E402
 from evaluation import robustness_plots  # noqa: E402
 from results_grid import page  # noqa: E402
 from slr import plots, run_scores  # noqa: E402
+from slr_helpers import write_person_scores  # noqa: E402
 
 BOUNDS = (-0.58, 0.92)
 # ties inside, several items on each bound (as ELUB clipping leaves them), hp and hd sharing values
@@ -98,18 +99,7 @@ def test_every_llr_equal_still_draws_both_steps():
 
 def _scores(directory, seed=0):
     """Well separated scores: the ELUB bounds clip many test items, so the test LLRs tie on them."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for pool, n_persons in (("calib", 12), ("test", 8)):
-        cols = {"person_id": [], "video_id": [], "label": [], "score": []}
-        for i in range(n_persons):
-            for lab in (0, 1):
-                for _ in range(5):
-                    cols["person_id"].append(f"{pool}{i}")
-                    cols["video_id"].append(f"{pool}{i}_{lab}")
-                    cols["label"].append(lab)
-                    cols["score"].append(float((2.0 if lab == 0 else -2.0) + rng.normal(0, 1)))
-        write_csv(directory / f"{pool}.csv", cols)
+    write_person_scores(directory, {"calib": 12, "test": 8}, sep=2.0, seed=seed)
 
 
 def test_stage11_figures_of_run_scores_match_the_lr_csv(tmp_path, kept_figures):
