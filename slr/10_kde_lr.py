@@ -36,10 +36,10 @@ def calib_data_conditions(cfg, sets) -> dict | None:
 def detector_record(cfg) -> dict:
     """Stage 04's record of the detector pass behind the scores (training/identity.py); {} for scores
     that came from elsewhere (slr.features_file)."""
-    p = cfg.path("slr.features_dir") / "summary.json"
-    if cfg.get("slr.features_file") is not None or not p.is_file():
+    d = cfg.path("slr.features_dir")
+    if cfg.get("slr.features_file") is not None or d is None or not (d / "summary.json").is_file():
         return {}
-    return dict(read_json(p).get("detector") or {})
+    return dict(read_json(d / "summary.json").get("detector") or {})
 
 
 def main(cfg, args, out):
