@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from common import schema
 from common.config import ConfigError
@@ -291,9 +292,14 @@ def test_gpu_grid_command_plans_every_cell_on_cpu(tmp_path, uadfv_root):
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
-    assert len(lines) == 7 * 3 * 2 * 2 + 1 + 3 * 2            # grid + paper protocol + sound on paper features
+    ex = yaml.safe_load((REPO / CONFIG).read_text())["experiments"]
+    per_detector = len(ex["seeds"]) * len(ex["scores"]) * len(ex["models"])
+    paper = ex["paper"]
+    assert len(ex["grids"]["gpu"]) == 7 and per_detector >= 2
+    assert len(lines) == (7 * per_detector + len(paper["paper_seeds"])             # grid + paper protocol
+                          + len(paper["sound_seeds"]) * len(paper["sound_models"]))  # + sound on paper features
     for det in ("srm", "efficientnet_b4", "lib", "ssaaformer"):
-        assert sum(f"] {det}-seed" in ln and "device cuda" in ln for ln in lines) == 12
+        assert sum(f"] {det}-seed" in ln and "device cuda" in ln for ln in lines) == per_detector
     assert all("would run" in ln for ln in lines) and not (tmp_path / "work").exists()
 
 
