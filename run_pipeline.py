@@ -29,7 +29,7 @@ from pathlib import Path
 from common.cli import load_or_print_config, stage_parser
 from common.config import REPO_ROOT, Config, ConfigError, config_banner, load_config
 from common.pipeline import current_state, plan, position, write_stamp
-from common.console import EXIT_INTERRUPTED, write_resolved_config
+from common.console import EXIT_INTERRUPTED, one_interrupt, write_resolved_config
 from common.stages import active_table, folder, table_env
 from evaluation.verdict import report_verdict
 
@@ -39,7 +39,8 @@ def run_stage_process(cmd: list, env: dict) -> int:
     the runner waits for it, ignoring further Ctrl-C, instead of killing it mid-write."""
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
     try:
-        return proc.wait()
+        with one_interrupt():       # also when SIGINT was ignored at start (a job started in the background)
+            return proc.wait()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if proc.poll() is None:
