@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .elub import ELUBBounder, _weights
+from .elub import ELUBBounder, _weights, checked_llrs
 from .metrics import split_hypotheses
 
 IV_STEP = 0.001
@@ -73,13 +73,7 @@ def iv_grid(llr_hp: np.ndarray, llr_hd: np.ndarray, step: float = IV_STEP) -> np
 def iv_bounds(llr_hp: Any, llr_hd: Any, step: float = IV_STEP, weights_hp: Any = None, weights_hd: Any = None
               ) -> tuple[float, float]:
     """(lower, upper) IV bounds in log10 (module docstring). ValueError on an empty hypothesis or NaN."""
-    hp = np.asarray(llr_hp, dtype=np.float64).reshape(-1)
-    hd = np.asarray(llr_hd, dtype=np.float64).reshape(-1)
-    for name, a in (("llr_hp (Hp = real)", hp), ("llr_hd (Hd = fake)", hd)):
-        if a.size == 0:
-            raise ValueError(f"IV bounds: {name} is empty; the bounds need LLRs of both hypotheses")
-        if np.isnan(a).any():
-            raise ValueError(f"IV bounds: {name} contains NaN LLRs; remove them first")
+    hp, hd = checked_llrs(llr_hp, llr_hd, "IV bounds")
     rho = iv_grid(hp, hd, step)
     d_low, d_up = iv_delta_functions(hp, hd, rho, weights_hp, weights_hd)
     neg_up = np.flatnonzero(d_up < 0)
