@@ -30,6 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="run every stage of every cell, up to date or not")
     p.add_argument("--dry-run", action="store_true", help="load and plan every cell, say what would run; run nothing")
     p.add_argument("--aggregate-only", action="store_true", help="do not run anything; aggregate what is there")
+    p.add_argument("--reuse-upstream", action="store_true",
+                   help="never re-run a cell's split, training or feature dump, even when out of date (listed in "
+                        "results.json); with --force, re-run every cell's LR stages only")
     p.add_argument("--keep-going", action="store_true", help="after a failed cell, go on with the others")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the results config, e.g. --set experiments.seeds=[0]")
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
             run_grid(ex, force=args.force, dry_run=True)
             return 0
         else:
-            results = run_grid(ex, force=args.force, keep_going=args.keep_going)
+            results = run_grid(ex, force=args.force, keep_going=args.keep_going, reuse_upstream=args.reuse_upstream)
         rj, docs = write_outputs(ex, results)
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -40,17 +40,19 @@ _CHUNK = 1 << 20
 
 
 def file_fingerprint(path: Path, st: os.stat_result | None = None) -> str:
-    """``size|mtime_ns|sha256(first MiB + last MiB)`` of a file (the whole file when <= 2 MiB)."""
+    """``size|sha256`` of a file of at most 2 MiB (its whole content: a copy or a re-materialised dataset
+    with new file times is still up to date); ``size|mtime_ns|sha256(first MiB + last MiB)`` of a larger
+    one (the modification time guards the middle that is not hashed)."""
     path = Path(path)
     st = st or path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         if st.st_size <= 2 * _CHUNK:
             h.update(fh.read())
-        else:
-            h.update(fh.read(_CHUNK))
-            fh.seek(-_CHUNK, os.SEEK_END)
-            h.update(fh.read(_CHUNK))
+            return f"{st.st_size}|{h.hexdigest()[:16]}"
+        h.update(fh.read(_CHUNK))
+        fh.seek(-_CHUNK, os.SEEK_END)
+        h.update(fh.read(_CHUNK))
     return f"{st.st_size}|{st.st_mtime_ns}|{h.hexdigest()[:16]}"
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common.io import read_csv, write_csv, write_json
+from common.io import read_csv, read_json, write_csv, write_json
 from results_grid.cells import Cell, Grid, _rel, stage_folder
 from results_grid.config import CONTAMINATED, LEVELS, METRICS, Experiments
 from results_grid.readback import copy_lr_csv, pool_counts, read_cell, read_robustness, read_summaries
+
+REUSED_FILE = "upstream_reused.json"   # in work_dir: cells run with --reuse-upstream over a stale upstream, and why
 
 
 # ------------------------------------------------------------------------------------------ aggregate
@@ -99,6 +101,8 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         if key not in pools:
             pools[key] = pool_counts(cdir)
     published = ex.published
+    reused_path = ex.work_dir / REUSED_FILE
+    reused = read_json(reused_path) if reused_path.is_file() else {}
     results = {
         "name": ex.name,
         "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
@@ -124,6 +128,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
             "contaminated": CONTAMINATED,
         },
         "missing_cells": missing,
+        "upstream_reused": {c.name: reused[c.name] for c in cells if c.name in reused},
         "seconds": round(float(sum(timing.get(c.name, 0.0) for c in cells)), 1),
         "seconds_note": "sum over cells of the time each took when it last ran (upstream stages counted in the "
                         "first cell of their detector x seed)",

@@ -172,6 +172,10 @@ def render(results: dict, docs_path: str | Path | None = None) -> str:
     L = _header(results)
     if results.get("missing_cells"):
         L += [f"**Unfinished cells** (no figures): {', '.join(results['missing_cells'])}.", ""]
+    if results.get("upstream_reused"):
+        L += ["**Upstream reused** (`run_experiments.py --reuse-upstream`: the LR stages re-ran on the split, detector "
+              "and feature dump already there, whose run records were out of date): "
+              + "; ".join(f"{k} ({v})" for k, v in results["upstream_reused"].items()) + ".", ""]
     L += ["## Findings", ""] + ["\n\n".join(findings(results)), ""]
     figs = results.get("figures") or {}
     if figs.get("tippett_best_worst"):

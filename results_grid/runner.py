@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from common.config import REPO_ROOT, Config, load_config
-from common.io import read_json, write_json
-from results_grid.aggregate import aggregate
+from common.io import InputError, read_json, write_json
+from results_grid.aggregate import REUSED_FILE, aggregate
 from results_grid.cells import (Cell, Grid, _rel, _sid, _stage_table, grid_cells, paper_cells, split_table,
                                 stage_prefix)
 from results_grid.config import ABORT_ENV, Experiments
@@ -116,7 +116,7 @@ def _run_cell(cell: Cell, c: dict, run_up: bool, force: bool, head: str, out) ->
     t0 = time.time()
     log_path = c["dir"] / "experiment.log"
     with open(log_path, "a") as log:
-        rc = _run_range(c["conf"], c["up_ov"], c["before"], force, log) if (force or run_up) else 0
+        rc = _run_range(c["conf"], c["up_ov"], c["before"], force, log) if run_up else 0
         if rc == 0:
             stages = _abort_hook(cell, c["after"])
             rc = _run_range(c["conf"], c["cell_ov"], stages, force, log)
@@ -131,10 +131,27 @@ def _run_cell(cell: Cell, c: dict, run_up: bool, force: bool, head: str, out) ->
     return rc, time.time() - t0
 
 
+def _keep_upstream(cell: Cell, c: dict, table) -> str | None:
+    """``--reuse-upstream``: the upstream range is not run. None when it is up to date, else why it is
+    not (recorded in results.json). Refuses a cell whose upstream stages never finished."""
+    from common.pipeline import is_enabled, read_stamp
+    missing = [st.name for st in c["before"] if is_enabled(st, c["up_cfg"]) and read_stamp(c["up_cfg"], st) is None]
+    if missing:
+        raise InputError(f"{cell.name}: --reuse-upstream, but upstream stage {missing[0]} never finished under "
+                         f"{_rel(c['up_cfg'].path('output_dir'))}; run the grid without --reuse-upstream")
+    run_up, why = _plan_needs_run(c["up_cfg"], c["before"], table)
+    return why if run_up else None
+
+
 def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: bool = False,
-             dry_run: bool = False) -> dict | None:
+             dry_run: bool = False, reuse_upstream: bool = False) -> dict | None:
     """Run (or skip, when up to date) every cell, then aggregate. Returns results.json's content
-    (``None`` with ``dry_run``: every cell's configs are loaded and planned, nothing runs)."""
+    (``None`` with ``dry_run``: every cell's configs are loaded and planned, nothing runs).
+
+    ``reuse_upstream``: never run a cell's upstream range (split, training, dumps), even when its
+    stamps are out of date; ``force`` then re-runs the cell ranges only. For re-running the LR stages
+    after a code change without retraining; each cell whose upstream plan said "run" is listed in
+    results.json (``upstream_reused``) with the reason."""
     table = _stage_table()
     grid = Grid(ex)
     cells = grid_cells(ex) + paper_cells(ex)
@@ -144,11 +161,20 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
     timing_path = ex.work_dir / "timing.json"
     timing = read_json(timing_path) if timing_path.is_file() else {}
     failures = []
+    reused_path = ex.work_dir / REUSED_FILE
+    reused = read_json(reused_path) if reused_path.is_file() else {}
     for i, cell in enumerate(cells, 1):
         c = _plan_cell(grid, cell, table)
         if not dry_run:
             link_upstream(c["dir"], grid.upstream_dir(cell), c["before"])
-        run_up, run_cell, why = _needs_run(c, table, dry_run)
+        if reuse_upstream:
+            stale = _keep_upstream(cell, c, table)
+            if stale:
+                reused[cell.name] = stale
+                write_json(reused_path, reused)
+            run_up, (run_cell, why) = False, _plan_needs_run(c["cell_cfg"], c["after"], table)
+        else:
+            run_up, run_cell, why = _needs_run(c, table, dry_run)
         head = f"[{i}/{len(cells)}] {cell.name}"
         if dry_run:
             state = f"would run ({why})" if (force or run_up or run_cell) else "up to date"
@@ -159,7 +185,11 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
             print(f"{head}: up to date, skipped ({_rel(c['dir'])})", file=out, flush=True)
             continue
         print(f"{head}: runs ({why}) -> {_rel(c['dir'])}", file=out, flush=True)
-        rc, seconds = _run_cell(cell, c, run_up, force, head, out)
+        if run_up and reused.pop(cell.name, None):
+            write_json(reused_path, reused)        # its upstream runs now: no longer reused
+        if cell.name in reused:
+            print(f"{head}: upstream kept as it is (--reuse-upstream), although {reused[cell.name]}", file=out, flush=True)
+        rc, seconds = _run_cell(cell, c, run_up or (force and not reuse_upstream), force, head, out)
         if rc != 0:
             failures.append(f"{head}: FAILED (exit {rc}); log: {_rel(c['dir'] / 'experiment.log')}")
             if not keep_going:

@@ -11,7 +11,7 @@ import yaml
 
 import run_pipeline
 from common.config import load_config
-from common.pipeline import STAMP, plan, tree_fingerprint
+from common.pipeline import STAMP, file_fingerprint, plan, tree_fingerprint
 from common.stages import STAGES, Stage
 
 # The toy stages read real schema keys (a strict config knows no others): each stage "owns" one.
@@ -111,14 +111,16 @@ def test_changed_external_input_and_edited_outputs(toy):
     assert toy.run() == (0, ["03_c", "04_d"])
     p = toy.out / "02_b" / "out.json"
     st = p.stat()
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an output edited by hand
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes (a copy): up to date
+    assert toy.run() == (0, [])
+    p.write_text(p.read_text() + " ")                       # an output edited by hand
     assert toy.run() == (0, ["02_b", "04_d"])
 
 
 def test_range_force_and_stale_upstream_warning(toy, capfd):
     toy.run()
     assert toy.run("--from", "2", "--to", "3", "--force") == (0, ["02_b", "03_c"])
-    assert toy.run() == (0, ["04_d"])                       # its inputs changed under it
+    assert toy.run() == (0, [])                             # 02, 03 wrote the same bytes: 04 is up to date
     capfd.readouterr()
     assert toy.run("--from", "2", "--set", "preprocessing.size=20") == (0, [])
     err = capfd.readouterr().err
@@ -163,6 +165,21 @@ def test_tree_fingerprint(tmp_path):
     assert tree_fingerprint(tmp_path) == fp
     (tmp_path / "b.txt").write_text("2")
     assert tree_fingerprint(tmp_path) != fp
+
+
+def test_small_file_fingerprint_is_content_only(tmp_path):
+    """A copied or re-materialised small file (new mtime, same bytes) is unchanged; new bytes are not;
+    a large file also carries its mtime (its middle is not hashed)."""
+    small, big = tmp_path / "frame.png", tmp_path / "video.bin"
+    small.write_bytes(b"abc")
+    big.write_bytes(b"\0" * (3 << 20))
+    fp_small, fp_big = file_fingerprint(small), file_fingerprint(big)
+    os.utime(small, ns=(1, 1))
+    os.utime(big, ns=(1, 1))
+    assert file_fingerprint(small) == fp_small
+    assert file_fingerprint(big) != fp_big
+    small.write_bytes(b"abd")
+    assert file_fingerprint(small) != fp_small
 
 
 def test_real_stage_table_is_consistent():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,27 @@ def test_killed_mid_cell_then_rerun_gives_the_uninterrupted_figures(smoke, uadfv
     res = json.loads((tmp_path / "results" / "results.json").read_text())
     got, want = _figures(res, cell), _figures(smoke["results"], cell)
     assert got and got == want
+
+
+@pytest.mark.slow
+def test_reuse_upstream_reruns_the_lr_stages_only(smoke, uadfv_root, tmp_path):
+    """--reuse-upstream --force after an upstream config change: no retraining, every cell's LR stages
+    re-run on the same dumps (same figures), and results.json and the page list the kept upstreams."""
+    shutil.copytree(smoke["tmp"] / "work", tmp_path / "work", symlinks=True)
+    log_path = tmp_path / "work" / "meso4" / "seed0" / "logit-kde" / "experiment.log"
+    n_runs = sum(ln.startswith("$ ") for ln in log_path.read_text().splitlines())
+    no_paper = ("--set", "experiments.smoke.paper.enabled=false")
+    r = _run(tmp_path, uadfv_root, *no_paper, "--set", "experiments.smoke.set.training.max_steps_per_epoch=4",
+             "--reuse-upstream", "--force")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count("upstream kept as it is (--reuse-upstream), although 03_train: config 'training' changed") == 2
+    new_runs = [ln for ln in log_path.read_text().splitlines() if ln.startswith("$ ")][n_runs:]
+    assert len(new_runs) == 1 and " --from 08 " in new_runs[0] and " --force" in new_runs[0]   # the cell range only
+    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert set(res["upstream_reused"]) == {"meso4-seed0-logit-kde", "meso4-seed0-logit-logistic"}
+    for cell in res["upstream_reused"]:
+        assert _figures(res, cell) == _figures(smoke["results"], cell)
+    assert "**Upstream reused**" in (tmp_path / "results.md").read_text()
 
 
 # ---------------------------------------------------------------------------------- fast unit tests
