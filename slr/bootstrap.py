@@ -354,11 +354,11 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
                  seed: int = 0) -> dict:
     """The summary block of one pool at one level (issue 10 item 8):
     ``{n_hp, n_hd, n_persons, n_videos, n_persons_hp, n_persons_hd, cllr, cllr_min, cllr_cal, eer, auc,
-    misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_usable,
-    ci95_method}``. Point values from slr.metrics (devPAV and the mean absolute LLR-overestimation from
+    misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_resamples,
+    ci95_usable, ci95_method}``. Point values from slr.metrics (devPAV and the mean absolute LLR-overestimation from
     slr.consistency); intervals from :func:`cluster_bootstrap` and :func:`consistency_ci` over persons
     (``person_ids``; without them each video is a person, without ``video_ids`` each item), on the same
-    resamples. ``ci95_usable``: of the ``bootstrap_n`` resamples, how many gave a defined devPAV and
+    resamples. ``ci95_usable``: of the ``ci95_resamples`` (= ``bootstrap_n``) resamples, how many gave a defined devPAV and
     overestimation (the others are left out of their intervals). ``bootstrap_n = 0``: no intervals."""
     llr = np.asarray(llr, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
@@ -382,6 +382,7 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
         ci = cluster_bootstrap(llr, labels, persons, METRICS, int(bootstrap_n), int(seed))
         d["ci95"] = {m: [lo, hi] for m, (lo, hi) in ci.items()}
         ci_c, d["ci95_usable"] = consistency_ci(llr, labels, persons, int(bootstrap_n), int(seed))
+        d["ci95_resamples"] = int(bootstrap_n)
         d["ci95"].update(ci_c)
         d["ci95_method"] = (f"person-cluster bootstrap, {int(bootstrap_n)} resamples of {d['n_persons']} persons "
                             f"(seed {int(seed)}), 2.5/97.5 % order statistics; zero counts: Clopper-Pearson 95 % "
