@@ -46,7 +46,8 @@ def fmt_devpav(t: dict) -> str:
     if not ci:
         return fmt(t["devpav"]) + " [n/a]"
     k, n = (t.get("ci95_usable") or {}).get("devpav"), t.get("ci95_resamples")
-    return fmt(t["devpav"]) + fmt_ci(ci) + (f" ({k}/{n})" if isinstance(k, int) and isinstance(n, int) and k < n else "")
+    part = isinstance(k, int) and isinstance(n, int) and k < n
+    return fmt(t["devpav"]) + fmt_ci(ci) + (f" ({k}/{n})" if part else "")
 
 
 def fmt_bounds(b) -> str:

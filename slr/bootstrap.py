@@ -35,7 +35,7 @@ import scipy.sparse
 from tqdm import tqdm
 
 from . import metrics as M
-from .consistency import devpav, devpav_groups, llr_overestimation
+from .consistency import BOOTSTRAP_KDE_EXACT_TERMS, devpav, devpav_groups, llr_overestimation
 
 METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")
 CONSISTENCY = ("devpav", "llr_overestimation")     # lir's calibration characteristics (consistency_ci)
@@ -310,7 +310,8 @@ def consistency_samples(llr: Any, labels: Any, clusters: Any, n: int = 1000, see
     """``{devpav, llr_overestimation}: (n,)`` on the person resamples of :func:`bootstrap_samples` (same
     ``seed``, same draws). Resample b repeats every item of a drawn person as often as the person was
     drawn; devPAV comes from the weighted PAV on the distinct LLRs (slr.consistency.devpav_groups, equal
-    to devPAV of the repeated items), the overestimation from the repeated items. NaN where the metric is
+    to devPAV of the repeated items), the overestimation from the repeated items (its KDEs exact up to
+    BOOTSTRAP_KDE_EXACT_TERMS kernel terms, on slr.kde's FFT grid beyond: about 1e-5). NaN where the metric is
     undefined on the resample: one class missing, every PAV value infinite (devPAV), no overlap of the
     two LLR sets (overestimation)."""
     llr, labels, clusters = _checked(llr, labels, clusters)
@@ -329,7 +330,7 @@ def consistency_samples(llr: Any, labels: Any, clusters: Any, n: int = 1000, see
             r_hp, r_hd = np.repeat(llr[hp], w[hp]), np.repeat(llr[~hp], w[~hp])
             if r_hp.size and r_hd.size:
                 out["devpav"][i] = devpav_groups(x, ghp[b], ghd[b])
-                out["llr_overestimation"][i] = llr_overestimation(r_hp, r_hd)
+                out["llr_overestimation"][i] = llr_overestimation(r_hp, r_hd, BOOTSTRAP_KDE_EXACT_TERMS)
             i += 1
     return out
 
@@ -355,11 +356,12 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
     """The summary block of one pool at one level (issue 10 item 8):
     ``{n_hp, n_hd, n_persons, n_videos, n_persons_hp, n_persons_hd, cllr, cllr_min, cllr_cal, eer, auc,
     misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_resamples,
-    ci95_usable, ci95_method}``. Point values from slr.metrics (devPAV and the mean absolute LLR-overestimation from
-    slr.consistency); intervals from :func:`cluster_bootstrap` and :func:`consistency_ci` over persons
-    (``person_ids``; without them each video is a person, without ``video_ids`` each item), on the same
-    resamples. ``ci95_usable``: of the ``ci95_resamples`` (= ``bootstrap_n``) resamples, how many gave a defined devPAV and
-    overestimation (the others are left out of their intervals). ``bootstrap_n = 0``: no intervals."""
+    ci95_usable, ci95_method}``. Point values from slr.metrics (devPAV and the mean absolute
+    LLR-overestimation from slr.consistency); intervals from :func:`cluster_bootstrap` and
+    :func:`consistency_ci` over persons (``person_ids``; without them each video is a person, without
+    ``video_ids`` each item), on the same resamples. ``ci95_usable``: of the ``ci95_resamples``
+    (= ``bootstrap_n``) resamples, how many gave a defined devPAV and overestimation (the others are
+    left out of their intervals). ``bootstrap_n = 0``: no intervals."""
     llr = np.asarray(llr, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     n = len(llr)

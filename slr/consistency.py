@@ -36,6 +36,9 @@ from .metrics import _pair
 
 OVERESTIMATION_GRID = 100
 OVERESTIMATION_QUANTILE = 0.001
+# resamples of the bootstrap: exact KDE up to this many kernel terms (grid x items, e.g. 100 x 2,000), the
+# FFT grid of slr.kde beyond (4x faster on 10^4 items; measured |difference| of the log10 densities 2e-6)
+BOOTSTRAP_KDE_EXACT_TERMS = 2e5
 
 
 def _segment_area(x1, y1, x2, y2) -> np.ndarray:
@@ -100,8 +103,8 @@ def silverman_kdepy(x: np.ndarray) -> float:
     return spread * (x.size * 3 / 4.0) ** (-0.2) if spread > 0 else 1.0
 
 
-def llr_overestimation_curve(llr_hp: Any, llr_hd: Any, n_grid: int = OVERESTIMATION_GRID
-                             ) -> tuple[np.ndarray, np.ndarray] | None:
+def llr_overestimation_curve(llr_hp: Any, llr_hd: Any, n_grid: int = OVERESTIMATION_GRID,
+                             kde_exact_terms: float = math.inf) -> tuple[np.ndarray, np.ndarray] | None:
     """(system LLR grid, overestimation in log10) or None when the hypotheses' LLRs do not overlap (or one
     has no LLR inside the overlap)."""
     hp, hd = _pair(llr_hp, llr_hd)
@@ -117,11 +120,13 @@ def llr_overestimation_curve(llr_hp: Any, llr_hd: Any, n_grid: int = OVERESTIMAT
     log10_f = []
     for x, x_in in zip((hp, hd), inside):
         bw = silverman_kdepy(x_in)
-        log10_f.append(GaussianKDE1D(exact_budget=math.inf).fit(x, bw).log10_pdf(grid))
+        log10_f.append(GaussianKDE1D(exact_budget=kde_exact_terms).fit(x, bw).log10_pdf(grid))
     return grid, grid - (log10_f[0] - log10_f[1])
 
 
-def llr_overestimation(llr_hp: Any, llr_hd: Any) -> float:
-    """Mean absolute LLR-overestimation over the grid (log10); NaN without overlap."""
-    curve = llr_overestimation_curve(llr_hp, llr_hd)
+def llr_overestimation(llr_hp: Any, llr_hd: Any, kde_exact_terms: float = math.inf) -> float:
+    """Mean absolute LLR-overestimation over the grid (log10); NaN without overlap. The KDEs are exact;
+    ``kde_exact_terms`` finite lets slr.kde.GaussianKDE1D use its FFT grid beyond that many kernel terms
+    (the bootstrap's resamples: BOOTSTRAP_KDE_EXACT_TERMS)."""
+    curve = llr_overestimation_curve(llr_hp, llr_hd, kde_exact_terms=kde_exact_terms)
     return math.nan if curve is None else float(np.mean(np.abs(curve[1])))

@@ -73,6 +73,19 @@ def test_intervals_equal_a_hand_made_person_bootstrap_loop():
     assert other["ci95"]["devpav"] != d["ci95"]["devpav"]
 
 
+def test_large_resamples_use_the_kde_grid_within_1e_5():
+    """Beyond BOOTSTRAP_KDE_EXACT_TERMS kernel terms the resamples' KDEs run on slr.kde's FFT grid: the
+    overestimation then agrees with the exact hand loop to 1e-5 (log10), devPAV stays exact."""
+    from slr.consistency import BOOTSTRAP_KDE_EXACT_TERMS
+    llr, labels, clusters = _set(5, n=6000, persons=30)
+    assert 100 * np.sum(labels == 0) > BOOTSTRAP_KDE_EXACT_TERMS
+    fast = consistency_samples(llr, labels, clusters, n=4, seed=2)
+    slow = _hand_loop(llr, labels, clusters, 4, 2)
+    np.testing.assert_allclose(fast["devpav"], slow["devpav"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast["llr_overestimation"], slow["llr_overestimation"], rtol=0, atol=1e-5)
+    assert not np.array_equal(fast["llr_overestimation"], slow["llr_overestimation"])   # the grid path ran
+
+
 def test_undefined_resamples_are_counted_not_hidden():
     rng = np.random.default_rng(0)
     # four persons, each of one class only: about 2 (1/2)^4 of the resamples lack a class
@@ -116,7 +129,8 @@ def _matrix_rows(report: str) -> dict:
     table = report.split('<div id="validation-matrix">', 1)[1].split("</table>", 1)[0]
     out = {}
     for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", td)).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", td)).strip()
+                 for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
         out[(cells[1], cells[2], cells[3])] = (cells[4], cells[5], cells[7])
     return out
 
