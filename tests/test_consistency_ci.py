@@ -160,6 +160,16 @@ def test_real_run_interval_contains_point_and_report_shows_it(paper_features, ua
             assert vid["ci95_usable"][m] == 0 and rows[(m, "video", pool)][:2] == ("n/a", "n/a")
     keys = list(rows)
     assert keys.index(("devpav", "frame", "test")) == max(i for i, k in enumerate(keys) if k[0] == "cllr_cal") + 1
+    # a criterion on devPAV is judged like every other: on the pessimistic (upper) end of its interval
+    from evaluation import report as REP
+    judged = [r for r in REP.judge_matrix([{"metric": "devpav", "max": 1.3}], REP.load_run(tmp_path / "out"))
+              if r["decision"] != "reported"]
+    for r in judged:
+        blk = s["levels"][r["level"]][r["pool"]]
+        hi = blk["ci95"]["devpav"][1]
+        assert r["judged_value"] == hi and r["decision"] == ("not available" if hi is None else
+                                                             "pass" if hi <= 1.3 else "fail")
+    assert {(r["level"], r["pool"]) for r in judged} == {(lv, p) for lv in ("frame", "video") for p in ("test", "calib")}
 
 
 # ------------------------------------------------------------------------------------------ results grid
