@@ -97,6 +97,22 @@ def degenerate_reasons(run: Run) -> list[str]:
     return out
 
 
+def block_interval(blk: dict, metric: str) -> tuple[float | None, float | None]:
+    """(lo, hi) of ``blk["ci95"][metric]``; (None, None) when the summary has no (usable) interval."""
+    ci = (blk.get("ci95") or {}).get(metric)
+    lo, hi = (num(ci[0]), num(ci[1])) if isinstance(ci, list) and len(ci) == 2 else (None, None)
+    return (lo, hi) if lo is not None and hi is not None else (None, None)
+
+
+def usable_note(blk: dict, metric: str) -> str:
+    """'' or, where some resamples left ``metric`` undefined (devPAV, overestimation: ``ci95_usable``),
+    how many of the ``ci95_resamples`` the interval rests on."""
+    k, n = (blk.get("ci95_usable") or {}).get(metric), blk.get("ci95_resamples")
+    if isinstance(k, int) and isinstance(n, int) and k < n:
+        return f" (interval over the {k} of {n} resamples where {metric} is defined)"
+    return ""
+
+
 def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -> list[dict]:
     """Validation decisions per criterion, pool (test, calib) and level, on the pessimistic end of
     the 95 % interval (upper end for a ``max`` criterion, lower end for ``min``); the point value
@@ -112,8 +128,7 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                 if (level == "video" and not blk and not c.get("level")) or (pool in ext and metric not in METRICS_15B):
                     continue
                 value = num(blk.get(metric))
-                ci = (blk.get("ci95") or {}).get(metric)
-                lo, hi = (num(ci[0]), num(ci[1])) if isinstance(ci, list) and len(ci) == 2 else (None, None)
+                lo, hi = block_interval(blk, metric)
                 if "max" in c:
                     crit, end = f"{metric} ≤ {c['max']}", hi if hi is not None else value
                     ok = None if end is None else end <= float(c["max"])
@@ -129,8 +144,8 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
                              "pool": f"{pool} ({e['n_accepted']} of {e['n_items']} frames accepted by the conditions "
                                      f"check)" if e else pool, "criterion": crit, "value": value,
                              "interval": [lo, hi] if lo is not None else None, "judged_value": end,
-                             "basis": ("pessimistic end of the 95 % interval" if lo is not None else
-                                       "point value (no interval)"), "decision": decision})
+                             "basis": ("pessimistic end of the 95 % interval" + usable_note(blk, metric)
+                                       if lo is not None else "point value (no interval)"), "decision": decision})
     judged = {str(c.get("metric")) for c in (criteria or []) if isinstance(c, dict)}
     rows = _with_calibration_rows(rows, run, judged)
     if not judged & {"direction_changes", "largest_drop_log10"}:       # monotonicity: always reported
@@ -148,8 +163,9 @@ def judge_matrix(criteria: Iterable[dict], run: Run, degenerate: bool = False) -
 
 
 def _with_calibration_rows(rows: list[dict], run: Run, judged: set) -> list[dict]:
-    """devPAV and the LLR-overestimation (lir's calibration characteristics), reported beside the
-    Cllr_cal rows (after the last one) for every pool and level, unless a criterion judges them."""
+    """devPAV and the LLR-overestimation (lir's calibration characteristics), reported with their person
+    intervals beside the Cllr_cal rows (after the last one) for every pool and level, unless a criterion
+    judges them; a summary without their interval (older runs) shows the point value and "n/a"."""
     extra = []
     for metric in ("devpav", "llr_overestimation"):
         if metric in judged:
@@ -159,10 +175,13 @@ def _with_calibration_rows(rows: list[dict], run: Run, judged: set) -> list[dict
                 blk = lr_block(run, pool, level)
                 if metric not in blk:
                     continue
+                lo, hi = block_interval(blk, metric)
                 extra.append({"characteristic": "calibration", "metric": metric, "level": level, "pool": pool,
                               "graphical": METRICS[metric][1], "criterion": "none (add one to report.criteria)",
-                              "value": num(blk.get(metric)), "interval": None, "judged_value": None,
-                              "basis": "reported (point value)", "decision": "reported"})
+                              "value": num(blk.get(metric)), "interval": [lo, hi] if lo is not None else None,
+                              "judged_value": None, "decision": "reported",
+                              "basis": ("reported" + usable_note(blk, metric) if lo is not None else
+                                        "reported (point value; no interval in this run's summary)")})
     at = max((i + 1 for i, r in enumerate(rows) if r["metric"] == "cllr_cal"), default=len(rows))
     return rows[:at] + extra + rows[at:]
 

@@ -136,7 +136,9 @@ def _header(results: dict) -> list[str]:
          "the LR system." + (f" Persons are identities (`split.person_map` = `{g['person_map']}`): a person "
                              "seen in several videos sits in one pool." if g.get("person_map") else ""),
          "- Conventions: LLR = log10 LR, Hp = real (numerator); Cllr in bits; intervals are person-cluster "
-         "bootstrap 95 % intervals; ELUB bounds are the system's (fitted on calib); monotonicity = direction "
+         "bootstrap 95 % intervals; devPAV (log10, 0 = perfectly calibrated) is NFI's calibration characteristic, "
+         "its interval over the resamples where it is defined ((k/n) when k of n were; [n/a]: a run older than "
+         "its interval); ELUB bounds are the system's (fitted on calib); monotonicity = direction "
          "changes of the LLR over the calib score range / largest drop in log10.",
          f"- Each cell's test LRs: `{rdir}/cells/<cell>/test_lr.csv` (frame) and `test_video_lr.csv` "
          "(video), columns person_id, video_id, score, label, llr; its run folder is `run_dir` in results.json.", ""]

@@ -90,12 +90,17 @@ def read_cell(run_dir: Path, level: str) -> dict | None:
             v = level_figure(summaries, level, pool, k)
             rec[k] = None if v is None else (int(v) if k in COUNTS else float(v))
         ci = level_figure(summaries, level, pool, "ci95")
-        rec["ci95"] = {k: [float(ci[k][0]), float(ci[k][1])] for k in sorted(ci)
-                       if isinstance(ci.get(k), (list, tuple)) and len(ci[k]) == 2} if isinstance(ci, dict) else {}
+        rec["ci95"] = {k: [float(ci[k][0]), float(ci[k][1])] for k in sorted(ci)      # [None, None]: no interval
+                       if isinstance(ci.get(k), (list, tuple)) and len(ci[k]) == 2 and None not in ci[k]
+                       } if isinstance(ci, dict) else {}
         for extra in ("paper_eer", "paper_cllr_calibrated", "devpav", "llr_overestimation"):
             v = level_figure(summaries, level, pool, extra)
             if v is not None:
                 rec[extra] = float(v)
+        for extra in ("ci95_usable", "ci95_resamples"):    # devPAV / overestimation: resamples behind the interval
+            v = level_figure(summaries, level, pool, extra)
+            if v is not None:
+                rec[extra] = v
         pools[pool] = rec
     test = pools.pop("test")
     test["bounds_log10"] = system_bounds(summaries, level)

@@ -37,6 +37,19 @@ def fmt_ci(ci) -> str:
     return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
+def fmt_devpav(t: dict) -> str:
+    """devPAV (log10) with its person interval; "n/a" for an interval the cell's summary predates (or no
+    resample left defined), "(k/n)" when only k of the n resamples gave a defined devPAV."""
+    if t.get("devpav") is None:
+        return "n/a"
+    ci = (t.get("ci95") or {}).get("devpav")
+    if not ci:
+        return fmt(t["devpav"]) + " [n/a]"
+    k, n = (t.get("ci95_usable") or {}).get("devpav"), t.get("ci95_resamples")
+    part = isinstance(k, int) and isinstance(n, int) and k < n
+    return fmt(t["devpav"]) + fmt_ci(ci) + (f" ({k}/{n})" if part else "")
+
+
 def fmt_bounds(b) -> str:
     if not b:
         return "n/a"
@@ -68,11 +81,12 @@ def _sorted_entries(entries):
 
 
 def cell_table(entries: list[dict], level: str, extra_paper: bool = False) -> list[str]:
-    """One row per cell: each figure with its person-cluster 95 % interval, ELUB bounds, monotonicity."""
+    """One row per cell: each figure with its person-cluster 95 % interval (devPAV too), ELUB bounds,
+    monotonicity."""
     rows = [e for e in _sorted_entries(entries) if e["level"] == level]
     if not rows:
         return [f"_No {level}-level results._", ""]
-    head = ["detector", "score", "model", "seed"] + [h for _, h in METRIC_COLS] + \
+    head = ["detector", "score", "model", "seed"] + [h for _, h in METRIC_COLS] + ["devPAV (log10)"] + \
            ["ELUB bounds (log10)", "direction changes / largest drop (log10)", "test n_hp / n_hd / persons", "flags"]
     if extra_paper:
         head += ["paper's EER code", "paper's \"calibrated Cllr\""]
@@ -81,7 +95,7 @@ def cell_table(entries: list[dict], level: str, extra_paper: bool = False) -> li
         t = e["test"]
         ci = t.get("ci95") or {}
         vals = [e["detector"], e["score"], e["model"], e["seed"]]
-        vals += [fmt(t.get(k)) + fmt_ci(ci.get(k)) for k, _ in METRIC_COLS]
+        vals += [fmt(t.get(k)) + fmt_ci(ci.get(k)) for k, _ in METRIC_COLS] + [fmt_devpav(t)]
         vals += [fmt_bounds(t.get("bounds_log10")), _mono(t.get("monotonicity")),
                  f"{fmt(t.get('n_hp'))} / {fmt(t.get('n_hd'))} / {fmt(t.get('n_persons'))}",
                  "; ".join((["degenerate: " + "; ".join(t["flags"])] if t.get("flags") else [])

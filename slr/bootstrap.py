@@ -17,6 +17,11 @@ class are dropped. Where the observed count behind a rate is zero (no misleading
 a bootstrap cannot produce anything but [0, 0]; the upper end is then the Clopper-Pearson 95 %
 upper bound with the persons of that class as trials: 1 - 0.025^(1/n) (two-sided 95 %).
 
+devPAV and the LLR-overestimation (slr.consistency) get intervals on the same resamples
+(:func:`consistency_ci`: one weighted PAV, resp. one overestimation curve, per resample); a resample on
+which one is undefined (a class missing, every PAV value infinite, no overlap) is left out of its
+interval and counted (``ci95_usable`` in :func:`pool_metrics`).
+
 Conventions: labels 0 = real = Hp, 1 = fake = Hd; LLR = log10 LR; Cllr in bits.
 """
 from __future__ import annotations
@@ -30,10 +35,10 @@ import scipy.sparse
 from tqdm import tqdm
 
 from . import metrics as M
-from .consistency import devpav, llr_overestimation
+from .consistency import BOOTSTRAP_KDE_EXACT_TERMS, devpav, devpav_groups, llr_overestimation
 
 METRICS = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")
-CONSISTENCY = ("devpav", "llr_overestimation")     # lir's calibration characteristics, point values
+CONSISTENCY = ("devpav", "llr_overestimation")     # lir's calibration characteristics (consistency_ci)
 LN2, LN10 = math.log(2.0), math.log(10.0)
 
 
@@ -52,6 +57,35 @@ def cp_upper(n: int, x: int = 0, level: float = 0.95) -> float:
     return float(beta.ppf(1 - (1 - level) / 2, x + 1, n - x))
 
 
+def _checked(llr, labels, clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(llr float64, labels int64, clusters str), flat; ValueError on unequal lengths, NaN LLRs or labels
+    other than 0 / 1."""
+    llr = np.asarray(llr, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    clusters = np.asarray(clusters).reshape(-1).astype(str)
+    if not (llr.size == labels.size == clusters.size):
+        raise ValueError(f"llr ({llr.size}), labels ({labels.size}) and clusters ({clusters.size}) differ in length")
+    if np.isnan(llr).any():
+        raise ValueError("cluster_bootstrap: NaN LLRs; remove them first")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("cluster_bootstrap: labels must be 0 (real, Hp) or 1 (fake, Hd)")
+    return llr, labels, clusters
+
+
+def resample_counts(n_clusters: int, n: int, seed: int, chunk: int = 250):
+    """Yields the (b x C) counts of each cluster in successive chunks of ``n`` resamples (row = one
+    resample of the C clusters with replacement). Every interval of a summary draws its persons here:
+    the same seed gives the same resamples to every metric."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n:
+        b = min(chunk, n - done)
+        draws = rng.integers(0, n_clusters, size=(b, n_clusters))
+        flat = (np.arange(b)[:, None] * n_clusters + draws).reshape(-1)
+        yield np.bincount(flat, minlength=b * n_clusters).reshape(b, n_clusters).astype(np.float64)
+        done += b
+
+
 CLUSTER_MATRIX_MAX = 2e7   # entries of the (clusters x distinct LLRs) matrices of the fast AUC/EER path
 
 
@@ -65,15 +99,7 @@ class _Prepared:
     on large data) AUC and EER fall back to (resamples x distinct LLRs) arrays."""
 
     def __init__(self, llr, labels, clusters):
-        llr = np.asarray(llr, dtype=np.float64).reshape(-1)
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-        clusters = np.asarray(clusters).reshape(-1).astype(str)
-        if not (llr.size == labels.size == clusters.size):
-            raise ValueError(f"llr ({llr.size}), labels ({labels.size}) and clusters ({clusters.size}) differ in length")
-        if np.isnan(llr).any():
-            raise ValueError("cluster_bootstrap: NaN LLRs; remove them first")
-        if not np.isin(labels, (0, 1)).all():
-            raise ValueError("cluster_bootstrap: labels must be 0 (real, Hp) or 1 (fake, Hd)")
+        llr, labels, clusters = _checked(llr, labels, clusters)
         uniq, g = np.unique(llr, return_inverse=True)
         self.cl_names, c = np.unique(clusters, return_inverse=True)
         C = len(self.cl_names)
@@ -214,21 +240,14 @@ def bootstrap_samples(llr: Any, labels: Any, clusters: Any, metrics: Sequence[st
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {METRICS}")
     p = _Prepared(llr, labels, clusters)
-    rng = np.random.default_rng(seed)
     wanted = set(metrics)
     parts: dict[str, list] = {m: [] for m in metrics}
-    done = 0
     bar = tqdm(total=n, desc="bootstrap", unit="resample", leave=False, disable=None if n >= 200 else True)  # on a terminal
-    while done < n:
-        b = min(chunk, n - done)
-        draws = rng.integers(0, p.n_clusters, size=(b, p.n_clusters))
-        flat = (np.arange(b)[:, None] * p.n_clusters + draws).reshape(-1)
-        k = np.bincount(flat, minlength=b * p.n_clusters).reshape(b, p.n_clusters).astype(np.float64)
+    for k in resample_counts(p.n_clusters, n, seed, chunk):
         res = _weighted_metrics(p, k, wanted)
         for m in metrics:
             parts[m].append(res[m])
-        done += b
-        bar.update(b)
+        bar.update(len(k))
     bar.close()
     return {m: np.concatenate(v) for m, v in parts.items()}
 
@@ -286,14 +305,63 @@ def consistency_metrics(llr_hp: Any, llr_hd: Any) -> dict:
     return {"devpav": float(devpav(llr_hp, llr_hd)), "llr_overestimation": float(llr_overestimation(llr_hp, llr_hd))}
 
 
+def consistency_samples(llr: Any, labels: Any, clusters: Any, n: int = 1000, seed: int = 0,
+                        chunk: int = 250) -> dict[str, np.ndarray]:
+    """``{devpav, llr_overestimation}: (n,)`` on the person resamples of :func:`bootstrap_samples` (same
+    ``seed``, same draws). Resample b repeats every item of a drawn person as often as the person was
+    drawn; devPAV comes from the weighted PAV on the distinct LLRs (slr.consistency.devpav_groups, equal
+    to devPAV of the repeated items), the overestimation from the repeated items (its KDEs exact up to
+    BOOTSTRAP_KDE_EXACT_TERMS kernel terms, on slr.kde's FFT grid beyond: about 1e-5). NaN where the metric is
+    undefined on the resample: one class missing, every PAV value infinite (devPAV), no overlap of the
+    two LLR sets (overestimation)."""
+    llr, labels, clusters = _checked(llr, labels, clusters)
+    _, c = np.unique(clusters, return_inverse=True)
+    n_cl = int(c.max()) + 1 if c.size else 0
+    x, g = np.unique(llr, return_inverse=True)
+    hp = labels == 0
+    m_hp = scipy.sparse.csr_matrix((np.ones(hp.sum()), (c[hp], g[hp])), shape=(n_cl, x.size))
+    m_hd = scipy.sparse.csr_matrix((np.ones((~hp).sum()), (c[~hp], g[~hp])), shape=(n_cl, x.size))
+    out = {m: np.full(n, np.nan) for m in CONSISTENCY}
+    i = 0
+    for k in resample_counts(n_cl, n, seed, chunk):
+        ghp, ghd = np.asarray(m_hp.T @ k.T).T, np.asarray(m_hd.T @ k.T).T
+        for b in range(len(k)):
+            w = k[b, c].astype(np.int64)
+            r_hp, r_hd = np.repeat(llr[hp], w[hp]), np.repeat(llr[~hp], w[~hp])
+            if r_hp.size and r_hd.size:
+                out["devpav"][i] = devpav_groups(x, ghp[b], ghd[b])
+                out["llr_overestimation"][i] = llr_overestimation(r_hp, r_hd, BOOTSTRAP_KDE_EXACT_TERMS)
+            i += 1
+    return out
+
+
+def consistency_ci(llr: Any, labels: Any, clusters: Any, n: int = 1000, seed: int = 0
+                   ) -> tuple[dict[str, list], dict[str, int]]:
+    """(``{devpav, llr_overestimation}: [lo, hi]``, ``{metric: usable resamples}``): the 2.5 / 97.5 % order
+    statistics (``lower`` / ``higher``, as :func:`cluster_bootstrap`) over the resamples where the metric
+    is defined (not NaN; +inf devPAV is kept and ordered last). Undefined resamples are counted, not
+    hidden: the interval is conditional on the metric being defined; [None, None] when none is."""
+    samples = consistency_samples(llr, labels, clusters, n, seed)
+    ci, usable = {}, {}
+    for m, v in samples.items():
+        v = v[~np.isnan(v)]
+        usable[m] = int(v.size)
+        ci[m] = ([float(np.quantile(v, 0.025, method="lower")), float(np.quantile(v, 0.975, method="higher"))]
+                 if v.size else [None, None])
+    return ci, usable
+
+
 def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any = None, bootstrap_n: int = 1000,
                  seed: int = 0) -> dict:
     """The summary block of one pool at one level (issue 10 item 8):
     ``{n_hp, n_hd, n_persons, n_videos, n_persons_hp, n_persons_hd, cllr, cllr_min, cllr_cal, eer, auc,
-    misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_method}``.
-    Point values from slr.metrics (devPAV and the mean absolute LLR-overestimation from slr.consistency,
-    point values only); intervals from :func:`cluster_bootstrap` over persons (``person_ids``; without them
-    each video is a person, without ``video_ids`` each item). ``bootstrap_n = 0``: no intervals."""
+    misleading_hp, misleading_hd, devpav, llr_overestimation, ci95: {metric: [lo, hi]}, ci95_resamples,
+    ci95_usable, ci95_method}``. Point values from slr.metrics (devPAV and the mean absolute
+    LLR-overestimation from slr.consistency); intervals from :func:`cluster_bootstrap` and
+    :func:`consistency_ci` over persons (``person_ids``; without them each video is a person, without
+    ``video_ids`` each item), on the same resamples. ``ci95_usable``: of the ``ci95_resamples``
+    (= ``bootstrap_n``) resamples, how many gave a defined devPAV and overestimation (the others are
+    left out of their intervals). ``bootstrap_n = 0``: no intervals."""
     llr = np.asarray(llr, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     n = len(llr)
@@ -315,11 +383,15 @@ def pool_metrics(llr: Any, labels: Any, person_ids: Any = None, video_ids: Any =
     if bootstrap_n > 0 and hp.size and hd.size:
         ci = cluster_bootstrap(llr, labels, persons, METRICS, int(bootstrap_n), int(seed))
         d["ci95"] = {m: [lo, hi] for m, (lo, hi) in ci.items()}
+        ci_c, d["ci95_usable"] = consistency_ci(llr, labels, persons, int(bootstrap_n), int(seed))
+        d["ci95_resamples"] = int(bootstrap_n)
+        d["ci95"].update(ci_c)
         d["ci95_method"] = (f"person-cluster bootstrap, {int(bootstrap_n)} resamples of {d['n_persons']} persons "
                             f"(seed {int(seed)}), 2.5/97.5 % order statistics; zero counts: Clopper-Pearson 95 % "
-                            f"upper bound over persons")
+                            f"upper bound over persons; devpav / llr_overestimation: over the resamples where they "
+                            f"are defined (ci95_usable)")
     else:
-        d["ci95"] = {m: [None, None] for m in METRICS}
+        d["ci95"] = {m: [None, None] for m in METRICS + CONSISTENCY}
         d["ci95_method"] = "no intervals (slr.bootstrap.n = 0)" if bootstrap_n <= 0 else "no intervals (one class)"
     return d
 

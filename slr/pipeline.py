@@ -9,8 +9,9 @@ callers make that folder atomic, so a failed run leaves nothing half-written.
 
 Summaries (issue 10 item 8), the same shape for stages 10-14 and run_scores:
 ``levels.<level>.<pool>.{n_hp, n_hd, n_persons, n_videos, cllr, cllr_min, cllr_cal, eer, auc,
-misleading_hp, misleading_hd}`` with ``levels.<level>.<pool>.ci95.<metric> = [lo, hi]`` (person-cluster
-bootstrap, slr.bootstrap), ``system.bounds_log10.<level>``, ``system.bandwidth.<level>`` and
+misleading_hp, misleading_hd, devpav, llr_overestimation}`` with ``levels.<level>.<pool>.ci95.<metric> =
+[lo, hi]`` (person-cluster bootstrap, slr.bootstrap; ``ci95_usable``: resamples on which devPAV and the
+overestimation were defined, of ``ci95_resamples``), ``system.bounds_log10.<level>``, ``system.bandwidth.<level>`` and
 ``system.sha256``; stage-specific figures are added to the same pool blocks.
 
 Video level: a video's score is the mean of its frames' scores; the system is then fitted on
