@@ -77,6 +77,13 @@ def summarise_groups(entries: list[dict]) -> list[dict]:
     return out
 
 
+def upstream_reused(ex: Experiments, cells: list[Cell]) -> dict:
+    """The cells that ``--reuse-upstream`` ran over an out-of-date upstream, with the reason."""
+    path = ex.work_dir / REUSED_FILE
+    reused = read_json(path) if path.is_file() else {}
+    return {c.name: reused[c.name] for c in cells if c.name in reused}
+
+
 def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall: float) -> dict:
     entries, paper_entries, sound_paper = [], [], []
     pools = {}
@@ -101,8 +108,6 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
         if key not in pools:
             pools[key] = pool_counts(cdir)
     published = ex.published
-    reused_path = ex.work_dir / REUSED_FILE
-    reused = read_json(reused_path) if reused_path.is_file() else {}
     results = {
         "name": ex.name,
         "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
@@ -128,7 +133,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
             "contaminated": CONTAMINATED,
         },
         "missing_cells": missing,
-        "upstream_reused": {c.name: reused[c.name] for c in cells if c.name in reused},
+        "upstream_reused": upstream_reused(ex, cells),
         "seconds": round(float(sum(timing.get(c.name, 0.0) for c in cells)), 1),
         "seconds_note": "sum over cells of the time each took when it last ran (upstream stages counted in the "
                         "first cell of their detector x seed)",

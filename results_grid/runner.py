@@ -143,6 +143,23 @@ def _keep_upstream(cell: Cell, c: dict, table) -> str | None:
     return why if run_up else None
 
 
+def _decide(cell: Cell, c: dict, table, dry_run: bool, reuse_upstream: bool, reused: dict,
+            reused_path: Path) -> tuple[bool, bool, str]:
+    """(upstream must run, cell must run, why), keeping ``reused`` (the cells whose stale upstream
+    ``--reuse-upstream`` kept) and its file up to date."""
+    if reuse_upstream:
+        stale = _keep_upstream(cell, c, table)
+        if stale and not dry_run:
+            reused[cell.name] = stale
+            write_json(reused_path, reused)
+        run_cell, why = _plan_needs_run(c["cell_cfg"], c["after"], table)
+        return False, run_cell, why
+    run_up, run_cell, why = _needs_run(c, table, dry_run)
+    if run_up and not dry_run and reused.pop(cell.name, None):
+        write_json(reused_path, reused)            # its upstream runs now: no longer reused
+    return run_up, run_cell, why
+
+
 def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: bool = False,
              dry_run: bool = False, reuse_upstream: bool = False) -> dict | None:
     """Run (or skip, when up to date) every cell, then aggregate. Returns results.json's content
@@ -167,14 +184,7 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
         c = _plan_cell(grid, cell, table)
         if not dry_run:
             link_upstream(c["dir"], grid.upstream_dir(cell), c["before"])
-        if reuse_upstream:
-            stale = _keep_upstream(cell, c, table)
-            if stale:
-                reused[cell.name] = stale
-                write_json(reused_path, reused)
-            run_up, (run_cell, why) = False, _plan_needs_run(c["cell_cfg"], c["after"], table)
-        else:
-            run_up, run_cell, why = _needs_run(c, table, dry_run)
+        run_up, run_cell, why = _decide(cell, c, table, dry_run, reuse_upstream, reused, reused_path)
         head = f"[{i}/{len(cells)}] {cell.name}"
         if dry_run:
             state = f"would run ({why})" if (force or run_up or run_cell) else "up to date"
@@ -185,8 +195,6 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
             print(f"{head}: up to date, skipped ({_rel(c['dir'])})", file=out, flush=True)
             continue
         print(f"{head}: runs ({why}) -> {_rel(c['dir'])}", file=out, flush=True)
-        if run_up and reused.pop(cell.name, None):
-            write_json(reused_path, reused)        # its upstream runs now: no longer reused
         if cell.name in reused:
             print(f"{head}: upstream kept as it is (--reuse-upstream), although {reused[cell.name]}", file=out, flush=True)
         rc, seconds = _run_cell(cell, c, run_up or (force and not reuse_upstream), force, head, out)
