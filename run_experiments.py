@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             timing = read_json(timing_path) if timing_path.is_file() else {}
             results = aggregate(ex, cells, grid, timing, 0.0)
         elif args.dry_run:
-            run_grid(ex, force=args.force, dry_run=True)
+            run_grid(ex, force=args.force, dry_run=True, reuse_upstream=args.reuse_upstream)
             return 0
         else:
             results = run_grid(ex, force=args.force, keep_going=args.keep_going, reuse_upstream=args.reuse_upstream)
