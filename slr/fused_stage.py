@@ -179,3 +179,30 @@ def member_config(run_dir: Path, device: str) -> Config:
         node[parts[-1]] = json.loads(rest.rsplit("    # ", 1)[0])
     data["output_dir"], data["device"] = str(run_dir), device
     return config_from_dict(data, str(path))
+
+
+def member_systems(sets: dict[str, ScoreSet], directory: Path, settings) -> dict:
+    """Each member alone, for the report's comparison: the LR system fitted the same way (``settings``) on
+    the member's own calib scores (``members_<pool>.csv``) and evaluated on every pool with person-cluster
+    intervals. ``{name: {level: {pool: metrics}}}``; case intervals are not refitted (not reported)."""
+    from dataclasses import replace
+
+    from common.io import read_csv
+
+    from .lr_stages import evaluate
+    from .pipeline import fit_all
+
+    cols = {p: read_csv(directory / f"members_{p}.csv") for p in sets}
+    names = [c[len("score_"):] for c in cols[next(iter(cols))] if c.startswith("score_")]
+    quick = replace(settings, case_interval_n=0)
+    out = {}
+    for n in names:
+        own = {}
+        for p, s in sets.items():
+            if list(cols[p]["image_path"]) != [str(x) for x in s.image_paths]:
+                raise InputError(f"{directory / f'members_{p}.csv'}: items differ from {p}.csv; re-run stage 08")
+            own[p] = ScoreSet(np.asarray(cols[p][f"score_{n}"], dtype=np.float64), s.labels, s.video_ids,
+                              s.image_paths, f"{s.source} [{n}]", person_ids=s.person_ids)
+        levels, _, system = fit_all(own, quick)
+        out[n] = evaluate(levels, quick.bootstrap_n, quick.bootstrap_seed, type(system))
+    return out
