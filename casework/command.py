@@ -323,6 +323,9 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     from training.dump import FrameScorer
     from training.identity import check_detector
     if is_fused(system):                                   # every member detector, each checked (casework/fused.py)
+        if st["checkpoint"] is not None:
+            raise ConfigError(f"{cfg.source}: evidence.checkpoint is set, but {sdir} is a fused system: each member's "
+                              f"checkpoint comes from its run folder (the system's slr.fusion.members); unset it")
         scorer = FusedScorer(system, cfg, sdir)
     else:
         scorer = FrameScorer(cfg, ckpt, who="evidence.py")

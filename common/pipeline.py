@@ -90,7 +90,7 @@ FUSION_KEYS_08 = ("slr.fusion", "slr.crossfit_folds", "slr.bandwidth.seed")   # 
 
 
 def fused(cfg: Config) -> bool:
-    return cfg.get("slr.score", None) == "fusion"
+    return cfg.get("slr.score") == "fusion"
 
 
 def _fused_state(cfg: Config, stage: Stage) -> tuple[dict, dict]:

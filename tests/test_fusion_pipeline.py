@@ -4,6 +4,7 @@ the saved system's member identities, casework on the fused system and its refus
 from __future__ import annotations
 
 import csv
+import re
 import json
 import shutil
 from pathlib import Path
@@ -68,7 +69,7 @@ def _scores(path: Path) -> dict[str, float]:
 
 def test_fused_run_equals_a_direct_fusion_of_the_members_dumps(fused_run):
     fused, members, _, stdout = fused_run
-    for sid in ("02_split", "03_train", "04_features", "15_robustness"):
+    for sid in ("01_faces", "02_split", "03_train", "04_features", "07_classifier_eval"):
         assert f"stage {sid}: skipped, not run in a fused run" in stdout
     s8 = json.loads((fused / "08_scores" / "summary.json").read_text())
     s10 = json.loads((fused / "10_kde_lr" / "summary.json").read_text())
@@ -160,3 +161,35 @@ def test_fused_casework_runs_every_member_and_refuses_a_swapped_member(fused_run
         assert not (tmp_path / "cases2").exists()
     finally:
         shutil.copy(keep, best)
+
+
+def _floats(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell)]
+
+
+def test_report_puts_the_fused_system_beside_each_member_with_intervals(fused_run):
+    from evaluation.report_run import load_run
+    from evaluation.report_sections import fusion_html
+    fused = fused_run[0]
+    s10 = json.loads((fused / "10_kde_lr" / "summary.json").read_text())
+    html = fusion_html(load_run(fused), "test")
+    table = html[html.index("<div id='fusion-table'>"):html.index("<div id='fusion-cv'>")]
+    rows = [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+            for r in re.findall(r"<tr>(.*?)</tr>", table)]
+    rows = [r for r in rows if r]
+    names = list(s10["fusion_members"])
+    assert len(rows) == 2 * (len(names) + 1)                     # frame and video: each member, then the fused system
+    for name, role, level, *cells in rows:
+        blk = (s10["levels"] if name == "fused system" else s10["fusion_members"][name])[level]["test"]
+        assert role == ("member alone" if name != "fused system" else
+                        "fusion" if s10["fusion"]["fusion_used"] else f"best member ({s10['fusion']['best_member']})")
+        for key, cell in zip(("cllr", "cllr_min", "eer"), cells):
+            want = [blk[key], *blk["ci95"][key]]
+            assert _floats(cell) == pytest.approx(want, rel=5e-3, abs=1e-12), (name, level, key, cell)
+    used = "Fusion used." if s10["fusion"]["fusion_used"] else "Fusion not used."
+    assert f"<b>{used}</b> Why: {s10['fusion']['reason']}" in html
+    cv = html[html.index("<div id='fusion-cv'>"):]
+    for n in names:
+        assert re.search(rf"<td[^>]*>{n}</td><td[^>]*>member</td><td[^>]*>([^<]+)</td>", cv)
+        got = float(re.search(rf"<td[^>]*>{n}</td><td[^>]*>member</td><td[^>]*>([^<]+)</td>", cv).group(1))
+        assert got == pytest.approx(s10["fusion"]["member_cllr"][n], rel=5e-3)
