@@ -111,7 +111,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
             {"grid": entries, "fusion": entries, "paper_protocol": paper_entries,
              "paper_sound": sound_paper}[cell.group].append(e)
         key = f"{cell.detector}/{'paper_split' if cell.group == 'paper_protocol' else f'seed{cell.seed}'}"
-        if key not in pools:
+        if key not in pools and cell.group != "fusion":      # a fused cell's pools are its members'
             pools[key] = pool_counts(cdir)
     published = ex.published
     results = {

@@ -193,3 +193,30 @@ def test_report_puts_the_fused_system_beside_each_member_with_intervals(fused_ru
         assert re.search(rf"<td[^>]*>{n}</td><td[^>]*>member</td><td[^>]*>([^<]+)</td>", cv)
         got = float(re.search(rf"<td[^>]*>{n}</td><td[^>]*>member</td><td[^>]*>([^<]+)</td>", cv).group(1))
         assert got == pytest.approx(s10["fusion"]["member_cllr"][n], rel=5e-3)
+
+
+def test_run_scores_fusion_of_the_same_columns_gives_the_pipelines_fused_scores(fused_run, tmp_path):
+    """One fusion for both paths: the members' scores written as run_scores' score_<detector> CSVs and fused
+    by slr.fusion_scores.fuse_pools give stage 08's fused scores and choice."""
+    from slr.fusion_scores import fuse_pools
+    from slr.settings import Settings
+    fused = fused_run[0]
+    s10 = json.loads((fused / "10_kde_lr" / "summary.json").read_text())
+    for pool in ("calib", "test"):
+        with open(fused / "08_scores" / f"members_{pool}.csv", newline="") as fh:
+            members = list(csv.DictReader(fh))
+        with open(fused / "08_scores" / f"{pool}.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        with open(tmp_path / f"{pool}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["person_id", "video_id", "label", "score_1", "score_2"])    # sorted: the pipeline's order
+            for r, m in zip(rows, members):
+                assert r["image_path"] == m["image_path"]
+                w.writerow([r["person_id"], r["video_id"], r["label"], m["score_meso_inception4"], m["score_meso4"]])
+    st = Settings(crossfit_folds=s10["settings"]["crossfit_folds"], seed=s10["settings"]["seed"])
+    sets, choice = fuse_pools(tmp_path, ("calib", "test"), st)
+    assert list(choice["member_cllr"].values()) == list(s10["fusion"]["member_cllr"].values())
+    assert (choice["fusion_cllr"], choice["fusion_used"]) == (s10["fusion"]["fusion_cllr"], s10["fusion"]["fusion_used"])
+    for pool in ("calib", "test"):
+        want = [float(v) for v in _scores(fused / "08_scores" / f"{pool}.csv").values()]
+        assert np.allclose(sets[pool].scores, want, rtol=0, atol=1e-12)
