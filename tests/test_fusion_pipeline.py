@@ -220,3 +220,26 @@ def test_run_scores_fusion_of_the_same_columns_gives_the_pipelines_fused_scores(
     for pool in ("calib", "test"):
         want = [float(v) for v in _scores(fused / "08_scores" / f"{pool}.csv").values()]
         assert np.allclose(sets[pool].scores, want, rtol=0, atol=1e-12)
+
+
+def test_a_fused_stage_08_goes_stale_when_a_members_dumps_change(tmp_path):
+    from common.config import load_config
+    from common.pipeline import current_state
+    from common.stages import get
+    members = []
+    for k in ("a", "b"):
+        for sub in ("02_split/split.json", "04_features/calib/x.npy"):
+            (tmp_path / k / sub).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / k / sub).write_text(k)
+        members.append(tmp_path / k)
+    cfg = load_config("configs/uadfv.yaml", [f"output_dir={tmp_path / 'f'}", "slr.score=fusion",
+                                             f"slr.fusion.members=[{members[0]},{members[1]}]"])
+    before = current_state(cfg, get("08"))
+    assert set(before["paths"]) >= {"slr.fusion.members[0]", "slr.fusion.members[1]"}
+    assert "slr.fusion" in before["config"]
+    (members[1] / "04_features" / "calib" / "x.npy").write_text("changed")
+    after = current_state(cfg, get("08"))
+    assert after["paths"]["slr.fusion.members[0]"] == before["paths"]["slr.fusion.members[0]"]
+    assert after["paths"]["slr.fusion.members[1]"] != before["paths"]["slr.fusion.members[1]"]
+    plain = load_config("configs/uadfv.yaml", [f"output_dir={tmp_path / 'f'}"])    # other runs: unchanged keys
+    assert "slr.fusion" not in current_state(plain, get("08"))["config"]
