@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from common.io import read_json
     from results_grid.aggregate import aggregate, write_outputs
-    from results_grid.cells import Grid, _rel, grid_cells, paper_cells
+    from results_grid.cells import Grid, _rel, planned_cells
     from results_grid.config import read_experiments
     from results_grid.runner import run_grid
     try:
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         if args.aggregate_only:
             grid = Grid(ex)
-            cells = grid_cells(ex) + paper_cells(ex)
+            cells = planned_cells(ex)
             timing_path = ex.work_dir / "timing.json"
             timing = read_json(timing_path) if timing_path.is_file() else {}
             results = aggregate(ex, cells, grid, timing, 0.0)

@@ -29,6 +29,7 @@ from . import custody
 from .faces import build_cropper, crop_options, track_faces
 from .inputs import Questioned, check_path, read_questioned
 from .outcome import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_NO_FACE, EXIT_OK, EXIT_OUTSIDE, EXIT_UNVALIDATED, CaseworkError
+from .fused import FusedScorer, is_fused
 from .scoring import system_scores
 from .statement import OUTSIDE, annex, fmt_lr, headline, interval_sentence, verbal
 
@@ -321,8 +322,14 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     ckpt = _checkpoint(cfg, st)
     from training.dump import FrameScorer
     from training.identity import check_detector
-    scorer = FrameScorer(cfg, ckpt, who="evidence.py")
-    check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)   # exit 2 on another detector
+    if is_fused(system):                                   # every member detector, each checked (casework/fused.py)
+        if st["checkpoint"] is not None:
+            raise ConfigError(f"{cfg.source}: evidence.checkpoint is set, but {sdir} is a fused system: each member's "
+                              f"checkpoint comes from its run folder (the system's slr.fusion.members); unset it")
+        scorer = FusedScorer(system, cfg, sdir)
+    else:
+        scorer = FrameScorer(cfg, ckpt, who="evidence.py")
+        check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)   # exit 2 on another detector
     validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])

@@ -16,6 +16,8 @@ from common.io import InputError
 def system_scores(system, out: dict) -> np.ndarray:
     """The LR system's score of each crop (its own score function and centroid) from
     ``training.dump.FrameScorer.run``'s outputs."""
+    if "score" in out:                     # a fused system: the fusion's LLR is the score (casework/fused.py)
+        return np.asarray(out["score"], dtype=np.float64)
     name = (system.score_spec or {}).get("name")
     if name == "cosine_centroid":
         c = system.centroid

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import Config
+from .config import REPO_ROOT, Config
 from .io import write_json
-from .stages import STAGES, Stage, normalize_id
+from .stages import STAGES, Stage, folder, normalize_id
 
 STAMP = ".stage_stamp.json"
 _CHUNK = 1 << 20
@@ -86,7 +86,30 @@ def tree_fingerprint(path: Path | None) -> str:
     return h.hexdigest()[:16]
 
 
+# a fused run (slr.score: fusion, slr/fused_stage.py) runs no detector stage: its members did
+FUSION_NOT_RUN = ("01", "02", "03a", "03", "04", "04b", "05", "06", "07", "15", "15b")
+FUSION_KEYS_08 = ("slr.fusion", "slr.crossfit_folds", "slr.bandwidth.seed")   # stage 08's extra keys when fused
+
+
+def fused(cfg: Config) -> bool:
+    return cfg.get("slr.score") == "fusion"
+
+
+def _fused_state(cfg: Config, stage: Stage) -> tuple[dict, dict]:
+    """A fused run's stage 08 also reads the fusion keys and its members' split and dumps."""
+    if stage.id != "08" or not fused(cfg):
+        return {}, {}
+    paths = {}
+    for k, d in enumerate(cfg.get("slr.fusion.members") or []):
+        run = Path(str(d)).expanduser()
+        run = run if run.is_absolute() else REPO_ROOT / run
+        paths[f"slr.fusion.members[{k}]"] = "+".join(tree_fingerprint(run / folder(i)) for i in ("02", "04"))
+    return {k: cfg.fingerprint([k]) for k in FUSION_KEYS_08}, paths
+
+
 def is_enabled(stage: Stage, cfg: Config) -> bool:
+    if stage.id in FUSION_NOT_RUN and fused(cfg):
+        return False
     if stage.enabled_key is None:
         return True
     value = cfg.get(stage.enabled_key, False)
@@ -115,9 +138,10 @@ def current_state(cfg: Config, stage: Stage, table: Sequence[Stage] = STAGES) ->
         up = by_id.get(n)
         if up is not None and is_enabled(up, cfg):
             inputs[up.name] = tree_fingerprint(stage_dir(cfg, up))
+    extra_config, extra_paths = _fused_state(cfg, stage)
     return {
-        "config": {k: cfg.fingerprint([k]) for k in stage.config_keys},
-        "paths": {k: tree_fingerprint(cfg.path(k, None)) for k in stage.path_keys},
+        "config": {**{k: cfg.fingerprint([k]) for k in stage.config_keys}, **extra_config},
+        "paths": {**{k: tree_fingerprint(cfg.path(k, None)) for k in stage.path_keys}, **extra_paths},
         "inputs": inputs,
     }
 
@@ -143,6 +167,8 @@ def decide(cfg: Config, stage: Stage, rerun: Iterable[str] = (), force: bool = F
            table: Sequence[Stage] = STAGES) -> Decision:
     """Whether ``stage`` must run, and why. ``rerun``: ids of the stages that run (or ran) before it now."""
     if not is_enabled(stage, cfg):
+        if stage.id in FUSION_NOT_RUN and fused(cfg):
+            return Decision(stage, False, "not run in a fused run (slr.score is fusion): its members' runs did")
         want = "false" if stage.enabled_value is True else f"not {stage.enabled_value!r}"
         return Decision(stage, False, f"not enabled ({stage.enabled_key} is {want})")
     if force:

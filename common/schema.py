@@ -436,8 +436,14 @@ KEYS: tuple[K, ...] = (
     K("slr.casework_system", "str", "calib", "the system casework uses: calib (the validated one) | calib+test "
       "(refitted on both after validation; its validation figures are the calib-only system's)",
       choices=("calib", "calib+test")),
-    K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability",
-      choices=("cosine_centroid", "logit", "fake_probability")),
+    K("slr.score", "str", "cosine_centroid", "score of stage 08: cosine_centroid | logit | fake_probability | "
+      "fusion (logistic fusion of the slr.fusion.members runs' scores)",
+      choices=("cosine_centroid", "logit", "fake_probability", "fusion")),
+    K("slr.fusion.members", "list", [], "slr.score: fusion: the member run folders (finished runs with stages "
+      "02-04, one split; relative: to the repository root)", items="path"),
+    K("slr.fusion.names", ("list", "null"), None, "the members' names (null = each member's model.name)", items="str"),
+    K("slr.fusion.score", "str", "logit", "each member's score that is fused: logit | fake_probability",
+      choices=("logit", "fake_probability")),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),
     K("slr.bootstrap.n", "int", 1000, "person-cluster bootstrap replicates for intervals (0 = off; at most 20000: "
       "beyond that the 95 % ends no longer move, only the time grows)", lo=0, hi=20000),
@@ -487,7 +493,7 @@ KEYS: tuple[K, ...] = (
 # the same way (an unknown key refused naming the closest declared one, values checked, defaults filled).
 _DETECTOR_KEYS = ("config", "set", "features_file", "scores", "control")
 _SMOKE_KEYS = ("grid", "grids", "seeds", "scores", "models", "work_dir", "results_dir", "docs", "set", "by_model",
-               "by_score", "detector_set", "paper", "person_map", "dataset_root")
+               "by_score", "detector_set", "paper", "person_map", "dataset_root", "fusions")
 
 
 def _detectors_check(value) -> str | None:
@@ -497,6 +503,16 @@ def _detectors_check(value) -> str | None:
         bad = sorted(set(d or {}) - set(_DETECTOR_KEYS))
         if bad:
             return f"detector '{name}' has unknown key(s) {', '.join(bad)} (allowed: {', '.join(_DETECTOR_KEYS)})"
+    return None
+
+
+def _fusions_check(value) -> str | None:
+    for name, f in value.items():
+        if not isinstance(f, dict) or not isinstance(f.get("members"), list) or len(f["members"]) < 2:
+            return f"fusion '{name}' must be a mapping with members: a list of at least 2 detector names, got {f!r}"
+        bad = sorted(set(f) - {"members", "models", "score"})
+        if bad:
+            return f"fusion '{name}' has unknown key(s) {', '.join(bad)} (allowed: members, models, score)"
     return None
 
 
@@ -535,6 +551,9 @@ RESULTS_KEYS: tuple[K, ...] = (
       "LR models of the sound protocol on its features (null = experiments.models)", items="str"),
     K("experiments.paper.sound_score", "str", "cosine_centroid", "score of the sound protocol on its features"),
     K("experiments.published", ("map", "null"), None, "the paper's published figures ({source, figures})"),
+    K("experiments.fusions", "map", {}, "fusion name -> {members: [detector names of the grid, sharing one split], "
+      "models: [LR models] (default: experiments.models), score: member score (default logit)}: cells "
+      "<name>-seed<k>-fusion-<model> (slr.score: fusion over the members' upstream runs)", check=_fusions_check),
     K("experiments.smoke", "map", {}, "--smoke: keys that replace the grid's (set, detector_set, paper merge)",
       keys=_SMOKE_KEYS),
 )

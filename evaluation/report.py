@@ -39,8 +39,8 @@ from evaluation.report_matrix import (EXTERNAL, METRICS, METRICS_15B, MIN_PERSON
                                       degenerate_reasons, external_pools, judge_matrix, lr_block, matrix_html)
 from evaluation.report_run import (LEVELS, STAMP, Run, StageResult, classifier_metrics, find_values, load_run,
                                    lr_metrics, pick)
-from evaluation.report_sections import (comparison_rows, counts_html, leakage_html, robustness_html, status_table,
-                                        system_html)
+from evaluation.report_sections import (comparison_rows, counts_html, fusion_html, leakage_html, robustness_html,
+                                        status_table, system_html)
 from slr.settings import USER_SUPPLIED
 
 __all__ = [   # the report's public names, importable from here whichever module holds them
@@ -145,6 +145,7 @@ def _lr_sections(run: Run, cfg: Config, decisions: list[dict], sys_html: str, ow
     sysb = s10.get("system") or {}
     h.append(f"<p>Protocol <b>{esc(s10.get('protocol', cfg.get('slr.protocol')))}</b>; score model "
              f"{esc(sysb.get('model', 'n/a'))}; calibration {esc(sysb.get('calibration', 'n/a'))}.</p>" + sys_html)
+    h.append(fusion_html(run, split))          # a fused run only
     rows = []
     for pool in (s10.get("pools") or [split]):
         for lv in LEVELS:

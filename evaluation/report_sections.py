@@ -1,5 +1,6 @@
 """Sections of the validation report beyond the matrix: pool counts, the saved LR system with its
-level-two details and accepted conditions, leakage, run status, the comparison of runs and robustness."""
+level-two details and accepted conditions, leakage, run status, the comparison of runs, robustness and
+a fused run's members beside its fused system."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from typing import Any
 from common.conditions import describe_conditions
 from common.stages import folder
 from evaluation.report_html import ci_cell, esc, figures_of, fmt, table
-from evaluation.report_run import Run, classifier_metrics, find_values, lr_metrics, num, pick
+from evaluation.report_run import LEVELS, Run, classifier_metrics, find_values, lr_metrics, num, pick
 
 def counts_html(run: Run) -> str:
     s10 = run.summary("10")
@@ -174,3 +175,37 @@ def robustness_html(run: Run) -> str:
              f"{esc(system.get('sha256', 'n/a'))} (derived from {esc(s.get('base_sha256', 'n/a'))}).</p>")
     h.append(figures_of(res))
     return "\n".join(h)
+
+
+FUSION_METRICS = ("cllr", "cllr_min", "eer")
+
+
+def fusion_html(run: Run, split: str = "test") -> str:
+    """A fused run (``slr.score: fusion``): the fused LR system beside each member's own system (fitted the
+    same way on calib, evaluated on ``split``; 95 % person-cluster intervals), the cross-validated choice
+    and, in words, whether the fusion is used and why. Empty for other runs."""
+    s10 = run.summary("10")
+    choice, members = s10.get("fusion"), s10.get("fusion_members")
+    if not isinstance(choice, dict) or not isinstance(members, dict):
+        return ""
+    rows = []
+    for lv in LEVELS:
+        for name, ev in members.items():
+            blk = ((ev or {}).get(lv) or {}).get(split)
+            if blk:
+                rows.append([esc(name), "member alone", lv] + [ci_cell(blk, k) for k in FUSION_METRICS])
+        blk = ((s10.get("levels") or {}).get(lv) or {}).get(split)
+        if blk:
+            rows.append(["<b>fused system</b>", "fusion" if choice.get("fusion_used") else
+                         f"best member ({esc(choice.get('best_member'))})", lv] +
+                        [ci_cell(blk, k) for k in FUSION_METRICS])
+    cv = [[esc(n), "member", num(v)] for n, v in (choice.get("member_cllr") or {}).items()]
+    cv += [["fusion of all members", f"C = {esc(c)}", num(v)] for c, v in (choice.get("fusion_cllr") or {}).items()]
+    used = "Fusion used" if choice.get("fusion_used") else "Fusion not used"
+    return ("<h2>Fusion of detectors</h2><div id='fusion'>"
+            f"<p id='fusion-choice'><b>{used}.</b> Why: {esc(choice.get('reason'))}. Cross-validation: "
+            f"{esc(choice.get('cv'))} on calib only; {esc(choice.get('calib_scores', ''))}.</p>"
+            f"<p>Each member's own LR system, fitted on calib exactly as the fused one, and the fused system, on "
+            f"<i>{esc(split)}</i>; 95 % person-cluster intervals in brackets.</p><div id='fusion-table'>" +
+            table(["system", "role", "level", "Cllr", "Cllr_min", "EER"], rows) + "</div><div id='fusion-cv'>" +
+            table(["candidate", "", "cross-validated Cllr on calib (bits)"], cv) + "</div></div>")

@@ -28,6 +28,8 @@ Design (docs/results.md is generated from the aggregate by ``results_grid.page``
   stages write their folders atomically), so a rerun finishes with the same figures.
 - The cell's figures are read back from its run folder (the summaries of stages 10-14), never
   recomputed, and the test LR CSVs are copied to ``<results_dir>/cells/<cell>/``.
+- A **fused cell** (``experiments.fusions``) ``<name>-seed<k>-fusion-<model>`` has no upstream of its own:
+  ``slr.score: fusion`` over its members' upstream runs of seed k (their shared split), run after them.
 - The paper's features (``paper_srm_features.npz``) run as a pseudo-detector without stages 03-07:
   the ``paper`` protocol on the paper's frame-level split, and the sound protocol on person splits
   (labelled contaminated: the paper's detector saw every person).

@@ -50,7 +50,20 @@ def _cell_entry(cell: Cell, level: str, rec: dict, lr_csv: Path | None, run_dir:
             "test": rec["test"], "other_pools": rec["other_pools"],
             "detector_identity": (det or {}).get("identity"), "detector_auc": (det or {}).get("auc"),
             "detector_learned": learned or None, "detector_flag": learned.get("flag"), "control": control,
-            "validation": validation}
+            "validation": validation, **({"fusion": fusion_record(run_dir)} if cell.group == "fusion" else {})}
+
+
+def fusion_record(run_dir: Path) -> dict | None:
+    """A fused cell's members, their detector identities and the fusion's choice (stage 08's summary)."""
+    p = stage_folder(run_dir, "08") / "summary.json"
+    if not p.is_file():
+        return None
+    s = read_json(p)
+    det, ch = s.get("detector") or {}, s.get("fusion") or {}
+    return {"members": [m["name"] for m in det.get("members", [])],
+            "identities": {m["name"]: m.get("identity") for m in det.get("members", [])},
+            "score": (det.get("fusion") or {}).get("score"), "split_sha256": (det.get("fusion") or {}).get("split_sha256"),
+            **{k: ch.get(k) for k in ("fusion_used", "reason", "member_cllr", "fusion_cllr", "best_C", "best_member", "cv")}}
 
 
 def _stats(values: list[float]) -> dict:
@@ -98,14 +111,16 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
                     missing.append(cell.name)
                 continue
             lr = copy_lr_csv(cdir, level, dest / ("test_lr.csv" if level == "frame" else "test_video_lr.csv"))
-            e = _cell_entry(cell, level, rec, lr, cdir, grid.detectors[cell.detector].control)
+            det = grid.detectors.get(cell.detector)          # a fused cell has none: its members
+            e = _cell_entry(cell, level, rec, lr, cdir, bool(det and det.control))
             robust = read_robustness(cdir, level)
             if robust is not None:           # stage 15's table beside the cell's LR CSVs, for rechecking
                 csv = write_csv(dest / "robustness.csv", read_csv(stage_folder(cdir, "15") / "robustness.csv"))
                 e["robustness"] = {**robust, "csv": _rel(csv)}
-            {"grid": entries, "paper_protocol": paper_entries, "paper_sound": sound_paper}[cell.group].append(e)
+            {"grid": entries, "fusion": entries, "paper_protocol": paper_entries,
+             "paper_sound": sound_paper}[cell.group].append(e)
         key = f"{cell.detector}/{'paper_split' if cell.group == 'paper_protocol' else f'seed{cell.seed}'}"
-        if key not in pools:
+        if key not in pools and cell.group != "fusion":      # a fused cell's pools are its members'
             pools[key] = pool_counts(cdir)
     published = ex.published
     results = {

@@ -19,11 +19,11 @@ class Cell:
     seed: int
     score: str
     model: str
-    group: str = "grid"        # grid | paper_protocol | paper_sound
+    group: str = "grid"        # grid | paper_protocol | paper_sound | fusion
 
     @property
     def name(self) -> str:
-        prefix = {"grid": "", "paper_protocol": "paperprotocol-", "paper_sound": ""}[self.group]
+        prefix = {"grid": "", "paper_protocol": "paperprotocol-", "paper_sound": "", "fusion": ""}[self.group]
         return f"{prefix}{self.detector}-seed{self.seed}-{self.score}-{self.model}"
 
 
@@ -39,6 +39,13 @@ def grid_cells(ex: Experiments) -> list[Cell]:
     return cells
 
 
+def fusion_cells(ex: Experiments) -> list[Cell]:
+    """``<name>-seed<k>-fusion-<model>`` of every fusion whose members are all in the grid (run after them)."""
+    in_grid = {d.name for d in ex.detectors}
+    return [Cell(name, seed, "fusion", model, "fusion") for name, f in ex.fusions.items()
+            if set(f["members"]) <= in_grid for seed in ex.seeds for model in f["models"]]
+
+
 def paper_cells(ex: Experiments) -> list[Cell]:
     p = ex.paper
     if not p["enabled"]:
@@ -49,6 +56,11 @@ def paper_cells(ex: Experiments) -> list[Cell]:
         for m in ex.models if p["sound_models"] is None else p["sound_models"]:
             cells.append(Cell(name, int(s), p["sound_score"], str(m), "paper_sound"))
     return cells
+
+
+def planned_cells(ex: Experiments) -> list[Cell]:
+    """Every cell of the grid in run order: single-detector cells, fused cells (after their members), paper's."""
+    return grid_cells(ex) + fusion_cells(ex) + paper_cells(ex)
 
 
 def _yaml_value(v: Any) -> str:
@@ -84,7 +96,7 @@ class Grid:
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.upstream_dir(cell).parent / (f"paper-protocol-seed{cell.seed}" if cell.group == "paper_protocol"
-                                                 else f"{cell.score}-{cell.model}")
+                                                 else f"{cell.score}-{cell.model}")   # fusion: fusion-<model>
 
     # overrides ---------------------------------------------------------------------------------
     def upstream_overrides(self, cell: Cell) -> tuple[str, list[str]]:
@@ -102,6 +114,22 @@ class Grid:
             ff = Path(det.features_file)
             sets["slr.features_file"] = str(ff if ff.is_absolute() else self.ex.dataset_root / ff)
         return det.config, [f"{k}={_yaml_value(v)}" for k, v in sets.items()]
+
+    def fusion_overrides(self, cell: Cell) -> tuple[str, list[str]]:
+        """A fused cell: the first member's config and overrides, ``slr.score: fusion`` over the members'
+        upstream runs of the same seed (their shared split: stage 08 refuses members whose splits differ)."""
+        f = self.ex.fusions[cell.detector]
+        first = self.detectors[f["members"][0]]
+        ups = [self.upstream_dir(Cell(m, cell.seed, "", "")) for m in f["members"]]
+        sets = {**self.ex.common_set, **first.set, **self.ex.by_score.get("fusion", {}),
+                **self.ex.by_model.get(cell.model, {})}
+        sets.update({"seed": cell.seed, "dataset.root": str(self.ex.dataset_root), "output_dir": _rel(self.cell_dir(cell)),
+                     "split.file": _rel(stage_folder(ups[0], "02") / "split.json"), "slr.score": "fusion",
+                     "slr.model": cell.model, "slr.fusion.members": [_rel(u) for u in ups],
+                     "slr.fusion.names": list(f["members"]), "slr.fusion.score": f["score"]})
+        if self.ex.person_map is not None:
+            sets["split.person_map"] = str(self.ex.person_map)
+        return first.config, [f"{k}={_yaml_value(v)}" for k, v in sets.items()]
 
     def cell_overrides(self, cell: Cell, up_cfg: Config, before: list) -> tuple[str, list[str]]:
         conf, ups = self.upstream_overrides(cell)

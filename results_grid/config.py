@@ -61,6 +61,7 @@ class Experiments:
     paper: dict
     published: dict | None
     person_map: Path | None = None   # identity map for split.person_map (relative: under the dataset root)
+    fusions: dict = field(default_factory=dict)   # name -> {members, models, score} (fused cells)
 
 
 def _as_list(source, key, value, typ):
@@ -227,6 +228,24 @@ def _by(sec: dict, src: str, key: str) -> dict:
     return {k: flatten_set(v or {}) for k, v in m.items()}
 
 
+def _fusions(sec: dict, src: str, models: list) -> dict:
+    """``fusions``: name -> {members (declared detectors), models (registry names), score}."""
+    out = {}
+    for name, f in (sec.get("fusions") or {}).items():
+        unknown = [m for m in f["members"] if m not in (sec.get("detectors") or {})]
+        if unknown:
+            raise _fail(src, f"fusions.{name}.members", f"names detector(s) {unknown} not under experiments.detectors")
+        fm = f.get("models") or models
+        bad = [m for m in fm if m not in MODELS]
+        if bad:
+            raise _fail(src, f"fusions.{name}.models", f"has unknown value(s) {bad}; allowed: {list(MODELS)}")
+        score = f.get("score", "logit")
+        if score not in ("logit", "fake_probability"):
+            raise _fail(src, f"fusions.{name}.score", f"must be logit or fake_probability, got {score!r}")
+        out[str(name)] = {"members": [str(m) for m in f["members"]], "models": [str(m) for m in fm], "score": score}
+    return out
+
+
 def read_experiments(path: str | Path, overrides=(), grid: str | None = None, smoke: bool = False) -> Experiments:
     """Load a results config (``--set`` overrides apply, ``${key}`` references resolve) and validate its
     ``experiments`` section. ``smoke`` applies ``experiments.smoke`` (lists replaced, ``set`` merged)."""
@@ -253,4 +272,4 @@ def read_experiments(path: str | Path, overrides=(), grid: str | None = None, sm
     return Experiments(src, sec["name"], root, path("work_dir"), path("results_dir"), path("docs"), grid, detectors,
                        seeds, scores, models, flatten_set(sec["set"]), _by(sec, src, "by_model"),
                        _by(sec, src, "by_score"), dict(sec["paper"]), sec["published"],
-                       (root / pm).resolve() if pm is not None else None)
+                       (root / pm).resolve() if pm is not None else None, _fusions(sec, src, models))

@@ -117,7 +117,7 @@ def detector_rows(cells: list[dict]) -> list[dict]:
     seen, out = set(), []
     for e in sorted(cells, key=lambda e: (e["detector"], e["seed"], e["cell"])):
         key = (e["detector"], e["seed"])
-        if e["level"] != "frame" or key in seen:
+        if e["level"] != "frame" or key in seen or e.get("fusion"):     # a fused cell: fusion_table
             continue
         seen.add(key)
         out.append(e)
@@ -145,6 +145,29 @@ def detector_table(cells: list[dict]) -> list[str]:
         ([f"Validated with every identity out of fold (`slr.validation: crossval`; its test figures pool all "
           f"calib + test identities): {', '.join(cv)}. The other cells: four pools, test persons only.", ""]
          if cv else [])
+
+
+def fusion_table(cells: list[dict]) -> list[str]:
+    """Fused cells (``experiments.fusions``): members with their detector identities and the choice."""
+    from results_grid.tables import _row
+    rows = [e for e in cells if e.get("fusion") and e["level"] == "frame"]
+    if not rows:
+        return []
+    head = ["fused cell", "members (identity)", "CV Cllr on calib (bits)", "fusion used"]
+    out = ["## Fused cells: members and the fusion's choice", "", _row(head), _row(["---"] * len(head))]
+    for e in sorted(rows, key=lambda e: e["cell"]):
+        f = e["fusion"]
+        ids = f.get("identities") or {}
+        members = "; ".join(f"{m} (checkpoint sha256 `{str((ids.get(m) or {}).get('checkpoint_sha256'))[:16]}`)"
+                            for m in f["members"])
+        fused = min((f.get("fusion_cllr") or {}).values(), default=None)
+        cv = ", ".join(f"{m} {_fmt(v)}" for m, v in (f.get("member_cllr") or {}).items()) + f", fusion {_fmt(fused)}"
+        out.append(_row([f"`{e['cell']}`", members, cv, "yes" if f.get("fusion_used") else
+                         f"no: {f.get('best_member')} alone"]))
+    return out + ["", "A fused cell (`slr.score: fusion`) fuses its members' logits by logistic regression fitted on "
+                  "calib (penalty and members chosen by cross-validation over whole persons on calib), then fits the "
+                  "LR system on the fused score like any other cell; its figures are in the tables below, beside "
+                  "the single detectors'.", ""]
 
 
 def learned_finding(cells: list[dict]) -> str | None:

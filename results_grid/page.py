@@ -184,8 +184,9 @@ def render(results: dict, docs_path: str | Path | None = None) -> str:
         L += [f"![Tippett plots of the best and the worst cell]({link(figs['tippett_best_worst'])})", "",
               "Tippett plots (standard form, both P(LLR >= x)) of the test LRs of the cell with the lowest and the "
               "highest frame-level test Cllr.", ""]
-    from results_grid.detectors import detector_table
+    from results_grid.detectors import detector_table, fusion_table
     L += ["## Detectors: identity, raw AUC per pool, did it learn", ""] + detector_table(results.get("cells", []))
+    L += fusion_table(results.get("cells", []))
     for level in LEVELS:
         L += [f"## Honest results, {level} level: mean [min, max] over seeds", ""]
         L += group_table(results.get("groups", []), level)

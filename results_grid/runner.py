@@ -10,8 +10,7 @@ from pathlib import Path
 from common.config import REPO_ROOT, Config, load_config
 from common.io import InputError, read_json, write_json
 from results_grid.aggregate import REUSED_FILE, aggregate
-from results_grid.cells import (Cell, Grid, _rel, _sid, _stage_table, grid_cells, paper_cells, split_table,
-                                stage_prefix)
+from results_grid.cells import Cell, Grid, _rel, _sid, _stage_table, planned_cells, split_table, stage_prefix
 from results_grid.config import ABORT_ENV, Experiments
 from results_grid.readback import read_cell
 
@@ -90,6 +89,11 @@ def _abort_hook(cell: Cell, stages: list) -> list:
 
 def _plan_cell(grid: Grid, cell: Cell, table) -> dict:
     """A cell's configs (upstream and cell), its folder, and the stages each range comprises."""
+    if cell.group == "fusion":               # no upstream of its own: its members' (cells.Grid.fusion_overrides)
+        conf, ov = grid.fusion_overrides(cell)
+        cfg = load_config(REPO_ROOT / conf, ov)
+        return {"conf": conf, "up_ov": [], "up_cfg": cfg, "cell_ov": ov, "before": [],
+                "after": split_table(table, False)[1], "cell_cfg": cfg, "dir": grid.cell_dir(cell)}
     det = grid.detectors[cell.detector]
     before, after = split_table(table, det.features_file is not None)
     conf, up_ov = grid.upstream_overrides(cell)
@@ -171,7 +175,7 @@ def run_grid(ex: Experiments, force: bool = False, out=sys.stdout, keep_going: b
     results.json (``upstream_reused``) with the reason."""
     table = _stage_table()
     grid = Grid(ex)
-    cells = grid_cells(ex) + paper_cells(ex)
+    cells = planned_cells(ex)
     t_all = time.time()
     if not dry_run:
         ex.work_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ Reads slr.features_dir (stage 04's dumps of every pool) or slr.features_file + s
 paper's .npz divided into the split file's pools); streams the features in batches of
 slr.batch_size rows. Person ids come from the dumps' person_id column, else from the split file's
 meta.persons. Writes <output_dir>/08_scores/.
+slr.score = fusion: the logistic fusion of the slr.fusion.members runs' scores (slr/fused_stage.py).
 """
 import sys
 
@@ -13,6 +14,7 @@ from common.cli import run_stage
 from common.config import ConfigError
 from common.splits import person_of_video
 from slr._stage import feature_dumps
+from slr.fused_stage import FUSION, stage08_fusion
 from slr.scores import SCORE_NAMES, stage08
 
 
@@ -26,6 +28,10 @@ def stage08_persons(cfg, dumps) -> dict | None:
 
 def main(cfg, args, out):
     score = str(cfg.get("slr.score"))
+    if score == FUSION:                       # a fused run: the members' dumps (slr/fused_stage.py)
+        summary = stage08_fusion(cfg, out)
+        print(f"  {summary['score']}")
+        return
     if score not in SCORE_NAMES:
         raise ConfigError(f"{cfg.source}: slr.score must be one of {', '.join(SCORE_NAMES)}, got {score!r}")
     dumps = feature_dumps(cfg)

@@ -10,7 +10,9 @@ The system records the calib data's conditions (common.conditions.pool_condition
 size, JPEG quality, blockiness, frames per video, track length, from stage 01's manifest and the
 source frames) for casework to compare questioned items with, and its detector (stage 04's record:
 checkpoint SHA-256, input size, normalisation, feature, batch size, dtype) for casework and stage 15
-to refuse another.
+to refuse another. A fused run (slr.score: fusion) stores every member's identity and the fusion
+weights instead, and its summary the fusion's choice record (``fusion``) and each member's own LR system,
+fitted the same way on its calib scores, evaluated on every pool (``fusion_members``).
 slr.validation = crossval (slr/crossval.py): every person of calib (+ test) is validated out of fold
 (slr.crossval.folds person-grouped folds); the saved system is fitted on all of them.
 """
@@ -19,7 +21,8 @@ import sys
 from common.cli import run_stage
 from common.conditions import pool_conditions
 from common.io import read_json
-from slr._stage import centroid, data_note, read_pool_scores
+from slr._stage import centroid, data_note, read_pool_scores, score_dir
+from slr.fused_stage import FUSION, member_systems
 from slr.interface import system_for
 from slr.pipeline import Settings, stage10
 
@@ -36,6 +39,8 @@ def calib_data_conditions(cfg, sets) -> dict | None:
 def detector_record(cfg) -> dict:
     """Stage 04's record of the detector pass behind the scores (training/identity.py); {} for scores
     that came from elsewhere (slr.features_file)."""
+    if cfg.get("slr.score") == FUSION:      # every member's identity and the fusion (slr/fused_stage.py)
+        return dict(read_json(score_dir(cfg) / "summary.json").get("detector") or {})
     d = cfg.path("slr.features_dir")
     if cfg.get("slr.features_file") is not None or d is None or not (d / "summary.json").is_file():
         return {}
@@ -47,8 +52,13 @@ def main(cfg, args, out):
     sets = read_pool_scores(cfg, settings)
     spec = {"name": settings.score}
     conditions = calib_data_conditions(cfg, system_for(settings).lr_pools(sets))   # crossval: all LR persons
+    detector = detector_record(cfg)
+    extra = None
+    if "fusion" in detector:     # the choice, and each member's own LR system beside the fused one (report)
+        extra = {"fusion": detector["fusion"]["choice"],
+                 "fusion_members": member_systems(sets, score_dir(cfg), settings)}
     _, summary = stage10(sets, out, settings, score_spec=spec, centroid=centroid(cfg), conditions=conditions,
-                         note=data_note(cfg), detector=detector_record(cfg))
+                         note=data_note(cfg), detector=detector, extra=extra)
     sysb = summary["system"]
     bw = sysb["bandwidth"].get("frame")
     bw_txt = f", frame-level bandwidths: Hp {bw['hp']:.4g}, Hd {bw['hd']:.4g}" if bw else ""

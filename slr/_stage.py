@@ -15,7 +15,7 @@ CONTAMINATED = "contaminated: features of a detector trained on all persons (slr
 def feature_dumps(cfg: Config) -> dict:
     """Stage 08's input: ``slr.features_file`` divided into every pool of ``slr.split_file``, or the
     per-pool dumps under ``slr.features_dir`` (train, val, test and, when dumped, calib)."""
-    from .scores import divide_feature_file, load_split_dumps
+    from .scores import divide_feature_file
 
     features_file = cfg.get("slr.features_file")
     if features_file:
@@ -24,8 +24,13 @@ def feature_dumps(cfg: Config) -> dict:
             raise ConfigError(f"{cfg.source}: slr.features_file is set, so slr.split_file must name the split "
                               f"JSON that divides it into {', '.join(POOLS)} (or {', '.join(SPLITS)})")
         return divide_feature_file(cfg.path("slr.features_file"), split_file, pools_in(split_file))
-    features_dir = cfg.path("slr.features_dir")
-    split_file = cfg.path("slr.split_file")
+    return dir_dumps(cfg.path("slr.features_dir"), cfg.path("slr.split_file"))
+
+
+def dir_dumps(features_dir: Path, split_file: Path | None) -> dict:
+    """Stage 04's per-pool dumps under ``features_dir`` of the pools ``split_file`` lists."""
+    from .scores import load_split_dumps
+
     listed = pools_in(split_file) if split_file is not None and split_file.is_file() else POOLS
     # train/val/test always (those the split file lists); other pools when dumped and listed
     pools = tuple(p for p in POOLS if (p in SPLITS and p in listed) or ((features_dir / p).is_dir() and p in listed))

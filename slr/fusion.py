@@ -57,7 +57,16 @@ class LogisticFusion:
     def describe(self, names: list[str]) -> dict:
         return {"members": [names[m] for m in self.members], "C": self.C,
                 "weights_log10_per_std": (self.w / LN10).tolist(), "intercept_log10": self.b / LN10,
-                "score_mean": self.mu.tolist(), "score_std": self.sd.tolist()}
+                "score_mean": self.mu.tolist(), "score_std": self.sd.tolist(),
+                "member_index": list(self.members), "weights_ln": self.w.tolist(), "intercept_ln": self.b}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "LogisticFusion":
+        """The fitted fusion back from :meth:`describe`'s record (casework): the same LLRs, bit for bit."""
+        f = cls(tuple(rec["member_index"]), rec["C"])
+        f.mu, f.sd = np.asarray(rec["score_mean"], float), np.asarray(rec["score_std"], float)
+        f.w, f.b = np.asarray(rec["weights_ln"], float), float(rec["intercept_ln"])
+        return f
 
 
 def source_folds(sources: Any, persons: Any, labels: Any, n_folds: int, seed: int) -> tuple[np.ndarray, int, str]:

@@ -46,25 +46,39 @@ def read_multi_scores(path: Path) -> tuple[ScoreSet, np.ndarray, list[str], np.n
     return s, matrix, names, opt["source"]
 
 
-def fuse_pools(directory: Path, pools: tuple, settings) -> tuple[dict[str, ScoreSet], dict]:
-    """``{pool: ScoreSet with the fused score}`` and the fusion's choice record (module docstring)."""
-    read = {p: read_multi_scores(directory / f"{p}.csv") for p in pools if (directory / f"{p}.csv").is_file()}
+def fuse_matrices(read: dict, names: list[str], sources, settings, where: str = "calib"
+                  ) -> tuple[dict[str, ScoreSet], dict]:
+    """The one fusion of score matrices (run_scores and the pipeline's stage 08): ``read`` maps each pool
+    to (ScoreSet, its (items x detectors) matrix in ``names`` order); ``sources`` the calib items'
+    sources or None. Returns ``{pool: ScoreSet with the fused score}`` and the choice record (module
+    docstring); ``where`` names calib's file in errors."""
     if "calib" not in read:
-        raise InputError(f"{directory / 'calib.csv'}: not found; the fusion is fitted on calib")
-    cs, cm, names, csrc = read["calib"]
-    for p, (_, _, n, _) in read.items():
-        if n != names:
-            raise InputError(f"{directory / (p + '.csv')}: detectors {n} differ from calib's {names}; every pool "
-                             f"needs the same score_<detector> columns")
-    system, choice = choose_fusion(cm, cs.labels, names, cs.persons(), csrc, settings.crossfit_folds, settings.seed)
+        raise InputError(f"{where}: not found; the fusion is fitted on calib")
+    cs, cm = read["calib"]
+    system, choice = choose_fusion(cm, cs.labels, names, cs.persons(), sources, settings.crossfit_folds,
+                                   settings.seed)
     fold, k = group_folds(cs.persons(), settings.crossfit_folds, settings.seed, cs.labels)
     cf = np.empty(len(cs))
     for i in range(k):
         tr, te = fold != i, fold == i
         cf[te] = LogisticFusion(system.members, system.C).fit(cm[tr], cs.labels[tr]).llr(cm[te])
     out = {}
-    for p, (s, m, _, _) in read.items():
+    for p, (s, m) in read.items():
         fused = cf if p == "calib" else system.llr(m)
         out[p] = ScoreSet(fused, s.labels, s.video_ids, s.image_paths, s.source, person_ids=s.person_ids)
     choice["calib_scores"] = f"fused LLRs cross-fitted over {k} person-grouped folds of calib"
     return out, choice
+
+
+def fuse_pools(directory: Path, pools: tuple, settings) -> tuple[dict[str, ScoreSet], dict]:
+    """``{pool: ScoreSet with the fused score}`` and the fusion's choice record (module docstring)."""
+    read = {p: read_multi_scores(directory / f"{p}.csv") for p in pools if (directory / f"{p}.csv").is_file()}
+    if "calib" not in read:
+        raise InputError(f"{directory / 'calib.csv'}: not found; the fusion is fitted on calib")
+    names = read["calib"][2]
+    for p, (_, _, n, _) in read.items():
+        if n != names:
+            raise InputError(f"{directory / (p + '.csv')}: detectors {n} differ from calib's {names}; every pool "
+                             f"needs the same score_<detector> columns")
+    return fuse_matrices({p: (s, m) for p, (s, m, _, _) in read.items()}, names, read["calib"][3], settings,
+                         str(directory / "calib.csv"))

@@ -135,10 +135,12 @@ def _curve_figure(r: LevelLLR, lm, fp: PoolLLR, model: str, out: Path, tail: str
 
 def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec: dict | None = None,
             centroid: np.ndarray | None = None, conditions: dict | None = None, note: str = "",
-            system_dir: str | Path | None = "system", detector: dict | None = None) -> tuple[dict[str, LevelLLR], dict]:
+            system_dir: str | Path | None = "system", detector: dict | None = None, extra: dict | None = None
+            ) -> tuple[dict[str, LevelLLR], dict]:
     """Fit the protocol's LR system; write per pool ``<pool>_lr.csv`` (and ``<pool>_video_lr.csv``),
     the bandwidth search, the densities, the LLR curve, the LLR histograms and ``summary.json``;
-    a system that saves itself is written to ``out/<system_dir>`` (or ``system_dir`` if absolute)."""
+    a system that saves itself is written to ``out/<system_dir>`` (or ``system_dir`` if absolute); ``extra``
+    is added to the summary (a fused run's ``fusion`` choice record)."""
     levels, skipped, system = fit_all(sets, settings, score_spec, centroid, conditions)
     tail = f" [{note}]" if note else ""
     for lv, r in levels.items():
@@ -161,7 +163,7 @@ def stage10(sets: dict[str, ScoreSet], out: Path, settings: Settings, score_spec
     summary = {"protocol": settings.protocol, "settings": settings.to_dict(), "note": note, "pools": pools,
                "labels": {p: system.pool_label(p) for p in pools}, "levels": ev,
                "system": system.summary_block(levels), "skipped": skipped,
-               "counts": {p: lr_sets[p].counts() for p in pools}, **system.summary_extra()}
+               "counts": {p: lr_sets[p].counts() for p in pools}, **system.summary_extra(), **(extra or {})}
     if system.saves and system_dir is not None:
         system.validation = {**system.validation, "levels": ev, "note": note, "protocol": system.protocol}
         system.detector = dict(detector or {})

@@ -23,6 +23,7 @@ CASEWORK_SYSTEMS = ("calib", "calib+test")
 VALIDATIONS = schema.BY_NAME["slr.validation"].choices   # four_pools | crossval (slr/crossval.py)
 CROSSVAL_PROTOCOLS = ("sound",)     # the protocols with a cross-validated variant
 USER_SUPPLIED = "user-supplied"      # the score of slr.run_scores: a lab's own, not computed here
+FUSED = "fusion"                     # the fused members' LLR (slr/fused_stage.py)
 DEFAULTS = schema.defaults("slr", resolve=True)   # the schema's defaults: the dataclass keeps no copy of its own
 _BW, _BOOT = DEFAULTS["bandwidth"], DEFAULTS["bootstrap"]
 
@@ -69,7 +70,7 @@ class Settings:
             raise ConfigError(f"slr.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.model not in MODELS:
             raise ConfigError(f"slr.model must be one of {MODELS}, got {self.model!r}")
-        if self.score not in SCORES + (USER_SUPPLIED,):
+        if self.score not in SCORES + (USER_SUPPLIED, FUSED):
             raise ConfigError(f"slr.score must be one of {SCORES}, got {self.score!r}")
         if self.validation not in VALIDATIONS:
             raise ConfigError(f"slr.validation must be one of {VALIDATIONS}, got {self.validation!r}")
