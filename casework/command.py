@@ -301,6 +301,20 @@ def _print(record: dict, folder: Path, previous: str | None) -> None:
     print(f"case folder: {folder} (evidence.html, evidence.pdf, evidence.json)")
 
 
+def _scorer(cfg: Config, st: dict, system, sdir: Path, ckpt):
+    """The detector(s) of the saved system, each checked against the identity it recorded (exit 2 on another)."""
+    from training.dump import FrameScorer
+    from training.identity import check_detector
+    if is_fused(system):                                   # every member detector, each checked (casework/fused.py)
+        if st["checkpoint"] is not None:
+            raise ConfigError(f"{cfg.source}: evidence.checkpoint is set, but {sdir} is a fused system: each member's "
+                              f"checkpoint comes from its run folder (the system's slr.fusion.members); unset it")
+        return FusedScorer(system, cfg, sdir)
+    scorer = FrameScorer(cfg, ckpt, who="evidence.py")
+    check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)
+    return scorer
+
+
 def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     """The command; returns its exit code (CaseworkError/ConfigError/InputError are raised)."""
     st = settings(cfg)
@@ -320,16 +334,7 @@ def run(cfg: Config, args, argv: Sequence[str] | None = None) -> int:
     sdir = system_dir(cfg, st)
     system = load_system(sdir)
     ckpt = _checkpoint(cfg, st)
-    from training.dump import FrameScorer
-    from training.identity import check_detector
-    if is_fused(system):                                   # every member detector, each checked (casework/fused.py)
-        if st["checkpoint"] is not None:
-            raise ConfigError(f"{cfg.source}: evidence.checkpoint is set, but {sdir} is a fused system: each member's "
-                              f"checkpoint comes from its run folder (the system's slr.fusion.members); unset it")
-        scorer = FusedScorer(system, cfg, sdir)
-    else:
-        scorer = FrameScorer(cfg, ckpt, who="evidence.py")
-        check_detector(system.detector, scorer.identity, "evidence.checkpoint", sdir)   # exit 2 on another detector
+    scorer = _scorer(cfg, st, system, sdir, ckpt)
     validation = check_validation(system, st, args)        # no LR from an unvalidated system (by default)
     cropper = build_cropper(opts)
     tracks = track_faces(q.frames, cropper, st["min_face_fraction"])

@@ -97,6 +97,19 @@ def upstream_reused(ex: Experiments, cells: list[Cell]) -> dict:
     return {c.name: reused[c.name] for c in cells if c.name in reused}
 
 
+def grid_record(ex: Experiments) -> dict:
+    """What the grid was: detectors, seeds, scores, models, overrides, controls, its config."""
+    return {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
+            "scores": ex.scores, "models": ex.models, "levels": list(LEVELS),
+            "overrides": {k: ex.common_set[k] for k in sorted(ex.common_set)},
+            "person_map": f"<dataset root>/{ex.person_map.name}" if ex.person_map else None,
+            "controls": [d.name for d in ex.detectors if d.control],
+            "by_model": ex.by_model, "by_score": ex.by_score,
+            "detector_overrides": {d.name: {"config": d.config, **{k: d.set[k] for k in sorted(d.set)}}
+                                   for d in ex.detectors},
+            "config": _rel(Path(ex.source))}
+
+
 def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall: float) -> dict:
     entries, paper_entries, sound_paper = [], [], []
     pools = {}
@@ -125,15 +138,7 @@ def aggregate(ex: Experiments, cells: list[Cell], grid: Grid, timing: dict, wall
     published = ex.published
     results = {
         "name": ex.name,
-        "grid": {"name": ex.grid, "detectors": [d.name for d in ex.detectors], "seeds": ex.seeds,
-                 "scores": ex.scores, "models": ex.models, "levels": list(LEVELS),
-                 "overrides": {k: ex.common_set[k] for k in sorted(ex.common_set)},
-                 "person_map": f"<dataset root>/{ex.person_map.name}" if ex.person_map else None,
-                 "controls": [d.name for d in ex.detectors if d.control],
-                 "by_model": ex.by_model, "by_score": ex.by_score,
-                 "detector_overrides": {d.name: {"config": d.config, **{k: d.set[k] for k in sorted(d.set)}}
-                                        for d in ex.detectors},
-                 "config": _rel(Path(ex.source))},
+        "grid": grid_record(ex),
         "cells": entries,
         "groups": summarise_groups(entries),
         "pools": pools,
