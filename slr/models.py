@@ -69,11 +69,8 @@ def grouped_cv_bandwidth(scores: Any, groups: Any, grid: Any, n_folds: int = 10,
     grid = np.asarray(grid, dtype=np.float64).reshape(-1)
     fold, k = group_folds(groups, n_folds, seed)
     cv = np.zeros(grid.size)
-    est = kde_mod.GaussianKDE1D(exact_budget=CV_EXACT_BUDGET)
     for i in range(k):
-        tr, te = x[fold != i], x[fold == i]
-        for j, bw in enumerate(grid):
-            cv[j] += float(np.sum(est.fit(tr, bw).ln_pdf(te)))
+        cv += kde_mod.heldout_loglik(x[fold != i], x[fold == i], grid, CV_EXACT_BUDGET)
     cv /= k
     best = int(np.argmax(cv))
     return float(grid[best]), {"bandwidth": grid.copy(), "cv_loglik": cv, "n_folds": k,
