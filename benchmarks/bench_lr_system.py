@@ -20,8 +20,8 @@ Every part is printed with its wall seconds, the CPU seconds of this process (``
 all threads: the fair figure on a shared, loaded machine) and the 1-minute load average when it
 ended; targets are judged on CPU seconds and say whether they are met. Unless ``--no-reference``,
 the fit is also timed with the reference KDE path (:func:`reference_kde`: main's per-bandwidth
-loop with the shifted kernel only, as before issue 21's speed work) in the same run: the ratios
-and whether both fits chose the same bandwidths are printed. Not a test: it prints its figures.
+loop and its exact kernel, as before issue 21's speed work) in the same run: the ratios and
+whether both fits chose the same bandwidths are printed. Not a test: it prints its figures.
 """
 from __future__ import annotations
 
@@ -75,23 +75,52 @@ class Clock:
         return self.wall, self.cpu, self.load
 
 
+def _reference_exact(self, x, lo, hi, near):
+    """GaussianKDE1D._exact as it was before issue 21's speed work (main at 452fb5e): the shifted
+    kernel in seven passes per block, 2^17-term blocks found by a Python loop, a fresh array per block."""
+    d, h = self.data_, self.bandwidth_
+    counts = hi - lo
+    ends = np.cumsum(counts)
+    cuts = np.searchsorted(ends, np.arange(1 << 17, ends[-1], 1 << 17), side="right")
+    bounds = np.unique(np.concatenate(([0], cuts, [counts.size])))
+    todo, blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])], []
+    while todo:
+        s, e = todo.pop()
+        if e - s > 1 and (e - s) * int(hi[s:e].max() - lo[s:e].min()) > 1.5 * int(counts[s:e].sum()) + 2048:
+            todo += [(s, (s + e) // 2), ((s + e) // 2, e)]
+        else:
+            blocks.append((s, e))
+    out = np.empty(x.size)
+    for s, e in blocks:
+        lb, hb = int(lo[s:e].min()), int(hi[s:e].max())
+        half_zn2 = 0.5 * ((x[s:e] - d[near[s:e]]) / h) ** 2
+        q = np.subtract(x[s:e, None], d[None, lb:hb])
+        q *= 1.0 / h
+        np.square(q, out=q)
+        q *= -0.5
+        q += half_zn2[:, None]
+        np.exp(q, out=q)
+        out[s:e] = np.log(q.sum(axis=1)) - half_zn2
+    return out - np.log(d.size * h) - 0.5 * np.log(2.0 * np.pi)
+
+
 @contextlib.contextmanager
 def reference_kde():
     """The KDE path before issue 21's speed work, for a same-run baseline: the bandwidth CV fits a
-    fresh KDE and searches the windows for every bandwidth, and every block is summed with the
-    shifted kernel exp(s - z^2) in 2^17-term blocks (the factorised sums off). Same numbers to 1e-12."""
+    fresh KDE, sorts and searches the windows for every bandwidth, and every evaluation uses
+    :func:`_reference_exact`. Same numbers to ~1e-13 (tests/test_kde_speed_golden.py)."""
     est = kde_mod.GaussianKDE1D
 
     def per_bandwidth(train, test, grid, budget):
         kde = est(exact_budget=budget)
         return np.array([float(np.sum(kde.fit(train, bw).ln_pdf(test))) for bw in grid])
 
-    saved = kde_mod.heldout_loglik, est._FACTOR_A, est._BLOCK_TERMS
-    kde_mod.heldout_loglik, est._FACTOR_A, est._BLOCK_TERMS = per_bandwidth, 0.0, 1 << 17
+    saved = kde_mod.heldout_loglik, est._exact
+    kde_mod.heldout_loglik, est._exact = per_bandwidth, _reference_exact
     try:
         yield
     finally:
-        kde_mod.heldout_loglik, est._FACTOR_A, est._BLOCK_TERMS = saved
+        kde_mod.heldout_loglik, est._exact = saved
 
 
 def _case_cost(lm, settings, scores) -> tuple[float, float]:
