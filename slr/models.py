@@ -64,6 +64,7 @@ def grouped_cv_bandwidth(scores: Any, groups: Any, grid: Any, n_folds: int = 10,
     (nats), folds grouped by ``groups`` (videos). Ties go to the first grid value. Held-out
     densities are exact while that takes at most 10^6 kernel terms, beyond that from the KDE's FFT
     grid (within 5e-4 in log10, exact in the tails; docs/slr_metrics.md): 20x faster on 10^4 scores.
+    Each fold is sorted and searched once for all bandwidths (:func:`slr.kde.heldout_loglik`).
     Returns (best, {"bandwidth", "cv_loglik", "n_folds", "n_groups"})."""
     x = np.asarray(scores, dtype=np.float64).reshape(-1)
     grid = np.asarray(grid, dtype=np.float64).reshape(-1)
