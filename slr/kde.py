@@ -263,6 +263,8 @@ class GaussianKDE1D:
         union window would hold more than 1.5x its rows' own terms is halved (sparse tails)."""
         counts = hi - lo
         ends = np.cumsum(counts)
+        if x.size < 8 and ends[-1] <= self._BLOCK_TERMS:     # a few points (a case): one block each
+            return np.arange(x.size), np.arange(1, x.size + 1)
         cuts = np.searchsorted(ends, np.arange(self._BLOCK_TERMS, ends[-1], self._BLOCK_TERMS), side="right")
         if self._FACTOR_A > 0:
             spans = np.flatnonzero(np.diff(np.floor((x - x[0]) * (k / (2.0 * self._FACTOR_A))))) + 1
