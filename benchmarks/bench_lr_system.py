@@ -44,6 +44,7 @@ from slr.bootstrap import cluster_bootstrap, naive_bootstrap_loop  # noqa: E402
 from slr.io import ScoreSet  # noqa: E402
 from slr.settings import Settings  # noqa: E402
 from slr import kde as kde_mod  # noqa: E402
+from slr import models  # noqa: E402
 from slr.case_interval import case_interval_band  # noqa: E402
 from slr.model_choice import CANDIDATES, choose_model  # noqa: E402
 from slr.system import LRSystem, fit_level_model  # noqa: E402
@@ -115,12 +116,12 @@ def reference_kde():
         kde = est(exact_budget=budget)
         return np.array([float(np.sum(kde.fit(train, bw).ln_pdf(test))) for bw in grid])
 
-    saved = kde_mod.heldout_loglik, est._exact
-    kde_mod.heldout_loglik, est._exact = per_bandwidth, _reference_exact
+    saved = models.heldout_loglik, est._exact
+    models.heldout_loglik, est._exact = per_bandwidth, _reference_exact
     try:
         yield
     finally:
-        kde_mod.heldout_loglik, est._exact = saved
+        models.heldout_loglik, est._exact = saved
 
 
 def _case_cost(lm, settings, scores) -> tuple[float, float]:

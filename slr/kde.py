@@ -8,16 +8,15 @@ Conventions: scores are similarity scores (any real units); densities are per sc
 
 * exactly (windowed log-sum-exp over the sorted training points: only points whose kernel term is
   within a factor e^-50 of the largest one are summed, everything dropped is below n e^-50 relative)
-  whenever that is cheap, which covers every data set of the paper's size and every far-tail point;
+  whenever that is cheap, which covers every data set of the paper's size and every far-tail point
+  (bulk blocks summed as exp(-a^2) exp(2ab) exp(-b^2), the same values to ~1e-13 relative);
 * otherwise with a binned FFT grid in the bulk (linear binning, 100 grid points per bandwidth,
   linear interpolation of ln f) and the exact windowed sum wherever the grid density is below
   1e-9 of its maximum or x lies off the grid. Agreement with the exact density (tests): grid
   path within 5e-4 in log10 (measured 3e-5 to 1.1e-4), exact path ~1e-12 (docs/slr_metrics.md).
 
-Why not KDEpy's FFTKDE alone: its FFT round-off (~1e-16 of the peak density) makes log10 densities
-below ~1e-12 wrong by several units and points outside its grid get the edge value, while LRs are
-ratios of two densities often taken exactly in one density's tail. Why not sklearn's
-KernelDensity: exact but about 25,000x slower per score on 1e5 training points (benchmarks/bench_kde.py).
+Not KDEpy's FFTKDE alone (its round-off ruins log-densities below ~1e-12 of the peak, where LRs are
+often taken) nor sklearn's exact KernelDensity (~25,000x slower on 1e5 points): docs/slr_metrics.md.
 """
 from __future__ import annotations
 
@@ -98,6 +97,8 @@ class GaussianKDE1D:
     _KERNEL_CUT = 12.0    # grid kernel truncated at 12 bandwidths (e^-72)
     _GRID_PAD = 8.0       # grid extends this many bandwidths beyond the data
     _BLOCK_TERMS = 1 << 16   # window terms per dense block of the exact path
+    _FACTOR_A = 4.0       # factorised block sums (_factor_sum): |a| <= 4 ...
+    _FACTOR_SHIFT = 25.0  # ... and every row's nearest term >= e^-25 (its z^2 <= 25)
 
     def __init__(self, grid_points_per_bandwidth: int = 100, grid_rel_threshold: float = 1e-9,
                  exact_budget: float = 3e7, max_grid: int = 1 << 22):
@@ -142,8 +143,7 @@ class GaussianKDE1D:
         """Natural log of the density at ``x`` (same conventions as log10_pdf)."""
         self._check_fitted()
         x = np.asarray(x, dtype=np.float64)
-        shape = x.shape
-        x = x.reshape(-1)
+        shape, x = x.shape, x.reshape(-1)
         out = np.full(x.size, -np.inf)
         out[np.isnan(x)] = np.nan
         finite = np.flatnonzero(np.isfinite(x))
@@ -167,9 +167,8 @@ class GaussianKDE1D:
         return vals
 
     def _exact_is_cheap(self, x: np.ndarray, sample: tuple | None = None) -> bool:
-        """Whether exact evaluation of all ``x`` needs at most ``exact_budget`` kernel terms
-        (estimated from an evenly strided sample of at most 2,000 points; ``sample``: that sample,
-        sorted, with its :meth:`_nearest`, when the caller already has them)."""
+        """Whether exact evaluation of all ``x`` needs at most ``exact_budget`` kernel terms, estimated
+        from an evenly strided sample of <= 2,000 points (``sample``: it, sorted, with its _nearest)."""
         if x.size * float(self.n) <= self.exact_budget:
             return True
         if sample is None:
@@ -191,15 +190,12 @@ class GaussianKDE1D:
         """Index of the training point nearest to each x and its distance (no bandwidth involved)."""
         d = self.data_
         idx = np.searchsorted(d, x)
-        left = np.clip(idx - 1, 0, d.size - 1)
-        right = np.clip(idx, 0, d.size - 1)
-        use_right = np.abs(d[right] - x) < np.abs(x - d[left])
-        near = np.where(use_right, right, left)
+        left, right = np.clip(idx - 1, 0, d.size - 1), np.clip(idx, 0, d.size - 1)
+        near = np.where(np.abs(d[right] - x) < np.abs(x - d[left]), right, left)
         return near, np.abs(x - d[near])
 
     def _bounds(self, x: np.ndarray, near: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index window [lo, hi) of the training points that matter for each x: every point whose
-        kernel term is within e^-_TERM_CUT of the nearest point's."""
+        """Index window [lo, hi) per x: the points whose term is within e^-_TERM_CUT of the nearest's."""
         d, h = self.data_, self.bandwidth_
         r = np.sqrt(dist * dist + 2.0 * self._TERM_CUT * h * h)
         lo = np.minimum(np.searchsorted(d, x - r, side="left"), near)
@@ -207,18 +203,15 @@ class GaussianKDE1D:
         return lo, hi
 
     def _exact(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """Exact ln f(x) (x sorted) by log-sum-exp over each x's window. Rows are processed in blocks
-        (:meth:`_blocks`): one dense (rows x union of their windows) array per block, in one reused
-        buffer. A row may so sum a few more terms than its own window, each below e^-50 of its
-        largest: the same value to rounding, 2-3x faster than a flat gather of the windows. With
-        z = (x - d) k, k = 1 / (h sqrt 2), each term is exp(-z^2); a block is summed by
-        :meth:`_factor_sum` where its conditions hold, else (far-tail rows, rows spread wide) as
-        exp(s - z^2), shifted by each row's nearest-point s = z_n^2."""
+        """Exact ln f(x) (x sorted): the sum over each x's window, in blocks of rows (:meth:`_blocks`),
+        one dense (rows x union of their windows) array per block in one reused buffer; the extra
+        terms a row so sums are each below e^-50 of its largest. Term: exp(-z^2), z = (x - d) k,
+        k = 1 / (h sqrt 2); a block is summed by :meth:`_factor_sum` where its conditions hold, else
+        (far tails, wide blocks) as exp(s - z^2), shifted by each row's nearest-point s = z_n^2."""
         d, h = self.data_, self.bandwidth_
         out = np.empty(x.size)
         k = 1.0 / (h * math.sqrt(2.0))
-        zn = (x - d[near]) * k
-        shift = zn * zn
+        shift = np.square((x - d[near]) * k)
         starts, ends = self._blocks(lo, hi, x, k)
         lbs, hbs = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
         centre = 0.5 * (x[starts] + x[ends - 1])
@@ -239,17 +232,11 @@ class GaussianKDE1D:
             out[s:e] = np.log(q.sum(axis=1)) - shift[s:e]
         return out - math.log(d.size * h) - _LN_SQRT_2PI
 
-    _FACTOR_A = 4.0       # factorised block sums: |a| <= 4 ...
-    _FACTOR_SHIFT = 25.0  # ... and every row's nearest term >= e^-25 (its z^2 <= 25)
-
     @staticmethod
     def _factor_sum(xb: np.ndarray, db: np.ndarray, c: float, k: float, q: np.ndarray) -> np.ndarray:
-        """ln sum_j exp(-((x_i - d_j) k)^2) of one block by the exact identity
-        exp(-(a - b)^2) = exp(-a^2) exp(2ab) exp(-b^2), a = (x - c) k, b = (d - c) k about the block's
-        centre c: one exp per term and the row sums as one matrix-vector product (3 passes, not 5).
-        :meth:`_exact` uses it only when |a| <= 4 and every row's nearest term is >= e^-25: then every
-        column lies within 8.7 of some row, |b| <= 12.7, |2ab| <= 102, nothing over- or underflows,
-        and the exponents' rounding changes a term by at most ~1e-13 relative (docs/slr_metrics.md)."""
+        """ln sum_j exp(-((x_i - d_j) k)^2) of a block by exp(-(a - b)^2) = exp(-a^2) exp(2ab) exp(-b^2), a = (x - c) k,
+        b = (d - c) k about the block centre c: one exp per term, row sums by a matrix-vector product. Used when |a| <= 4
+        and each row's nearest term >= e^-25: |b| <= 12.7, |2ab| <= 102, ~1e-13 rounding (docs/slr_metrics.md)."""
         a = (xb - c) * k
         b = (db - c) * k
         np.multiply((a + a)[:, None], b[None, :], out=q)
@@ -257,10 +244,9 @@ class GaussianKDE1D:
         return np.log(q @ np.exp(-b * b)) - a * a
 
     def _blocks(self, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of consecutive row ranges [s, e), in order, of about _BLOCK_TERMS window terms
-        each, cut also where the scaled x k crosses a multiple of 2 _FACTOR_A (so that a block suits
-        :meth:`_factor_sum`) unless that makes blocks of fewer than 8 rows on average; a block whose
-        union window would hold more than 1.5x its rows' own terms is halved (sparse tails)."""
+        """(starts, ends) of row ranges [s, e) of about _BLOCK_TERMS window terms, also cut where x k
+        crosses a multiple of 2 _FACTOR_A (for :meth:`_factor_sum`) unless blocks get < 8 rows on
+        average; a block whose union window exceeds 1.5x its rows' own terms is halved (sparse tails)."""
         counts = hi - lo
         ends = np.cumsum(counts)
         if x.size < 8 and ends[-1] <= self._BLOCK_TERMS:     # a few points (a case): one block each
@@ -327,30 +313,6 @@ class GaussianKDE1D:
         with np.errstate(invalid="ignore"):
             vals = a + t * (b - a)
         return vals, ok
-
-
-def heldout_loglik(train: np.ndarray, test: np.ndarray, grid: np.ndarray, exact_budget: float) -> np.ndarray:
-    """Total ln f(test) under the KDE of ``train`` for every bandwidth of ``grid``: the same values as
-    ``sum(GaussianKDE1D(exact_budget=...).fit(train, bw).ln_pdf(test))`` (same exact-or-grid choice
-    per bandwidth), with the sorting and nearest-point searches done once for all bandwidths.
-    ``train`` and ``test`` must be finite (as the CV callers check)."""
-    kde = GaussianKDE1D(exact_budget=exact_budget)
-    kde.data_ = np.sort(train)
-    xs = np.sort(test)
-    near, dist = kde._nearest(xs)
-    step = max(1, test.size // 2000)
-    sample = (xs, near, dist) if step == 1 else None    # the strided sample is the sorted test itself
-    if sample is None:
-        ss = np.sort(test[::step])
-        sample = (ss, *kde._nearest(ss))
-    out = np.empty(len(grid))
-    for j, bw in enumerate(grid):
-        kde.bandwidth_, kde._grid = float(bw), None
-        if kde._exact_is_cheap(xs, sample):
-            out[j] = float(np.sum(kde._exact(xs, *kde._bounds(xs, near, dist), near)))
-        else:
-            out[j] = float(np.sum(kde._ln_pdf_grid(test)))
-    return out
 
 
 def sklearn_log10_pdf(scores: Any, bandwidth: float, x: Any) -> np.ndarray:
@@ -432,8 +394,11 @@ def cv_bandwidth(scores: Any, grid: Any, n_folds: int = 10, seed: int = 42) -> t
     if x.size < n_folds:
         raise ValueError(f"{n_folds}-fold bandwidth CV needs at least {n_folds} scores, got {x.size}")
     folds = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x))
-    budget = GaussianKDE1D().exact_budget
-    cv = np.mean([heldout_loglik(x[tr], x[te], grid, budget) for tr, te in folds], axis=0)
+    cv = np.empty(grid.size)
+    kde = GaussianKDE1D()
+    for i, bw in enumerate(grid):
+        totals = [float(np.sum(kde.fit(x[tr], bw).ln_pdf(x[te]))) for tr, te in folds]
+        cv[i] = np.mean(totals)
     best = int(np.argmax(cv))
     return float(grid[best]), {"bandwidth": grid.copy(), "cv_loglik": cv}
 
