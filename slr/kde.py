@@ -29,6 +29,8 @@ import scipy.signal
 import scipy.stats
 from sklearn.model_selection import KFold
 
+from .kde_grid import smooth_counts
+
 log = logging.getLogger(__name__)
 
 LN10 = math.log(10.0)
@@ -290,10 +292,7 @@ class GaussianKDE1D:
         j = np.clip(np.floor(pos).astype(np.int64), 0, m - 2)
         w = pos - j
         counts = np.bincount(j, weights=1.0 - w, minlength=m) + np.bincount(j + 1, weights=w, minlength=m)
-        half = int(math.ceil(self._KERNEL_CUT * h / step))
-        k = np.arange(-half, half + 1) * (step / h)
-        kernel = np.exp(-0.5 * k * k)
-        dens = scipy.signal.fftconvolve(counts, kernel, mode="same")
+        dens = smooth_counts(counts, int(math.ceil(self._KERNEL_CUT * h / step)), step / h)
         dens /= d.size * h * math.sqrt(2.0 * math.pi)
         trusted = dens >= self.grid_rel_threshold * dens.max()
         lg = np.full(m, -np.inf)

@@ -197,3 +197,20 @@ def test_factorised_block_sums_equal_the_shifted_kernel(monkeypatch):
         monkeypatch.undo()
         np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12)
     assert len(rows) > 3000 and not {-40.0, 55.0} & set(rows)
+
+
+@pytest.mark.parametrize("half,ratio", [(1200, 0.01), (1201, 0.010000000000000002), (37, 0.3), (5, 0.01)])
+def test_grid_smoothing_is_fftconvolve_bit_for_bit(half, ratio):
+    """The cached-kernel smoothing of the grid path gives scipy's fftconvolve's very bits (so the grid's
+    trusted / untrusted cut, and with it every CV value, is unchanged), cache hit or not."""
+    import scipy.signal
+
+    from slr.kde_grid import smooth_counts
+
+    rng = np.random.default_rng(half)
+    k = np.arange(-half, half + 1) * ratio
+    for m in (40, 3000, 3001, 25_000):
+        counts = rng.random(m) * (rng.random(m) < 0.3)
+        want = scipy.signal.fftconvolve(counts, np.exp(-0.5 * k * k), mode="same")
+        for _ in range(2):
+            assert np.array_equal(smooth_counts(counts, half, ratio), want)
