@@ -8,16 +8,15 @@ Conventions: scores are similarity scores (any real units); densities are per sc
 
 * exactly (windowed log-sum-exp over the sorted training points: only points whose kernel term is
   within a factor e^-50 of the largest one are summed, everything dropped is below n e^-50 relative)
-  whenever that is cheap, which covers every data set of the paper's size and every far-tail point;
+  whenever that is cheap, which covers every data set of the paper's size and every far-tail point
+  (bulk blocks summed as exp(-a^2) exp(2ab) exp(-b^2), the same values to ~1e-13 relative);
 * otherwise with a binned FFT grid in the bulk (linear binning, 100 grid points per bandwidth,
   linear interpolation of ln f) and the exact windowed sum wherever the grid density is below
   1e-9 of its maximum or x lies off the grid. Agreement with the exact density (tests): grid
   path within 5e-4 in log10 (measured 3e-5 to 1.1e-4), exact path ~1e-12 (docs/slr_metrics.md).
 
-Why not KDEpy's FFTKDE alone: its FFT round-off (~1e-16 of the peak density) makes log10 densities
-below ~1e-12 wrong by several units and points outside its grid get the edge value, while LRs are
-ratios of two densities often taken exactly in one density's tail. Why not sklearn's
-KernelDensity: exact but about 25,000x slower per score on 1e5 training points (benchmarks/bench_kde.py).
+Not KDEpy's FFTKDE alone (its round-off ruins log-densities below ~1e-12 of the peak, where LRs are
+often taken) nor sklearn's exact KernelDensity (~25,000x slower on 1e5 points): docs/slr_metrics.md.
 """
 from __future__ import annotations
 
@@ -29,6 +28,8 @@ import numpy as np
 import scipy.signal
 import scipy.stats
 from sklearn.model_selection import KFold
+
+from .kde_grid import smooth_counts
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class GaussianKDE1D:
     _TERM_CUT = 50.0      # drop kernel terms below e^-50 of the largest one (per x)
     _KERNEL_CUT = 12.0    # grid kernel truncated at 12 bandwidths (e^-72)
     _GRID_PAD = 8.0       # grid extends this many bandwidths beyond the data
-    _BLOCK_TERMS = 1 << 17   # window terms per dense block of the exact path
+    _BLOCK_TERMS = 1 << 16   # window terms per dense block of the exact path
+    _FACTOR_A = 4.0       # factorised block sums (_factor_sum): |a| <= 4 ...
+    _FACTOR_SHIFT = 25.0  # ... and every row's nearest term >= e^-25 (its z^2 <= 25)
 
     def __init__(self, grid_points_per_bandwidth: int = 100, grid_rel_threshold: float = 1e-9,
                  exact_budget: float = 3e7, max_grid: int = 1 << 22):
@@ -142,8 +145,7 @@ class GaussianKDE1D:
         """Natural log of the density at ``x`` (same conventions as log10_pdf)."""
         self._check_fitted()
         x = np.asarray(x, dtype=np.float64)
-        shape = x.shape
-        x = x.reshape(-1)
+        shape, x = x.shape, x.reshape(-1)
         out = np.full(x.size, -np.inf)
         out[np.isnan(x)] = np.nan
         finite = np.flatnonzero(np.isfinite(x))
@@ -154,84 +156,126 @@ class GaussianKDE1D:
                 out[finite] = self._exact_sorted(xf)
                 self.last_method_["exact"] = int(finite.size)
             else:
-                vals, ok = self._grid_eval(xf)
-                out[finite[ok]] = vals[ok]
-                bad = ~ok
-                if bad.any():
-                    out[finite[bad]] = self._exact_sorted(xf[bad])
-                self.last_method_ = {"grid": int(ok.sum()), "exact": int(bad.sum())}
+                out[finite] = self._ln_pdf_grid(xf)
         return out.reshape(shape)
 
-    def _exact_is_cheap(self, x: np.ndarray) -> bool:
-        """Whether exact evaluation of all ``x`` needs at most ``exact_budget`` kernel terms
-        (estimated from an evenly strided sample of at most 2,000 points)."""
+    def _ln_pdf_grid(self, x: np.ndarray) -> np.ndarray:
+        """ln f of finite ``x`` from the FFT grid, exact wherever the grid is not trusted."""
+        vals, ok = self._grid_eval(x)
+        bad = ~ok
+        if bad.any():
+            vals[bad] = self._exact_sorted(x[bad])
+        self.last_method_ = {"grid": int(ok.sum()), "exact": int(bad.sum())}
+        return vals
+
+    def _exact_is_cheap(self, x: np.ndarray, sample: tuple | None = None) -> bool:
+        """Whether exact evaluation of all ``x`` needs at most ``exact_budget`` kernel terms, estimated
+        from an evenly strided sample of <= 2,000 points (``sample``: it, sorted, with its _nearest)."""
         if x.size * float(self.n) <= self.exact_budget:
             return True
-        sample = np.sort(x[:: max(1, x.size // 2000)])
-        lo, hi, _ = self._windows(sample)
+        if sample is None:
+            xs = np.sort(x[:: max(1, x.size // 2000)])
+            sample = (xs, *self._nearest(xs))
+        lo, hi = self._bounds(*sample)
         return float(np.mean(hi - lo)) * x.size <= self.exact_budget
 
     def _exact_sorted(self, x: np.ndarray) -> np.ndarray:
         """Exact ln f(x), computed on sorted x (cache-friendly searches) and put back in order."""
         order = np.argsort(x, kind="stable")
         xs = x[order]
+        near, dist = self._nearest(xs)
         out = np.empty(x.size)
-        out[order] = self._exact(xs, *self._windows(xs))
+        out[order] = self._exact(xs, *self._bounds(xs, near, dist), near)
         return out
 
-    def _windows(self, x: np.ndarray):
-        """Index window [lo, hi) of training points that matter for each x, and the nearest point."""
-        d, h = self.data_, self.bandwidth_
+    def _nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the training point nearest to each x and its distance (no bandwidth involved)."""
+        d = self.data_
         idx = np.searchsorted(d, x)
-        left = np.clip(idx - 1, 0, d.size - 1)
-        right = np.clip(idx, 0, d.size - 1)
-        use_right = np.abs(d[right] - x) < np.abs(x - d[left])
-        near = np.where(use_right, right, left)
-        dist = np.abs(x - d[near])
+        left, right = np.clip(idx - 1, 0, d.size - 1), np.clip(idx, 0, d.size - 1)
+        near = np.where(np.abs(d[right] - x) < np.abs(x - d[left]), right, left)
+        return near, np.abs(x - d[near])
+
+    def _bounds(self, x: np.ndarray, near: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index window [lo, hi) per x: the points whose term is within e^-_TERM_CUT of the nearest's."""
+        d, h = self.data_, self.bandwidth_
         r = np.sqrt(dist * dist + 2.0 * self._TERM_CUT * h * h)
         lo = np.minimum(np.searchsorted(d, x - r, side="left"), near)
         hi = np.maximum(np.searchsorted(d, x + r, side="right"), near + 1)
-        return lo, hi, near
+        return lo, hi
 
     def _exact(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """Exact ln f(x) (x sorted) by log-sum-exp over each x's window, shifted by the nearest point's
-        term. Rows are processed in blocks (:meth:`_blocks`): one dense (rows x union of their windows)
-        array per block. A row may so sum a few more terms than its own window, each below e^-50 of
-        its largest: the same value to rounding, 2-3x faster than a flat gather of the windows."""
+        """Exact ln f(x) (x sorted): the sum over each x's window, in blocks of rows (:meth:`_blocks`),
+        one dense (rows x union of their windows) array per block in one reused buffer; the extra
+        terms a row so sums are each below e^-50 of its largest. Term: exp(-z^2), z = (x - d) k,
+        k = 1 / (h sqrt 2); a block is summed by :meth:`_factor_sum` where its conditions hold, else
+        (far tails, wide blocks) as exp(s - z^2), shifted by each row's nearest-point s = z_n^2."""
         d, h = self.data_, self.bandwidth_
         out = np.empty(x.size)
-        inv_h = 1.0 / h
-        for s, e in self._blocks(lo, hi):
-            lb, hb = int(lo[s:e].min()), int(hi[s:e].max())
-            zn = (x[s:e] - d[near[s:e]]) * inv_h
-            half_zn2 = 0.5 * zn * zn
-            q = np.subtract(x[s:e, None], d[None, lb:hb])
-            q *= inv_h
+        k = 1.0 / (h * math.sqrt(2.0))
+        shift = np.square((x - d[near]) * k)
+        starts, ends = self._blocks(lo, hi, x, k)
+        lbs, hbs = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+        centre = 0.5 * (x[starts] + x[ends - 1])
+        factor = ((ends - starts >= 2) & ((x[ends - 1] - centre) * k <= self._FACTOR_A)
+                  & (np.maximum.reduceat(shift, starts) <= self._FACTOR_SHIFT))
+        buf = np.empty(int(np.max((ends - starts) * (hbs - lbs))))
+        for s, e, lb, hb, c, f in zip(starts.tolist(), ends.tolist(), lbs.tolist(), hbs.tolist(), centre.tolist(),
+                                      factor.tolist()):
+            q = buf[:(e - s) * (hb - lb)].reshape(e - s, hb - lb)
+            if f:
+                out[s:e] = self._factor_sum(x[s:e], d[lb:hb], c, k, q)
+                continue
+            np.subtract(x[s:e, None], d[None, lb:hb], out=q)
+            q *= k
             np.square(q, out=q)
-            q *= -0.5
-            q += half_zn2[:, None]
+            np.subtract(shift[s:e, None], q, out=q)
             np.exp(q, out=q)
-            out[s:e] = np.log(q.sum(axis=1)) - half_zn2
+            out[s:e] = np.log(q.sum(axis=1)) - shift[s:e]
         return out - math.log(d.size * h) - _LN_SQRT_2PI
 
-    def _blocks(self, lo: np.ndarray, hi: np.ndarray) -> list[tuple[int, int]]:
-        """Consecutive row ranges [s, e) of about _BLOCK_TERMS window terms each; a block whose union
-        window would hold more than 1.5x its rows' own terms is halved (sparse tails)."""
+    @staticmethod
+    def _factor_sum(xb: np.ndarray, db: np.ndarray, c: float, k: float, q: np.ndarray) -> np.ndarray:
+        """ln sum_j exp(-((x_i - d_j) k)^2) of a block by exp(-(a - b)^2) = exp(-a^2) exp(2ab) exp(-b^2), a = (x - c) k,
+        b = (d - c) k about the block centre c: one exp per term, row sums by a matrix-vector product. Used when |a| <= 4
+        and each row's nearest term >= e^-25: |b| <= 12.7, |2ab| <= 102, ~1e-13 rounding (docs/slr_metrics.md)."""
+        a = (xb - c) * k
+        b = (db - c) * k
+        np.multiply((a + a)[:, None], b[None, :], out=q)
+        np.exp(q, out=q)
+        return np.log(q @ np.exp(-b * b)) - a * a
+
+    def _blocks(self, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of row ranges [s, e) of about _BLOCK_TERMS window terms, also cut where x k
+        crosses a multiple of 2 _FACTOR_A (for :meth:`_factor_sum`) unless blocks get < 8 rows on
+        average; a block whose union window exceeds 1.5x its rows' own terms is halved (sparse tails)."""
         counts = hi - lo
         ends = np.cumsum(counts)
+        if x.size < 8 and ends[-1] <= self._BLOCK_TERMS:     # a few points (a case): one block each
+            return np.arange(x.size), np.arange(1, x.size + 1)
         cuts = np.searchsorted(ends, np.arange(self._BLOCK_TERMS, ends[-1], self._BLOCK_TERMS), side="right")
+        if self._FACTOR_A > 0:
+            spans = np.flatnonzero(np.diff(np.floor((x - x[0]) * (k / (2.0 * self._FACTOR_A))))) + 1
+            if spans.size * 8 < x.size:
+                cuts = np.concatenate((cuts, spans))
         bounds = np.unique(np.concatenate(([0], cuts, [counts.size])))
-        todo = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        done = []
+        starts, ends = bounds[:-1], bounds[1:]
+        union = np.maximum.reduceat(hi, starts) - np.minimum.reduceat(lo, starts)
+        wide = (ends - starts > 1) & ((ends - starts) * union > 1.5 * np.add.reduceat(counts, starts) + 2048)
+        if not wide.any():
+            return starts, ends
+        todo = [(int(a), int(b)) for a, b in zip(starts[wide], ends[wide])]
+        done = list(zip(starts[~wide].tolist(), ends[~wide].tolist()))
         while todo:
             s, e = todo.pop()
-            union = int(hi[s:e].max() - lo[s:e].min())
-            if e - s > 1 and (e - s) * union > 1.5 * int(counts[s:e].sum()) + 2048:
-                m = (s + e) // 2
-                todo += [(s, m), (m, e)]
-            else:
-                done.append((s, e))
-        return done
+            m = (s + e) // 2
+            for u, v in ((s, m), (m, e)):
+                if v - u > 1 and (v - u) * int(hi[u:v].max() - lo[u:v].min()) > 1.5 * int(counts[u:v].sum()) + 2048:
+                    todo.append((u, v))
+                else:
+                    done.append((u, v))
+        se = np.array(sorted(done), dtype=np.int64)
+        return se[:, 0], se[:, 1]
 
     def _build_grid(self) -> tuple[float, float, np.ndarray]:
         d, h = self.data_, self.bandwidth_
@@ -248,10 +292,7 @@ class GaussianKDE1D:
         j = np.clip(np.floor(pos).astype(np.int64), 0, m - 2)
         w = pos - j
         counts = np.bincount(j, weights=1.0 - w, minlength=m) + np.bincount(j + 1, weights=w, minlength=m)
-        half = int(math.ceil(self._KERNEL_CUT * h / step))
-        k = np.arange(-half, half + 1) * (step / h)
-        kernel = np.exp(-0.5 * k * k)
-        dens = scipy.signal.fftconvolve(counts, kernel, mode="same")
+        dens = smooth_counts(counts, int(math.ceil(self._KERNEL_CUT * h / step)), step / h)
         dens /= d.size * h * math.sqrt(2.0 * math.pi)
         trusted = dens >= self.grid_rel_threshold * dens.max()
         lg = np.full(m, -np.inf)

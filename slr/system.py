@@ -70,7 +70,8 @@ class LevelModel:
     crossfit: dict = field(default_factory=dict)     # k, seed, folds description
     monotonicity: dict = field(default_factory=dict)  # {"model": {...}, "final": {...}}
     counts: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)      # seconds per fitting step (not saved)
+    timings: dict = field(default_factory=dict)      # wall seconds per fitting step (not saved)
+    cpu_timings: dict = field(default_factory=dict)  # CPU seconds of the process per fitting step (not saved)
     model_choice: dict | None = None                 # slr.model auto: candidates' CV Cllr and the choice
     case_band: dict | None = None                    # slr.case_interval: 95 % band of the LLR on a score grid
 
@@ -117,6 +118,16 @@ def _check_calib(s: ScoreSet, level: str, settings: Settings) -> None:
                              f"videos per class (better 10 or more): give calib more persons (split.ratios)")
 
 
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _lap(timings: dict, cpu: dict, key: str, t0: tuple[float, float]) -> None:
+    """Record the wall and CPU seconds since ``t0`` under ``key``."""
+    now = _clock()
+    timings[key], cpu[key] = now[0] - t0[0], now[1] - t0[1]
+
+
 @case_interval.single_blas
 def _crossfit_llrs(make_model, x, y, videos, fold, k: int, where: str, desc: str) -> np.ndarray:
     """Each calib score's model LLR from the model fitted on the other folds (>= 2 videos per class)."""
@@ -138,25 +149,25 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
     x, y = np.asarray(calib.scores, np.float64), np.asarray(calib.labels, np.int64)
     videos, persons = calib.videos(), calib.persons()
     fold, k = models_mod.group_folds(persons, settings.crossfit_folds, settings.seed, y)
-    timings = {}
-    t0 = time.perf_counter()
+    timings, cpu = {}, {}
+    t0 = _clock()
     try:
         make_model, choice = model_choice.model_factory(settings, x, y, videos, persons)
-        timings["model_choice_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        _lap(timings, cpu, "model_choice_s", t0)
+        t0 = _clock()
         cf_model = _crossfit_llrs(make_model, x, y, videos, fold, k, f"{src}: cross-fitting",
                                   f"cross-fitting ({level}, {settings.model})")
-        timings["crossfit_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        _lap(timings, cpu, "crossfit_s", t0)
+        t0 = _clock()
         final = make_model().fit(x, y, videos)
-        timings["final_fit_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        _lap(timings, cpu, "final_fit_s", t0)
+        t0 = _clock()
         cal = make_calibrator(settings.calibration)
         cal.fit(cf_model, y)
         cf_cal = np.asarray(cal.transform(cf_model), np.float64)
         weights = video_weights(videos)
         bounder = BOUNDERS.get(settings.bounds)().fit(cf_cal, y, weights)
-        timings["calibration_elub_s"] = time.perf_counter() - t0
+        _lap(timings, cpu, "calibration_elub_s", t0)
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
@@ -172,18 +183,18 @@ def fit_level_model(calib: ScoreSet, settings: Settings, level: str = "frame") -
                            f"counted once (frame weights 1 / frames of the video)",
                    "calibration": f"{settings.calibration}, fitted on the cross-fitted calib LLRs"}
     lo_s, hi_s = float(x.min()), float(x.max())
-    t0 = time.perf_counter()
+    t0 = _clock()
     lm.monotonicity = {"model": models_mod.monotonicity(final.llr, lo_s, hi_s, final.direction),
                        "final": models_mod.monotonicity(lambda s: lm.llr(s, bounded=False), lo_s, hi_s,
                                                         final.direction)}
-    timings["monotonicity_s"] = time.perf_counter() - t0
+    _lap(timings, cpu, "monotonicity_s", t0)
     lm.counts = calib.counts()
     if settings.case_interval_n > 0:
-        t0 = time.perf_counter()
+        t0 = _clock()
         lm.case_band = case_interval.case_interval_band(lm, settings.case_interval_n, settings.case_interval_seed,
                                                         settings.bounds)
-        timings["case_interval_s"] = time.perf_counter() - t0
-    lm.timings = timings          # not saved (would change the SHA-256 between identical fits)
+        _lap(timings, cpu, "case_interval_s", t0)
+    lm.timings, lm.cpu_timings = timings, cpu     # not saved (would change the SHA-256 between identical fits)
     return lm
 
 
