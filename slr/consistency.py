@@ -29,7 +29,7 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.isotonic import isotonic_regression
+from scipy.optimize import isotonic_regression
 
 from .kde import GaussianKDE1D
 from .metrics import _pair
@@ -74,7 +74,7 @@ def devpav_groups(x: np.ndarray, w_hp: np.ndarray, w_hd: np.ndarray) -> float:
     n_hp, n_hd = float(w_hp.sum()), float(tot.sum() - w_hp.sum())
     if n_hp <= 0 or n_hd <= 0:
         return math.nan
-    fit = isotonic_regression(w_hp / tot, sample_weight=tot, increasing=True)
+    fit = isotonic_regression(w_hp / tot, weights=tot, increasing=True).x   # scipy's PAV: no per-call validation
     starts = np.flatnonzero(np.concatenate(([True], fit[1:] != fit[:-1])))
     b_hp = np.add.reduceat(w_hp, starts)
     b_hd = np.add.reduceat(tot, starts) - b_hp
@@ -109,8 +109,8 @@ def llr_overestimation_curve(llr_hp: Any, llr_hd: Any, n_grid: int = OVERESTIMAT
     has no LLR inside the overlap)."""
     hp, hd = _pair(llr_hp, llr_hd)
     q = OVERESTIMATION_QUANTILE
-    lo = max(np.quantile(hp, q, method="hazen"), np.quantile(hd, q, method="hazen"))
-    hi = min(np.quantile(hp, 1 - q, method="hazen"), np.quantile(hd, 1 - q, method="hazen"))
+    (hp_lo, hp_hi), (hd_lo, hd_hi) = (np.quantile(x, (q, 1 - q), method="hazen") for x in (hp, hd))
+    lo, hi = max(hp_lo, hd_lo), min(hp_hi, hd_hi)
     if not lo < hi:
         return None
     inside = [x[(x >= lo) & (x <= hi)] for x in (hp, hd)]
