@@ -10,6 +10,9 @@ CV values within 1e-9 relative and the same bandwidth.
 """
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,8 @@ from slr.models import CV_EXACT_BUDGET, grouped_cv_bandwidth, heldout_loglik
 from slr.scores import score_values
 from slr.settings import Settings
 from slr.system import fit_level_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 GOLDEN = {
     "synthetic": {
@@ -111,15 +116,10 @@ CV5000 = [-771.3895060703281, -711.7710789346077, -667.2209123790774, -633.94364
 
 def synthetic(n_items: int = 2000, seed: int = 0, frames: int = 10) -> ScoreSet:
     """benchmarks/bench_lr_system.py's generator: persons with a real and a fake video of 10 frames."""
-    rng = np.random.default_rng(seed)
-    n_persons = n_items // (2 * frames)
-    pe = np.repeat(rng.normal(0, 0.4, n_persons), 2 * frames)
-    labels = np.tile(np.repeat([0, 1], frames), n_persons)
-    ve = np.repeat(rng.normal(0, 0.3, 2 * n_persons), frames)
-    scores = np.where(labels == 0, 1.0, -1.0) + pe + ve + rng.normal(0, 0.5, len(labels))
-    persons = np.repeat([f"p{i}" for i in range(n_persons)], 2 * frames)
-    videos = np.array([f"{p}_{'rf'[lab]}" for p, lab in zip(persons, labels)])
-    return ScoreSet(scores, labels, videos, None, "<synthetic>", person_ids=persons)
+    spec = importlib.util.spec_from_file_location("bench_lr_system", REPO / "benchmarks" / "bench_lr_system.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.generate(np.random.default_rng(seed), n_items, "p", frames)
 
 
 def paper_scores(path) -> ScoreSet:
