@@ -26,11 +26,17 @@ class FusedScorer:
         from slr.fused_stage import member_config
         from slr.fusion import LogisticFusion
         from training.dump import FrameScorer
-        from training.identity import check_detector
+        from common.io import InputError
+        from training.identity import COMPARED, check_detector
 
         rec = system.detector
         self.scorers, self.names = [], []
         for k, m in enumerate(rec["members"]):
+            if not any(key in (m.get("identity") or {}) for key in COMPARED):
+                raise InputError(f"{system_dir}: the fused system records no detector identity for member {k} "
+                                 f"({m['name']}: {m['run_dir']}; its stage-04 summary predates the record), so "
+                                 f"casework cannot check that detector; re-run stage 04 of that member and stages "
+                                 f"08-10 of the fused run (slr.fusion.members[{k}])")
             scorer = FrameScorer(member_config(Path(m["run_dir"]), str(cfg.get("device"))), who=who)
             check_detector(m["identity"], scorer.identity,
                            f"slr.fusion.members[{k}] ({m['name']}: {m['run_dir']})", system_dir)

@@ -147,6 +147,10 @@ def detector_table(cells: list[dict]) -> list[str]:
          if cv else [])
 
 
+NO_MEMBER_IDENTITY = ("identity not recorded: its stage-04 summary predates the record, so casework refuses this "
+                      "fused system")
+
+
 def fusion_table(cells: list[dict]) -> list[str]:
     """Fused cells (``experiments.fusions``): members with their detector identities and the choice."""
     from results_grid.tables import _row
@@ -158,8 +162,7 @@ def fusion_table(cells: list[dict]) -> list[str]:
     for e in sorted(rows, key=lambda e: e["cell"]):
         f = e["fusion"]
         ids = f.get("identities") or {}
-        members = "; ".join(f"{m} (checkpoint sha256 `{str((ids.get(m) or {}).get('checkpoint_sha256'))[:16]}`)"
-                            for m in f["members"])
+        members = "; ".join(f"{m} ({identity_text(ids[m]) if ids.get(m) else NO_MEMBER_IDENTITY})" for m in f["members"])
         fused = min((f.get("fusion_cllr") or {}).values(), default=None)
         cv = ", ".join(f"{m} {_fmt(v)}" for m, v in (f.get("member_cllr") or {}).items()) + f", fusion {_fmt(fused)}"
         out.append(_row([f"`{e['cell']}`", members, cv, "yes" if f.get("fusion_used") else

@@ -21,6 +21,7 @@ fused system is validated like a single-detector one. ``members_<pool>.csv`` kee
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from common.stages import folder
 
 from . import metrics, plots
 from .io import ScoreSet, write_scores
+
+log = logging.getLogger(__name__)
 
 FUSION = "fusion"
 KEY = "slr.fusion.members"
@@ -70,6 +73,9 @@ def members(cfg: Config) -> list[Member]:
             if not p.is_file():
                 raise InputError(f"{p}: not found; {KEY}[{k}] = {d} must be a finished run with stages 02-04 done")
         ident = dict(read_json(feats / "summary.json").get("detector") or {})
+        if not ident:                # a stage-04 summary older than the identity record (issue 21 item 1)
+            log.warning("%s: records no detector identity; the fused system cannot check member %d at casework "
+                        "(casework refuses it); re-run stage 04 of %s to record it", feats / "summary.json", k, d)
         out.append(Member(str(names[k]) if names else str(ident.get("name") or run.name), run.resolve(), split,
                           feats, ident))
     seen = {}

@@ -243,3 +243,17 @@ def test_a_fused_stage_08_goes_stale_when_a_members_dumps_change(tmp_path):
     assert after["paths"]["slr.fusion.members[1]"] != before["paths"]["slr.fusion.members[1]"]
     plain = load_config("configs/uadfv.yaml", [f"output_dir={tmp_path / 'f'}"])    # other runs: unchanged keys
     assert "slr.fusion" not in current_state(plain, get("08"))["config"]
+
+
+def test_fused_casework_refuses_a_member_without_a_recorded_identity():
+    """A fused system whose member dump predates the identity record cannot check that detector: refused
+    (exit 2) before any detector loads, naming the member and the key."""
+    from types import SimpleNamespace
+
+    from casework.fused import FusedScorer
+    from common.io import InputError
+    system = SimpleNamespace(detector={"fusion": {}, "members": [
+        {"name": "meso4", "run_dir": "/nowhere/meso4", "identity": {}}]})
+    with pytest.raises(InputError, match=r"records no detector identity for member 0 \(meso4: /nowhere/meso4.*"
+                                         r"slr\.fusion\.members\[0\]"):
+        FusedScorer(system, cfg=None, system_dir="sys")

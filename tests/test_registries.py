@@ -24,10 +24,11 @@ from training.detectors.base import Detector
 
 
 @pytest.mark.parametrize("key,registry,extra", [("slr.protocol", SYSTEMS, ()), ("slr.model", MODELS, ("auto",)),
-                                                ("slr.calibration", CALIBRATORS, ()), ("slr.score", SCORES, ()),
+                                                ("slr.calibration", CALIBRATORS, ()), ("slr.score", SCORES, ("fusion",)),
                                                 ("slr.bounds", BOUNDERS, ())])
 def test_schema_choices_are_the_registry_names(key, registry, extra):
-    """``extra``: choices that are not components (slr.model auto chooses among the registered models)."""
+    """``extra``: choices that are not components (slr.model auto chooses among the registered models; slr.score
+    fusion fuses other runs' scores, slr/fused_stage.py)."""
     assert tuple(schema.BY_NAME[key].choices) == registry.names() + extra
 
 

@@ -14,15 +14,15 @@ from common.pipeline import plan
 from results_grid import aggregate as A
 from results_grid import cells as C
 from results_grid import config as CF
-from results_grid.detectors import detector_rows, fusion_table
+from results_grid.detectors import NO_MEMBER_IDENTITY, detector_rows, fusion_table
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/results_uadfv.yaml"
 MEMBERS = ["probe_meso_inception4", "probe_meso4", "meso4"]
 
 
-def test_fused_cells_are_planned_after_their_members_on_their_upstream_runs():
-    ex = CF.read_experiments(CONFIG)
+def test_fused_cells_are_planned_after_their_members_on_their_upstream_runs(tmp_path):
+    ex = CF.read_experiments(CONFIG, [f"experiments.work_dir={tmp_path / 'work'}"])   # not a local grid's outputs
     assert ex.fusions == {"meso_trio": {"members": MEMBERS, "models": ["kde", "logistic"], "score": "logit"}}
     cells = C.planned_cells(ex)
     fused = [c for c in cells if c.group == "fusion"]
@@ -82,6 +82,9 @@ def test_results_record_the_members_identities_and_the_page_shows_them(tmp_path)
     lines = fusion_table([entry, single])
     row = next(ln for ln in lines if "trio-seed0-fusion-kde" in ln)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert "p1 (checkpoint sha256 `1111111111111111`)" in cells[1] and "`2222222222222222`" in cells[1]
+    assert "p1 (trained here: `best.pt` sha256 `1111111111111111`)" in cells[1] and "`2222222222222222`" in cells[1]
+    rec["identities"]["p2"] = {}                       # a member dump older than the identity record
+    row = next(ln for ln in fusion_table([{**entry, "fusion": rec}]) if "trio-seed0-fusion-kde" in ln)
+    assert f"p2 ({NO_MEMBER_IDENTITY})" in row
     assert cells[2] == "p1 0.61, p2 0.75, fusion 0.66" and cells[3] == "no: p1 alone"
     assert json.loads(json.dumps(rec)) == rec
