@@ -89,7 +89,7 @@ def flatten(data: Any, prefix: str = "", limit: int = 80) -> list[tuple[str, Any
                 walk(v, f"{p}.{k}" if p else str(k))
         elif isinstance(x, list):
             if len(x) <= 4 and all(not isinstance(v, (dict, list)) for v in x):
-                out.append((p, "[" + ", ".join(fmt(v) if isinstance(v, float) else str(v) for v in x) + "]"))
+                out.append((p, "[" + ", ".join(fmt(v) if isinstance(v, float) or v is None else str(v) for v in x) + "]"))
             else:
                 out.append((p, f"list of {len(x)}"))
         else:
