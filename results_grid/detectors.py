@@ -98,11 +98,12 @@ def _fmt(x) -> str:
 def identity_text(ident: dict | None) -> str:
     if not ident:
         return "n/a"
-    if ident.get("weights_sha256"):
-        name = str(ident.get("weights", "")).rsplit("/", 1)[-1]
+    if ident.get("weights_sha256"):         # published weights (a stage-04 record names the model, not the file)
+        name = str(ident.get("weights") or "").rsplit("/", 1)[-1] or str(ident.get("name", ""))
         return f"{ident.get('mode', 'external')}: `{name}` sha256 `{ident['weights_sha256'][:16]}`"
     sha = ident.get("checkpoint_sha256")
-    return f"{ident.get('kind', 'trained here')}: `{ident.get('checkpoint', 'best.pt')}` sha256 `{(sha or '')[:16]}`"
+    name = str(ident.get("checkpoint") or "best.pt").rsplit("/", 1)[-1]    # never a machine's absolute path
+    return f"{ident.get('kind', 'trained here')}: `{name}` sha256 `{(sha or '')[:16]}`"
 
 
 def auc_text(rec: dict | None) -> str:
