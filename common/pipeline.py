@@ -104,6 +104,7 @@ def _fused_state(cfg: Config, stage: Stage) -> tuple[dict, dict]:
         run = Path(str(d)).expanduser()
         run = run if run.is_absolute() else REPO_ROOT / run
         paths[f"slr.fusion.members[{k}]"] = "+".join(tree_fingerprint(run / folder(i)) for i in ("02", "04"))
+    paths["slr.fusion.source_map"] = tree_fingerprint(cfg.path("slr.fusion.source_map"))   # its content, not its name
     return {k: cfg.fingerprint([k]) for k in FUSION_KEYS_08}, paths
 
 

@@ -444,6 +444,9 @@ KEYS: tuple[K, ...] = (
     K("slr.fusion.names", ("list", "null"), None, "the members' names (null = each member's model.name)", items="str"),
     K("slr.fusion.score", "str", "logit", "each member's score that is fused: logit | fake_probability",
       choices=("logit", "fake_probability")),
+    K("slr.fusion.source_map", ("path", "null"), None, "slr.score fusion: JSON {video_id: source} (the generator of "
+      "each fake, the dataset or camera of each real): the fusion's penalty and members are chosen by cross-validation "
+      "over whole sources of calib (2-10 sources: leave one out); null -> folds of whole persons"),
     K("slr.crossfit_folds", "int", 5, "cross-fit folds on calib (grouped by person)", lo=2),
     K("slr.bootstrap.n", "int", 1000, "person-cluster bootstrap replicates for intervals (0 = off; at most 20000: "
       "beyond that the 95 % ends no longer move, only the time grows)", lo=0, hi=20000),

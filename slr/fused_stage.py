@@ -10,7 +10,8 @@ and 15/15b are not run (``common.pipeline.is_enabled``); stage 08 reads each mem
 2. builds per pool the (items x members) matrix of each member's ``slr.fusion.score`` (logit by
    default), joined by image path, in the first member's item order;
 3. fuses it with :func:`slr.fusion_scores.fuse_matrices` (the one fusion, shared with
-   ``run_scores --fusion logistic``): members and penalty chosen by source-grouped CV on calib, the
+   ``run_scores --fusion logistic``): members and penalty chosen by CV on calib over whole sources
+   (``slr.fusion.source_map``: JSON {video_id: source}, e.g. the generator) or else whole persons, the
    fused log10 LR cross-fitted on calib, fitted on all of calib for the other pools.
 
 The fused LLR is each item's ``score`` (``<pool>.csv``); stages 09-14 and 16 then run unchanged, so the
@@ -136,6 +137,23 @@ def _split_counts(s: ScoreSet) -> dict:
             "auc": float(metrics.auc(s.hp, s.hd))}
 
 
+def calib_sources(cfg: Config, calib: ScoreSet) -> np.ndarray | None:
+    """Each calib item's source from ``slr.fusion.source_map`` (JSON {video_id: source}), or None."""
+    path = cfg.path("slr.fusion.source_map")
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise InputError(f"{path}: not found (slr.fusion.source_map); give a JSON {{video_id: source}} or null")
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object {{video_id: source}} (slr.fusion.source_map)")
+    missing = sorted({str(v) for v in calib.video_ids} - {str(k) for k in data})
+    if missing:
+        raise InputError(f"{path}: no source for calib video(s) {', '.join(missing[:5])}"
+                         f"{' ...' if len(missing) > 5 else ''}; every calib video needs one (slr.fusion.source_map)")
+    return np.array([str(data[str(v)]) for v in calib.video_ids])
+
+
 def stage08_fusion(cfg: Config, out: Path) -> dict:
     """Stage 08 of a fused run (module docstring): ``<pool>.csv`` (fused score), ``members_<pool>.csv``,
     ``scores.png`` and ``summary.json``."""
@@ -147,7 +165,8 @@ def stage08_fusion(cfg: Config, out: Path) -> dict:
     score = str(cfg.get("slr.fusion.score"))
     read = member_matrices(ms, score, int(cfg.get("slr.batch_size")))
     names = [m.name for m in ms]
-    sets, choice = fuse_matrices(read, names, None, Settings.from_config(cfg), f"{KEY} (pool calib)")
+    sets, choice = fuse_matrices(read, names, calib_sources(cfg, read["calib"][0]), Settings.from_config(cfg),
+                                 f"{KEY} (pool calib)")
     fig, axes = plots.new_figure(len(sets))
     for ax, (pool, s) in zip(axes, sets.items()):
         write_scores(out / f"{pool}.csv", s)

@@ -257,3 +257,31 @@ def test_fused_casework_refuses_a_member_without_a_recorded_identity():
     with pytest.raises(InputError, match=r"records no detector identity for member 0 \(meso4: /nowhere/meso4.*"
                                          r"slr\.fusion\.members\[0\]"):
         FusedScorer(system, cfg=None, system_dir="sys")
+
+
+def test_fusion_cv_over_the_sources_of_a_source_map(fused_run, tmp_path):
+    """slr.fusion.source_map: the penalty and the members are chosen by leave-one-source-out CV over calib's
+    sources, exactly as choose_fusion does with those sources; a calib video without a source is refused."""
+    from common.config import load_config
+    from slr.fused_stage import stage08_fusion
+    fused, members, sets, _ = fused_run
+    paths, y, persons, m = _member_matrix(members, "calib")
+    videos = np.array([p.split("/")[2] for p in paths])                  # <real|fake>/frames/<video>/<frame>
+    source = {v: f"gen{i % 2}" for i, v in enumerate(sorted(set(videos)))}
+    smap = tmp_path / "sources.json"
+    smap.write_text(json.dumps(source))
+    cfg = load_config("configs/uadfv.yaml", [*sets[1::2], f"slr.fusion.source_map={smap}"])
+    out = tmp_path / "08"
+    out.mkdir()
+    s8 = stage08_fusion(cfg, out)
+    s10 = json.loads((fused / "10_kde_lr" / "summary.json").read_text())
+    _, want = choose_fusion(m, y, ["meso_inception4", "meso4"], persons, np.array([source[v] for v in videos]),
+                            s10["settings"]["crossfit_folds"], s10["settings"]["seed"])
+    got = s8["fusion"]
+    assert got["cv"] == want["cv"] == "leave-one-source-out over 2 sources"
+    assert got["member_cllr"] == pytest.approx(want["member_cllr"], abs=1e-12)
+    assert got["fusion_cllr"] == pytest.approx(want["fusion_cllr"], abs=1e-12)
+    del source[videos[0]]
+    smap.write_text(json.dumps(source))
+    with pytest.raises(InputError, match=rf"no source for calib video\(s\) {videos[0]}.*slr\.fusion\.source_map"):
+        stage08_fusion(cfg, out)
