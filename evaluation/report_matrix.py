@@ -9,8 +9,9 @@ from evaluation.report_html import esc, fmt, table
 from evaluation.report_run import LEVELS, Run, lr_metrics, num
 
 
-# metric -> (what it measures, graphical representation, direction: "max" = lower is better)
-METRICS = {   # metric -> (characteristic, graphical representation, criterion side); keys = schema.CRITERION_METRICS
+# metric -> (characteristic, graphical representation, criterion side: "max" = lower is better);
+# keys = schema.CRITERION_METRICS
+METRICS = {
     "cllr": ("accuracy", "ECE plot (stage 13)", "max"),
     "cllr_min": ("discriminating power", "ECE plot, PAV curve (stage 13); DET plot (stage 12)", "max"),
     "eer": ("discriminating power", "DET plot (stage 12)", "max"),
@@ -26,9 +27,6 @@ METRICS = {   # metric -> (characteristic, graphical representation, criterion s
 }
 POOL_ORDER = ("test", "calib")      # the matrix judges these pools (calib: cross-fitted LLRs)
 MIN_PERSONS_PER_CLASS = 3
-
-
-
 
 EXTERNAL = "external: "   # pool prefix of stage 15b's external sets (generalisation rows)
 METRICS_15B = ("cllr", "cllr_min", "cllr_cal", "eer", "auc", "misleading_hp", "misleading_hd")   # 15b's figures

@@ -17,22 +17,10 @@ from typing import Any
 import numpy as np
 
 from common.registry import Registry, import_target
-from slr.metrics import split_hypotheses
+from slr.metrics import checked_pair, split_hypotheses
 
 ELUB_STEP = 0.01
 ELUB_EXTREMES = (-9.0, 9.0)
-
-
-def checked_llrs(llr_hp: Any, llr_hd: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(Hp, Hd) LLRs as flat float64 arrays; ValueError (prefixed ``what``) on an empty hypothesis or NaN."""
-    hp = np.asarray(llr_hp, dtype=np.float64).reshape(-1)
-    hd = np.asarray(llr_hd, dtype=np.float64).reshape(-1)
-    for name, a in (("llr_hp (Hp = real)", hp), ("llr_hd (Hd = fake)", hd)):
-        if a.size == 0:
-            raise ValueError(f"{what}: {name} is empty; the bounds need LLRs of both hypotheses")
-        if np.isnan(a).any():
-            raise ValueError(f"{what}: {name} contains NaN LLRs; remove them first")
-    return hp, hd
 
 
 def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
@@ -56,7 +44,7 @@ def elub_bounds(llr_hp: Any, llr_hd: Any, step: float = ELUB_STEP,
        lower = min(lower, 0), upper = max(upper, 0).
     Raises ValueError if a hypothesis is empty or an LLR is NaN.
     """
-    hp, hd = checked_llrs(llr_hp, llr_hd, "ELUB")
+    hp, hd = checked_pair(llr_hp, llr_hd, "ELUB")
     lo_x, hi_x = ELUB_EXTREMES
     hp = np.clip(hp, lo_x, hi_x)
     hd = np.clip(hd, lo_x, hi_x)

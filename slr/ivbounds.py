@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .elub import ELUBBounder, _weights, checked_llrs
-from .metrics import split_hypotheses
+from .elub import ELUBBounder, _weights
+from .metrics import checked_pair, split_hypotheses
 
 IV_STEP = 0.001
 IV_EXTREME = 20.0 / math.log(10.0)     # lir substitutes LRs outside [e^-20, e^20]
@@ -73,7 +73,7 @@ def iv_grid(llr_hp: np.ndarray, llr_hd: np.ndarray, step: float = IV_STEP) -> np
 def iv_bounds(llr_hp: Any, llr_hd: Any, step: float = IV_STEP, weights_hp: Any = None, weights_hd: Any = None
               ) -> tuple[float, float]:
     """(lower, upper) IV bounds in log10 (module docstring). ValueError on an empty hypothesis or NaN."""
-    hp, hd = checked_llrs(llr_hp, llr_hd, "IV bounds")
+    hp, hd = checked_pair(llr_hp, llr_hd, "IV bounds")
     rho = iv_grid(hp, hd, step)
     d_low, d_up = iv_delta_functions(hp, hd, rho, weights_hp, weights_hd)
     neg_up = np.flatnonzero(d_up < 0)

@@ -29,7 +29,7 @@ def _pair(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray]:
     return _arr(llr_hp), _arr(llr_hd)
 
 
-def _ordered_pair(llr_hp: Any, llr_hd: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+def checked_pair(llr_hp: Any, llr_hd: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays, non-empty and NaN-free (ValueError naming the problem otherwise)."""
     hp, hd = _pair(llr_hp, llr_hd)
     for name, a in (("llr_hp (Hp = real)", hp), ("llr_hd (Hd = fake)", hd)):
@@ -104,7 +104,7 @@ def pav_blocks(llr_hp: Any, llr_hd: Any) -> dict[str, np.ndarray]:
     count ratio minus log10(N_Hp / N_Hd), i.e. posterior odds divided by the prior odds of the set;
     +inf for a block without Hd items, -inf for a block without Hp items).
     """
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "PAV")
+    hp, hd = checked_pair(llr_hp, llr_hd, "PAV")
     x = np.concatenate([hp, hd])
     is_hp = np.concatenate([np.ones(hp.size), np.zeros(hd.size)])
     uniq, inv = np.unique(x, return_inverse=True)
@@ -158,7 +158,7 @@ def det_curve(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     p_miss is non-decreasing and p_fa non-increasing along the thresholds; the first point has
     p_miss = 0 and p_fa = 1.
     """
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "DET curve")
+    hp, hd = checked_pair(llr_hp, llr_hd, "DET curve")
     t = np.unique(np.concatenate([hp, hd]))
     if np.isfinite(t[-1]):
         t = np.append(t, np.inf)
@@ -198,7 +198,7 @@ def rocch_eer(llr_hp: Any, llr_hd: Any) -> float:
     Niculescu-Mizil 2007); the EER is where the hull crosses p_miss = p_fa. It is never above the
     interpolated EER of the raw DET curve and is invariant to any monotone recalibration.
     """
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "ROCCH-EER")
+    hp, hd = checked_pair(llr_hp, llr_hd, "ROCCH-EER")
     b = pav_blocks(hp, hd)
     cum_hp = np.r_[0.0, np.cumsum(b["n_hp"])]
     cum_hd = np.r_[0.0, np.cumsum(b["n_hd"])]
@@ -237,7 +237,7 @@ def paper_eer(llr_hp: Any, llr_hd: Any, num_thresholds: int = 1000) -> dict[str,
     (dFAP = 0), when both give FAP_low. Returns eer (paper value), threshold, the fraction used,
     ``extrapolated`` (fraction outside [0, 1]) and ``eer_corrected`` (same grid, correct sign).
     """
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "paper EER")
+    hp, hd = checked_pair(llr_hp, llr_hd, "paper EER")
     lo = min(hp.min(), hd.min())
     hi = max(hp.max(), hd.max())
     t = np.linspace(lo, hi, num_thresholds)
@@ -271,7 +271,7 @@ def paper_eer(llr_hp: Any, llr_hd: Any, num_thresholds: int = 1000) -> dict[str,
 # ----------------------------------------------------------- AUC, misleading, Tippett
 def auc(llr_hp: Any, llr_hd: Any) -> float:
     """P(LLR_hp > LLR_hd) + 0.5 P(tie) (Hp as the positive class), by mid-ranks."""
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "AUC")
+    hp, hd = checked_pair(llr_hp, llr_hd, "AUC")
     r = scipy.stats.rankdata(np.concatenate([hp, hd]))
     u = r[:hp.size].sum() - hp.size * (hp.size + 1) / 2.0
     return float(u / (hp.size * hd.size))
@@ -286,7 +286,7 @@ def misleading_evidence(llr_hp: Any, llr_hd: Any) -> dict[str, float]:
 
 def tippett(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standard Tippett curves at every distinct LLR x: (x, P(LLR >= x | Hp), P(LLR >= x | Hd))."""
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "Tippett")
+    hp, hd = checked_pair(llr_hp, llr_hd, "Tippett")
     x = np.unique(np.concatenate([hp, hd]))
     p_hp = (hp.size - np.searchsorted(np.sort(hp), x, side="left")) / hp.size
     p_hd = (hd.size - np.searchsorted(np.sort(hd), x, side="left")) / hd.size
@@ -295,7 +295,7 @@ def tippett(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def paper_tippett(llr_hp: Any, llr_hd: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The paper's Tippett variant: (x, P(LLR <= x | Hp), P(LLR >= x | Hd)) -- Hp drawn as a CDF."""
-    hp, hd = _ordered_pair(llr_hp, llr_hd, "Tippett")
+    hp, hd = checked_pair(llr_hp, llr_hd, "Tippett")
     x = np.unique(np.concatenate([hp, hd]))
     p_hp = np.searchsorted(np.sort(hp), x, side="right") / hp.size
     p_hd = (hd.size - np.searchsorted(np.sort(hd), x, side="left")) / hd.size
