@@ -131,12 +131,6 @@ def member_matrices(ms: list[Member], score: str, batch_size: int) -> dict[str, 
     return {p: _joined(p, [d[p] for d in per], ms) for p in pools}
 
 
-def _split_counts(s: ScoreSet) -> dict:
-    return {"n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
-            "n_videos": int(len(np.unique(s.video_ids))), "n_persons": int(len(np.unique(s.person_ids))),
-            "auc": float(metrics.auc(s.hp, s.hd))}
-
-
 def calib_sources(cfg: Config, calib: ScoreSet) -> np.ndarray | None:
     """Each calib item's source from ``slr.fusion.source_map`` (JSON {video_id: source}), or None."""
     path = cfg.path("slr.fusion.source_map")
@@ -158,6 +152,7 @@ def stage08_fusion(cfg: Config, out: Path) -> dict:
     """Stage 08 of a fused run (module docstring): ``<pool>.csv`` (fused score), ``members_<pool>.csv``,
     ``scores.png`` and ``summary.json``."""
     from .fusion_scores import fuse_matrices
+    from .scores import split_record
     from .settings import Settings
 
     ms = members(cfg)
@@ -181,7 +176,7 @@ def stage08_fusion(cfg: Config, out: Path) -> dict:
                "pools": list(sets), "auc_definition": "P(fused LLR of a real item > that of a fake item) + half the "
                                                       "ties; 0.5 = chance", "fusion": choice, "detector": detector,
                "sources": {m.name: str(m.features_dir) for m in ms},
-               "splits": {p: _split_counts(s) for p, s in sets.items()}}
+               "splits": {p: split_record(s, float(metrics.auc(s.hp, s.hd))) for p, s in sets.items()}}
     write_json(out / "summary.json", summary)
     return summary
 

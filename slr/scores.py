@@ -302,6 +302,15 @@ def pool_scores(dumps: dict[str, FeatureDump], score: str = "cosine_centroid", b
     return centroid, out
 
 
+def split_record(s: ScoreSet, auc: float | None) -> dict:
+    """Stage 08's counts of one pool's scores (items per class, videos, persons, persons per class) and its AUC."""
+    hp_persons, hd_persons = s.person_ids[s.labels == 0], s.person_ids[s.labels == 1]
+    return {"n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
+            "n_videos": int(len(np.unique(s.video_ids))), "n_persons": int(len(np.unique(s.person_ids))),
+            "n_persons_hp": int(len(np.unique(hp_persons))), "n_persons_hd": int(len(np.unique(hd_persons))),
+            "auc": auc}
+
+
 def stage08(dumps: dict[str, FeatureDump], out: Path, batch_size: int = 64, score: str = "cosine_centroid",
             persons: dict | None = None) -> dict:
     """Scores ``score`` of every pool -> ``<pool>.csv`` (image_path, person_id, video_id, label, score),
@@ -318,12 +327,7 @@ def stage08(dumps: dict[str, FeatureDump], out: Path, batch_size: int = 64, scor
     fig, axes = plots.new_figure(len(sets))
     for ax, (pool, s) in zip(axes, sets.items()):
         write_scores(out / f"{pool}.csv", s)
-        hp_persons, hd_persons = s.person_ids[s.labels == 0], s.person_ids[s.labels == 1]
-        summary["splits"][pool] = {
-            "n_hp": int((s.labels == 0).sum()), "n_hd": int((s.labels == 1).sum()),
-            "n_videos": int(len(np.unique(s.video_ids))), "n_persons": int(len(np.unique(s.person_ids))),
-            "n_persons_hp": int(len(np.unique(hp_persons))), "n_persons_hd": int(len(np.unique(hd_persons))),
-            "auc": oriented_auc(score, s.hp, s.hd)[0]}
+        summary["splits"][pool] = split_record(s, oriented_auc(score, s.hp, s.hd)[0])
         label = pool + (" (detector-training data)" if pool in ("train", "val") else "")
         plots.plot_score_density(ax, s.hp, s.hd, title=label, xlabel=SCORE_AXIS[score])
     plots.save_figure(fig, out / "scores.png", SCORE_DESCRIPTIONS[score][:1].upper() + SCORE_DESCRIPTIONS[score][1:])
